@@ -1,0 +1,43 @@
+"""alwidget: deep active learning in Jupyter.
+
+>>> import alwidget as al
+>>> pool = al.datasets.load_digits()
+>>> session = al.Session(pool, model="small_cnn", strategy="bald", mc_samples=20, seed=0)
+>>> batch = session.query(10)
+
+Importing this package never imports ipywidgets; ``al.Widget`` loads the widget layer on
+first use.
+"""
+
+from __future__ import annotations
+
+from . import datasets, strategies
+from .acquisition import Batch, ItemDetail
+from .data import Pool
+from .errors import AlwidgetError
+from .session import Session
+from .training import TrainConfig, TrainReport
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Pool",
+    "Session",
+    "Batch",
+    "ItemDetail",
+    "TrainConfig",
+    "TrainReport",
+    "AlwidgetError",
+    "datasets",
+    "strategies",
+    "Widget",
+    "__version__",
+]
+
+
+def __getattr__(name: str):
+    if name == "Widget":
+        from .widget import Widget
+
+        return Widget
+    raise AttributeError(f"module 'alwidget' has no attribute {name!r}")

@@ -8,6 +8,7 @@ ipywidgets.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -26,6 +27,11 @@ from .scores import (
     vote_counts,
 )
 from .selection import AcquisitionInputs, Selection, check_batch_size, select_top_k
+from .badge import select_badge
+from .batchbald import select_batchbald
+from .diversity import select_coreset, select_hybrid, select_typicality
+from .kcenter import coverage_report, covered_fraction, k_center_radius, nearest_distances
+from .stochastic import select_stochastic
 
 SCORES = {
     "random": random_scores,
@@ -38,8 +44,19 @@ SCORES = {
 }
 
 # Selectors share one signature: ``selector(scores_N, batch_size, inputs) -> Selection``.
+# Options (e.g. ``num_candidates`` for hybrid, ``beta`` for stochastic) are keyword-only
+# with defaults: ``functools.partial(SELECTORS["hybrid"], num_candidates=500)``.
 SELECTORS = {
     "top_k": select_top_k,
+    "batchbald": select_batchbald,
+    "coreset": select_coreset,
+    "badge": select_badge,
+    "hybrid": select_hybrid,
+    "stochastic": select_stochastic,
+    "stochastic_power": partial(select_stochastic, mode="power"),
+    "stochastic_softmax": partial(select_stochastic, mode="softmax"),
+    "stochastic_softrank": partial(select_stochastic, mode="softrank"),
+    "typicality": select_typicality,
 }
 
 # Scores that only separate items when K > 1 (MC dropout or an ensemble).
@@ -58,6 +75,10 @@ class StrategySpec:
         ``"top_k"`` or the name of a batch-aware selector.
     description : str
         One line shown to users.
+    needs_embeddings : bool
+        The selector reads ``AcquisitionInputs.embeddings_N_D`` (and labeled embeddings
+        when present). Selectors that ignore scores (coreset, badge, typicality) still name
+        a cheap score so the UI can show one.
     """
 
     score: str
@@ -74,6 +95,24 @@ STRATEGIES: dict[str, StrategySpec] = {
     "bald": StrategySpec("bald", "top_k", "highest mutual information between label and weights (MC dropout)"),
     "variation_ratios": StrategySpec("variation_ratios", "top_k", "most disagreement among MC votes"),
     "mean_std": StrategySpec("mean_std", "top_k", "largest spread of class probabilities across MC samples"),
+    "batchbald": StrategySpec(
+        "bald", "batchbald", "jointly most informative batch: BatchBALD (needs consistent MC samples)"
+    ),
+    "coreset": StrategySpec(
+        "entropy", "coreset", "k-center core-set: items farthest from everything labeled", True
+    ),
+    "badge": StrategySpec(
+        "entropy", "badge", "BADGE: diverse large-gradient items (k-means++ on gradient embeddings)", True
+    ),
+    "hybrid": StrategySpec(
+        "entropy", "hybrid", "most uncertain shortlist (10x batch), then spread out by k-center", True
+    ),
+    "stochastic_bald": StrategySpec(
+        "bald", "stochastic_power", "BALD sampled without replacement, probability proportional to score"
+    ),
+    "typicality": StrategySpec(
+        "entropy", "typicality", "cold start: typical items of clusters no label covers yet (TypiClust)", True
+    ),
 }
 
 
@@ -123,4 +162,14 @@ __all__ = [
     "explain",
     "select_top_k",
     "check_batch_size",
+    "select_batchbald",
+    "select_coreset",
+    "select_badge",
+    "select_hybrid",
+    "select_stochastic",
+    "select_typicality",
+    "nearest_distances",
+    "k_center_radius",
+    "covered_fraction",
+    "coverage_report",
 ]

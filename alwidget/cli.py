@@ -1,0 +1,127 @@
+"""Command line: ``python -m alwidget simulate ...`` (and later ``bench``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+__all__ = ["main", "build_parser"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {value}")
+    return value
+
+
+def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--dataset``/``--data-root``/``--limit``: shared by every subcommand that needs a pool."""
+    parser.add_argument("--dataset", choices=["digits", "mnist", "repeated-mnist"], default="digits")
+    parser.add_argument("--data-root", help="folder with the MNIST idx files (for --dataset mnist)")
+    parser.add_argument("--limit", type=_positive_int, help="use a random subset of this many pool items")
+
+
+def load_pool(args, parser: argparse.ArgumentParser):
+    """The pool the arguments name; bad combinations exit with code 2 and the usage."""
+    from . import datasets
+
+    if args.dataset == "digits":
+        if args.data_root:
+            parser.error("--data-root is only used with --dataset mnist")
+        return datasets.load_digits(seed=args.seed)
+    if not args.data_root:
+        parser.error(f"--dataset {args.dataset} needs --data-root PATH (a folder with the MNIST idx files)")
+    try:
+        pool = datasets.load_mnist(args.data_root, limit=args.limit, seed=args.seed)
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))
+    return datasets.repeated(pool, seed=args.seed) if args.dataset == "repeated-mnist" else pool
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    from .strategies import available
+
+    parser = argparse.ArgumentParser(prog="python -m alwidget", description="Deep active learning, headless.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    simulate = commands.add_parser(
+        "simulate", help="run the active-learning loop with the ground truth as oracle",
+        description="Label an initial balanced set, then repeat: query a batch, let the "
+        "ground truth answer, retrain, evaluate on the held-out split.",
+    )
+    add_pool_arguments(simulate)
+    simulate.add_argument("--strategy", choices=available(), default="entropy")
+    simulate.add_argument("--model", default=None, help="small_cnn, gal_cnn or mlp (default: by data kind)")
+    simulate.add_argument("--initial", type=_positive_int, default=20, help="class-balanced initial labels")
+    simulate.add_argument("--batch", type=_positive_int, default=10, help="items acquired per round")
+    simulate.add_argument("--rounds", type=_non_negative_int, default=5)
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--mc-samples", type=_positive_int, default=None)
+    simulate.add_argument("--ensemble", type=_positive_int, default=1)
+    simulate.add_argument("--score-subset", type=_positive_int, default=None,
+                          help="score a random subset of this many unlabeled items per round")
+    simulate.add_argument("--threads", type=_positive_int, default=None,
+                          help="torch CPU threads (default: 1, which is fastest for these small models)")
+    simulate.add_argument("--json", action="store_true", help="print one JSON object (the only stdout output)")
+    return parser
+
+
+def _run_simulate(args, parser) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from .models import MODELS
+    from .simulate import simulate
+
+    if args.model is not None and args.model not in MODELS:
+        parser.error(f"unknown --model {args.model!r}; choose one of {', '.join(sorted(MODELS))}")
+    torch.set_num_threads(args.threads or 1)
+    pool = load_pool(args, parser)
+    progress = tqdm(total=args.rounds + 1, desc=f"{args.strategy} on {pool.name}", file=sys.stderr, unit="round")
+
+    def on_round(record):
+        progress.update(1)
+        progress.set_postfix(labels=record["n_labels"], accuracy=record["accuracy"])
+
+    try:
+        result = simulate(
+            pool, strategy=args.strategy, initial=args.initial, batch_size=args.batch, rounds=args.rounds,
+            seed=args.seed, model=args.model, mc_samples=args.mc_samples, ensemble=args.ensemble,
+            score_subset=args.score_subset, on_round=on_round,
+        )
+    except ValueError as error:
+        progress.close()
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    progress.close()
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for record in result["rounds"]:
+            print(f"round {record['round']:3d}  labels {record['n_labels']:5d}  accuracy {record['accuracy']:.4f}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code (2 for bad arguments)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "simulate":
+        return _run_simulate(args, parser)
+    parser.error(f"unknown command {args.command}")
+    return 2

@@ -1,0 +1,156 @@
+"""Ready-made pools: scikit-learn's digits (shipped, no file needed) and MNIST idx files."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from .data import Pool
+
+__all__ = ["load_digits", "load_mnist", "read_idx", "repeated"]
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def load_digits(test_fraction: float = 0.3, seed: int = 0) -> Pool:
+    """The 1 797 8×8 handwritten digits that ship with scikit-learn, as a pool.
+
+    Parameters
+    ----------
+    test_fraction : float
+        Share of the images held out (stratified) for :meth:`Session.evaluate`.
+    seed : int
+        Seed of the split.
+
+    Returns
+    -------
+    Pool
+        ``8×8`` grayscale images (values 0–16), classes ``"0"``–``"9"``, ground truth for a
+        simulated oracle, and a held-out split.
+    """
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    bunch = sklearn_digits()
+    images, targets = bunch.images.astype(np.float32), bunch.target.astype(np.int64)
+    rng = np.random.default_rng(seed)
+    test_mask = np.zeros(len(targets), dtype=bool)
+    for label in np.unique(targets):
+        members = np.flatnonzero(targets == label)
+        chosen = rng.choice(members, size=int(round(len(members) * test_fraction)), replace=False)
+        test_mask[chosen] = True
+    return Pool(
+        images[~test_mask],
+        targets=targets[~test_mask],
+        classes=[str(label) for label in range(10)],
+        test_items=images[test_mask],
+        test_targets=targets[test_mask],
+        name="digits",
+    )
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read one file in the MNIST idx format (plain or ``.gz``) into a numpy array.
+
+    Raises
+    ------
+    ValueError
+        If the header is not an idx header or the file is shorter than it declares.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        data = handle.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
+        raise ValueError(f"{path} is not an idx file (bad magic number)")
+    n_dims = data[3]
+    shape = struct.unpack(f">{n_dims}I", data[4 : 4 + 4 * n_dims])
+    dtype = np.dtype(_IDX_DTYPES[data[2]])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    body = data[4 + 4 * n_dims :]
+    if len(body) != expected:
+        raise ValueError(f"{path} is truncated or padded: {len(body)} bytes of data, header says {expected}")
+    return np.frombuffer(body, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _find_idx(root: Path, stem: str) -> Path:
+    for folder in (root, root / "MNIST" / "raw", root / "raw"):
+        for name in (stem, stem + ".gz"):
+            if (folder / name).is_file():
+                return folder / name
+    raise FileNotFoundError(
+        f"MNIST file {stem}[.gz] not found under {root} (looked in ., MNIST/raw and raw)"
+    )
+
+
+def load_mnist(root: str | Path, *, limit: int | None = None, test_limit: int | None = None, seed: int = 0) -> Pool:
+    """MNIST from its original idx files, read without torchvision.
+
+    Parameters
+    ----------
+    root : path
+        A folder holding ``train-images-idx3-ubyte[.gz]`` and friends, directly or under
+        ``MNIST/raw`` (torchvision's layout).
+    limit, test_limit : int, optional
+        Use a random subset of this many training / test images (seeded).
+    seed : int
+        Seed for the subsets.
+
+    Returns
+    -------
+    Pool
+        60 000 28×28 uint8 training images as the pool (ground truth attached) and the
+        10 000 test images as the held-out split.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"MNIST root {root} is not a folder")
+    train_x = read_idx(_find_idx(root, "train-images-idx3-ubyte"))
+    train_y = read_idx(_find_idx(root, "train-labels-idx1-ubyte")).astype(np.int64)
+    test_x = read_idx(_find_idx(root, "t10k-images-idx3-ubyte"))
+    test_y = read_idx(_find_idx(root, "t10k-labels-idx1-ubyte")).astype(np.int64)
+    if len(train_x) != len(train_y) or len(test_x) != len(test_y):
+        raise ValueError("MNIST image and label files disagree in length")
+    rng = np.random.default_rng(seed)
+    if limit is not None and limit < len(train_x):
+        keep = np.sort(rng.choice(len(train_x), size=limit, replace=False))
+        train_x, train_y = train_x[keep], train_y[keep]
+    if test_limit is not None and test_limit < len(test_x):
+        keep = np.sort(rng.choice(len(test_x), size=test_limit, replace=False))
+        test_x, test_y = test_x[keep], test_y[keep]
+    return Pool(
+        train_x,
+        targets=train_y,
+        classes=[str(label) for label in range(10)],
+        test_items=test_x,
+        test_targets=test_y,
+        name="mnist",
+    )
+
+
+def repeated(pool: Pool, repeats: int = 3, noise_std: float = 0.1, seed: int = 0) -> Pool:
+    """Repeated MNIST (Kirsch et al. 2019): each item ``repeats`` times plus Gaussian noise.
+
+    Noise is added in the scale of ``[0, 1]`` pixels, so ``noise_std=0.1`` matches the paper
+    for uint8 images. The held-out split is kept as it is.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be ≥ 1, got {repeats}")
+    positions = np.arange(len(pool))
+    items = np.stack([np.asarray(pool.item(pool.ids[p])) for p in positions]).astype(np.float32)
+    peak = 255.0 if items.max() > 1.0 else 1.0
+    rng = np.random.default_rng(seed)
+    copies = [items + rng.normal(0.0, noise_std * peak, size=items.shape).astype(np.float32) for _ in range(repeats)]
+    test = pool._test_pool
+    return Pool(
+        np.concatenate(copies),
+        targets=np.tile(pool.targets, repeats),
+        classes=pool.classes,
+        test_items=None if test is None else np.asarray(test._items, dtype=np.float32),
+        test_targets=None if test is None else test.targets,
+        name=f"repeated-{pool.name}",
+    )

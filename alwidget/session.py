@@ -1,0 +1,533 @@
+"""The active-learning session: a model, a pool, the labels, training and scoring.
+
+Thread safety: ``label``/``unlabel``/``query`` may run while ``retrain`` trains in another
+thread. Training works on fresh model copies and a snapshot of the labels; the new models
+replace the old ones under a lock when training ends, so a failed run leaves the old model.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from . import strategies
+from .acquisition import Batch, build_batch
+from .data import Pool
+from .errors import (
+    AlreadyLabeledError,
+    NotEnoughClassesError,
+    NotLabeledError,
+    PoolExhaustedError,
+    StrategyModelMismatchError,
+    TrainingInProgressError,
+    UnknownItemError,
+    UnknownLabelError,
+)
+from .models import ModelFactory, has_dropout
+from .predict import Prediction, pick_device, predict
+from .training import TrainConfig, TrainReport, train_model
+
+__all__ = ["Session"]
+
+
+def _default_mc_samples(spec: strategies.StrategySpec) -> int:
+    needs_samples = spec.score in strategies.NEEDS_SAMPLES or spec.selector == "batchbald"
+    return 20 if needs_samples else 1
+
+
+class Session:
+    """Active learning over one pool: query a batch, label it, retrain, repeat.
+
+    Parameters
+    ----------
+    pool : Pool
+        The items (see :class:`alwidget.Pool` and :mod:`alwidget.datasets`).
+    model : str, nn.Module or callable, optional
+        ``"small_cnn"``, ``"gal_cnn"``, ``"mlp"``, a module (copied and re-initialised for
+        each training run), or a factory returning a module (given ``num_classes=`` when it
+        accepts it). Defaults to ``"small_cnn"`` for images and ``"mlp"`` otherwise.
+    strategy : str
+        A name from :func:`alwidget.strategies.available`.
+    mc_samples : int, optional
+        MC-dropout samples per ensemble member. Defaults to 20 for strategies that need
+        samples (BALD, variation ratios, mean STD, BatchBALD), else 1.
+    ensemble : int
+        Number of independently initialised members; they share the K axis with MC samples.
+    seed : int
+        Seeds initialisation, training, MC masks and random choices.
+    batch_size : int
+        Default size of :meth:`query`.
+    train_config : TrainConfig, optional
+        Training settings.
+    device : str, optional
+        ``"cpu"``, ``"cuda"``, ...; default CUDA when present.
+    score_subset : int, optional
+        Score only a random subset of this many unlabeled items per query (Gal et al.
+        scored 2 000), to bound the cost on huge pools.
+    chunk_size : int
+        Items per forward pass when predicting.
+    annotator : str
+        Recorded with each label.
+    """
+
+    def __init__(
+        self,
+        pool: Pool,
+        model=None,
+        *,
+        strategy: str = "entropy",
+        mc_samples: int | None = None,
+        ensemble: int = 1,
+        seed: int = 0,
+        batch_size: int = 10,
+        train_config: TrainConfig | None = None,
+        device: str | None = None,
+        score_subset: int | None = None,
+        chunk_size: int = 512,
+        annotator: str = "user",
+    ):
+        if not isinstance(pool, Pool):
+            raise TypeError(
+                f"pool must be an alwidget.Pool, got {type(pool).__name__}; wrap items as "
+                "alwidget.Pool(items, targets=... or classes=[...])"
+            )
+        self.pool = pool
+        self.seed = int(seed)
+        self.batch_size = int(batch_size)
+        self.train_config = train_config or TrainConfig()
+        self.device = pick_device(device)
+        self.score_subset = score_subset
+        self.chunk_size = chunk_size
+        self.annotator = annotator
+        if ensemble < 1 or int(ensemble) != ensemble:
+            raise ValueError(f"ensemble must be a positive integer, got {ensemble!r}")
+        self.ensemble = int(ensemble)
+        self.classes: list[str] = list(pool.classes)
+        if len(self.classes) < 2:
+            raise ValueError(f"a classifier needs at least two classes; the pool has {self.classes}")
+        default_model = "small_cnn" if pool.kind == "image" and len(pool.input_shape) == 3 else "mlp"
+        self._factory = ModelFactory(default_model if model is None else model, pool.input_shape, len(self.classes))
+        self._members = [self._factory.build(self._member_seed(i)) for i in range(self.ensemble)]
+        self._check_output_width(self._members[0])
+
+        self.strategy = strategy
+        spec = strategies.get_strategy(strategy)
+        self.mc_samples = _default_mc_samples(spec) if mc_samples is None else int(mc_samples)
+        if self.mc_samples < 1:
+            raise ValueError(f"mc_samples must be ≥ 1, got {mc_samples!r}")
+        self._check_strategy_fits_model(spec)
+
+        self._lock = threading.RLock()
+        self._training_lock = threading.Lock()
+        self._labels: dict[int, int] = {}  # pool position -> class index, in labeling order
+        self._label_meta: dict[int, dict] = {}
+        self._priority: list = []
+        self._rng = np.random.default_rng(self.seed)
+        self.model_version = 0
+        self.history: list[dict] = []
+        self.last_train_report: TrainReport | None = None
+        self._labels_at_last_training = 0
+        self._scored: dict | None = None  # cache of the last scoring pass (per model version)
+        self._embedding_cache: tuple[int, np.ndarray] | None = None
+        self._test = pool.test
+        self.last_query_timings: dict = {}
+
+    # ------------------------------------------------------------------ configuration
+    def _member_seed(self, member: int) -> int:
+        return self.seed * 1_000_003 + 7_919 * member
+
+    def _check_output_width(self, model) -> None:
+        probe = self.pool.inputs(np.array([0]))
+        model.eval()
+        with torch.inference_mode():
+            out = model(probe)
+        if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != len(self.classes):
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(
+                f"the model must output logits of shape (batch, {len(self.classes)}) for the pool's "
+                f"{len(self.classes)} classes; it returned {shape} for input {tuple(probe.shape)}"
+            )
+
+    def _check_strategy_fits_model(self, spec: strategies.StrategySpec) -> None:
+        n_samples = self.ensemble * (self.mc_samples if has_dropout(self._members[0]) else 1)
+        if self.mc_samples > 1 and not has_dropout(self._members[0]):
+            raise StrategyModelMismatchError(
+                f"mc_samples={self.mc_samples} asks for MC dropout, but the model "
+                f"{self._factory.name} has no dropout layers; use ensemble=5 or a model with dropout"
+            )
+        if (spec.score in strategies.NEEDS_SAMPLES or spec.selector == "batchbald") and n_samples < 2:
+            reason = "the model has no dropout layers" if not has_dropout(self._members[0]) else "mc_samples=1"
+            raise StrategyModelMismatchError(
+                f"strategy {self.strategy!r} needs K > 1 stochastic predictions (MC dropout or an "
+                f"ensemble), but {reason} and ensemble=1, so K = 1; add dropout, raise mc_samples, "
+                "or pass ensemble=5"
+            )
+
+    def set_strategy(self, name: str, mc_samples: int | None = None) -> None:
+        """Switch strategy (and optionally the MC sample count) for later queries."""
+        spec = strategies.get_strategy(name)
+        previous = (self.strategy, self.mc_samples)
+        self.strategy = name
+        self.mc_samples = _default_mc_samples(spec) if mc_samples is None else int(mc_samples)
+        try:
+            self._check_strategy_fits_model(spec)
+        except StrategyModelMismatchError:
+            self.strategy, self.mc_samples = previous
+            raise
+        with self._lock:
+            self._scored = None
+
+    # ------------------------------------------------------------------------- labels
+    @property
+    def labels(self) -> dict:
+        """Item id → class name, in labeling order (a copy)."""
+        with self._lock:
+            return {self.pool.ids[p]: self.classes[c] for p, c in self._labels.items()}
+
+    @property
+    def labeled_ids(self) -> list:
+        with self._lock:
+            return [self.pool.ids[p] for p in self._labels]
+
+    @property
+    def unlabeled_ids(self) -> list:
+        with self._lock:
+            return [self.pool.ids[p] for p in self._unlabeled_positions()]
+
+    @property
+    def n_labels(self) -> int:
+        return len(self._labels)
+
+    @property
+    def labels_since_retrain(self) -> int:
+        """Labels added since the data of the last training run was taken."""
+        return max(0, len(self._labels) - self._labels_at_last_training)
+
+    @property
+    def stale(self) -> bool:
+        """Whether labels arrived after the last scoring (the ranking no longer reflects them)."""
+        with self._lock:
+            return self._scored is not None and self._scored["n_labels"] != len(self._labels)
+
+    def label_counts(self) -> dict:
+        """Class name → number of labels (every class present, zeros included)."""
+        with self._lock:
+            counts = np.bincount(np.fromiter(self._labels.values(), dtype=np.int64), minlength=len(self.classes))
+        return {name: int(count) for name, count in zip(self.classes, counts)}
+
+    def _unlabeled_positions(self) -> np.ndarray:
+        mask = np.ones(len(self.pool), dtype=bool)
+        mask[list(self._labels)] = False
+        return np.flatnonzero(mask)
+
+    def _resolve_position(self, item_id) -> int:
+        try:
+            return self.pool.position(item_id)
+        except KeyError:
+            raise UnknownItemError(f"unknown item id {item_id!r}: it is not in the pool") from None
+
+    def class_index(self, label) -> int:
+        """Class index of a class name or index, with a clear error for anything else."""
+        if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
+            if 0 <= int(label) < len(self.classes):
+                return int(label)
+            raise UnknownLabelError(f"label index {int(label)} is out of range: there are {len(self.classes)} classes")
+        name = str(label)
+        if name in self.classes:
+            return self.classes.index(name)
+        raise UnknownLabelError(f"unknown label {label!r}: classes are {self.classes}")
+
+    def label(self, ids, labels, *, annotator: str | None = None) -> None:
+        """Record labels for items: ``label(id, "cat")`` or ``label([id1, id2], ["cat", 3])``.
+
+        All ids and labels are checked before anything is stored, so a bad entry stores
+        nothing.
+
+        Raises
+        ------
+        UnknownItemError, UnknownLabelError, AlreadyLabeledError, ValueError
+        """
+        single = isinstance(ids, (str, int, np.integer)) or not isinstance(ids, Sequence | np.ndarray)
+        id_list = [ids] if single else list(ids)
+        label_list = [labels] if single or isinstance(labels, str) else list(labels)
+        if len(id_list) != len(label_list):
+            raise ValueError(f"got {len(id_list)} ids but {len(label_list)} labels")
+        with self._lock:
+            resolved = []
+            seen = set()
+            for item_id, label in zip(id_list, label_list):
+                position = self._resolve_position(item_id)
+                if position in self._labels:
+                    raise AlreadyLabeledError(
+                        f"item {item_id!r} is already labeled {self.classes[self._labels[position]]!r}; undo it first"
+                    )
+                if position in seen:
+                    raise AlreadyLabeledError(f"item {item_id!r} appears twice in one label() call")
+                seen.add(position)
+                resolved.append((position, self.class_index(label)))
+            for position, class_index in resolved:
+                self._commit_label(position, class_index, annotator or self.annotator)
+
+    def _commit_label(self, position: int, class_index: int, annotator: str) -> None:
+        """Store one validated label. Persistence hooks in here before memory changes."""
+        item_id = self.pool.ids[position]
+        meta = {"annotator": annotator, "time": time.time(), "model_version": self.model_version, "strategy": self.strategy}
+        self._labels[position] = class_index
+        self._label_meta[position] = meta
+        if item_id in self._priority:
+            self._priority.remove(item_id)
+
+    def unlabel(self, item_id) -> str:
+        """Undo the label of ``item_id``; returns the class name it had."""
+        with self._lock:
+            position = self._resolve_position(item_id)
+            if position not in self._labels:
+                raise NotLabeledError(f"item {item_id!r} has no label to undo")
+            class_index = self._labels.pop(position)
+            self._label_meta.pop(position, None)
+            return self.classes[class_index]
+
+    def prioritize(self, ids) -> None:
+        """Put unlabeled items at the front of the next batches ("label these next")."""
+        with self._lock:
+            for item_id in ids:
+                position = self._resolve_position(item_id)
+                if position not in self._labels and item_id not in self._priority:
+                    self._priority.append(self.pool.ids[position])
+
+    # ------------------------------------------------------------------------ training
+    def _labeled_snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            positions = np.fromiter(self._labels.keys(), dtype=np.int64, count=len(self._labels))
+            targets = np.fromiter(self._labels.values(), dtype=np.int64, count=len(self._labels))
+        return positions, targets
+
+    @property
+    def is_training(self) -> bool:
+        return self._training_lock.locked()
+
+    def retrain(
+        self,
+        progress: Callable[[dict], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> TrainReport:
+        """Train on the current labels (fresh weights unless ``train_config.warm_start``).
+
+        Safe to call from a background thread while labeling goes on: it trains copies on a
+        snapshot of the labels and swaps them in at the end. ``progress`` gets dicts with
+        ``member``, ``step``, ``total_steps`` and ``loss``.
+
+        Raises
+        ------
+        NotEnoughClassesError
+            Fewer than two classes are labeled.
+        TrainingInProgressError
+            Another retrain is running.
+        """
+        if not self._training_lock.acquire(blocking=False):
+            raise TrainingInProgressError("a training run is already in progress; wait for it to finish")
+        try:
+            positions, targets = self._labeled_snapshot()
+            present = sorted({self.classes[t] for t in targets.tolist()})
+            if len(present) < 2:
+                raise NotEnoughClassesError(
+                    f"training needs labels of at least two classes; labeled so far: {present or 'nothing'}"
+                )
+            started = time.perf_counter()
+            inputs = self.pool.inputs(positions)
+            members, reports = [], []
+            for member_index in range(self.ensemble):
+                if self.train_config.warm_start and self.model_version > 0:
+                    model = self._factory.build(self._member_seed(member_index))
+                    model.load_state_dict(self._members[member_index].state_dict())
+                else:
+                    model = self._factory.build(self._member_seed(member_index))
+                member_progress = None if progress is None else (
+                    lambda info, m=member_index: progress({"member": m, "members": self.ensemble, **info})
+                )
+                reports.append(
+                    train_model(
+                        model, inputs, targets, self.train_config,
+                        seed=self._member_seed(member_index) + len(targets),
+                        device=self.device, progress=member_progress, should_stop=should_stop,
+                    )
+                )
+                members.append(model)
+            report = reports[0] if len(reports) == 1 else _combine_reports(reports, time.perf_counter() - started)
+            with self._lock:
+                self._members = members
+                self.model_version += 1
+                self._labels_at_last_training = len(targets)
+                self._scored = None
+                self._embedding_cache = None
+                self.last_train_report = report
+            evaluation = self.evaluate()
+            self.history.append(
+                {
+                    "model_version": self.model_version,
+                    "n_labels": int(len(targets)),
+                    "accuracy": None if evaluation is None else evaluation["accuracy"],
+                    "train_seconds": report.seconds,
+                    "steps": report.steps,
+                    "train_loss": report.train_loss,
+                    "time": time.time(),
+                }
+            )
+            return report
+        finally:
+            self._training_lock.release()
+
+    # --------------------------------------------------------------------- prediction
+    def _predict(self, positions: np.ndarray, *, mc_samples: int, embeddings: bool, inputs=None) -> Prediction:
+        with self._lock:
+            members, version = list(self._members), self.model_version
+        return predict(
+            members,
+            inputs or self.pool.inputs,
+            positions,
+            mc_samples=mc_samples if has_dropout(members[0]) else 1,
+            chunk_size=self.chunk_size,
+            device=self.device,
+            seed=self.seed * 1_000_033 + version,
+            return_embeddings=embeddings,
+        )
+
+    def predict(self, ids=None, *, mc_samples: int | None = None) -> np.ndarray:
+        """``log_probs_N_K_C`` for ``ids`` (default: the whole pool)."""
+        positions = np.arange(len(self.pool)) if ids is None else np.array([self._resolve_position(i) for i in ids])
+        samples = self.mc_samples if mc_samples is None else mc_samples
+        return self._predict(positions, mc_samples=samples, embeddings=False).log_probs_N_K_C
+
+    def embeddings(self, ids=None) -> np.ndarray:
+        """Penultimate-layer features (dropout off, first member) for ``ids`` or the whole pool."""
+        with self._lock:
+            cached = self._embedding_cache
+            version = self.model_version
+        if cached is None or cached[0] != version:
+            features = self._predict(np.arange(len(self.pool)), mc_samples=1, embeddings=True).embeddings_N_D
+            with self._lock:
+                if self.model_version == version:
+                    self._embedding_cache = (version, features)
+        else:
+            features = cached[1]
+        if ids is None:
+            return features
+        return features[[self._resolve_position(i) for i in ids]]
+
+    def evaluate(self) -> dict | None:
+        """Accuracy and mean log-likelihood on the pool's held-out split, or ``None``."""
+        if self._test is None:
+            return None
+        test = self._test
+        prediction = self._predict(
+            np.arange(len(test)), mc_samples=1, embeddings=False, inputs=lambda rows: test.inputs[rows]
+        )
+        mean_probs = np.exp(prediction.log_probs_N_K_C.astype(np.float64)).mean(axis=1)
+        targets = test.targets
+        accuracy = float((mean_probs.argmax(axis=1) == targets).mean())
+        nll = float(-np.log(np.clip(mean_probs[np.arange(len(targets)), targets], 1e-12, None)).mean())
+        return {"accuracy": accuracy, "nll": nll, "n_test": int(len(targets)), "model_version": self.model_version}
+
+    # ------------------------------------------------------------------------- query
+    def _scoring_for(self, positions: np.ndarray, want_embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Log-probs (and embeddings) for ``positions``, reusing the last pass of this model."""
+        with self._lock:
+            cached, version = self._scored, self.model_version
+        if cached is not None and cached["model_version"] == version and (cached["embeddings"] is not None or not want_embeddings):
+            rows = cached["row_of"][positions]
+            if (rows >= 0).all():
+                embeddings = None if cached["embeddings"] is None else cached["embeddings"][rows]
+                return cached["log_probs"][rows], embeddings
+        prediction = self._predict(positions, mc_samples=self.mc_samples, embeddings=want_embeddings)
+        row_of = np.full(len(self.pool), -1, dtype=np.int64)
+        row_of[positions] = np.arange(len(positions))
+        with self._lock:
+            if self.model_version == version:
+                self._scored = {
+                    "model_version": version,
+                    "row_of": row_of,
+                    "log_probs": prediction.log_probs_N_K_C,
+                    "embeddings": prediction.embeddings_N_D,
+                    "n_labels": len(self._labels),
+                }
+        return prediction.log_probs_N_K_C, prediction.embeddings_N_D
+
+    def query(self, batch_size: int | None = None) -> Batch:
+        """The next batch to label, ranked by the session's strategy, with explanations.
+
+        Raises
+        ------
+        PoolExhaustedError
+            Every item is labeled.
+        """
+        spec = strategies.get_strategy(self.strategy)
+        size = self.batch_size if batch_size is None else batch_size
+        with self._lock:
+            unlabeled = self._unlabeled_positions()
+            priority = list(self._priority)
+            n_labels = len(self._labels)
+        if len(unlabeled) == 0:
+            raise PoolExhaustedError(f"every one of the {len(self.pool)} pool items is labeled: nothing left to query")
+        strategies.check_batch_size(len(unlabeled), size)
+        candidates = unlabeled
+        if self.score_subset is not None and len(unlabeled) > self.score_subset:
+            candidates = np.sort(self._rng.choice(unlabeled, size=self.score_subset, replace=False))
+            prioritized = np.array([self.pool.position(i) for i in priority], dtype=np.int64)
+            candidates = np.union1d(candidates, prioritized)
+        started = time.perf_counter()
+        log_probs, embeddings = self._scoring_for(candidates, spec.needs_embeddings)
+        with self._lock:
+            if self._scored is not None:
+                self._scored["n_labels"] = n_labels
+        labeled_embeddings = None
+        if spec.needs_embeddings and n_labels:
+            labeled_positions, _ = self._labeled_snapshot()
+            labeled_embeddings = self._predict(labeled_positions, mc_samples=1, embeddings=True).embeddings_N_D
+        predicted = time.perf_counter()
+        scores = _call_score(strategies.SCORES[spec.score], log_probs, self._rng)
+        scored = time.perf_counter()
+        inputs = strategies.AcquisitionInputs(log_probs, embeddings, labeled_embeddings, self._rng)
+        selection = strategies.SELECTORS[spec.selector](scores, size, inputs)
+        self.last_query_timings = {
+            "predict_seconds": predicted - started,
+            "score_seconds": scored - predicted,
+            "select_seconds": time.perf_counter() - scored,
+            "n_scored": int(len(candidates)),
+        }
+        candidate_ids = [self.pool.ids[p] for p in candidates]
+        return build_batch(
+            candidate_ids, log_probs, scores, selection, self.classes, self.strategy, self.model_version, priority
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Session({self.pool!r}, model={self._factory.name}, strategy={self.strategy!r}, "
+            f"mc_samples={self.mc_samples}, ensemble={self.ensemble}, labels={self.n_labels}, "
+            f"model_version={self.model_version})"
+        )
+
+
+def _call_score(function, log_probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if "rng" in inspect.signature(function).parameters:
+        return function(log_probs, rng=rng)
+    return function(log_probs)
+
+
+def _combine_reports(reports: list[TrainReport], seconds: float) -> TrainReport:
+    accuracies = [r.validation_accuracy for r in reports if r.validation_accuracy is not None]
+    return TrainReport(
+        n_labels=reports[0].n_labels,
+        epochs=float(np.mean([r.epochs for r in reports])),
+        steps=int(sum(r.steps for r in reports)),
+        train_loss=float(np.mean([r.train_loss for r in reports])),
+        validation_accuracy=float(np.mean(accuracies)) if accuracies else None,
+        best_step=int(np.mean([r.best_step for r in reports])),
+        early_stopped=all(r.early_stopped for r in reports),
+        seconds=seconds,
+        members=reports,
+    )

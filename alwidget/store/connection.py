@@ -1,0 +1,233 @@
+"""Turning a user's ``store=`` argument into a configured SQLAlchemy engine.
+
+Also maps driver exceptions onto the store's own error types, so the widget can show
+"store locked" or "server unreachable" instead of a driver traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import StaticPool
+
+from .errors import StoreCorruptedError, StoreError, StoreUnavailableError
+
+MEMORY_URL = "sqlite://"
+_SQLITE_HEADER = b"SQLite format 3\x00"
+# Messages (lower case) by which SQLite reports a damaged file rather than a busy one.
+_CORRUPTION_MARKERS = ("file is not a database", "malformed", "file is encrypted")
+_BUSY_MARKERS = ("database is locked", "database table is locked", "busy")
+
+
+def default_store_path(
+    pool_fingerprint: str | None, directory: str | os.PathLike | None = None
+) -> Path:
+    """Where a session keeps its labels when the user names no store.
+
+    Parameters
+    ----------
+    pool_fingerprint : str or None
+        Fingerprint of the pool; its first 8 characters make the file name, so different
+        pools in one directory get different files and reopening a pool finds its labels.
+    directory : path-like, optional
+        Folder for the file; the current directory (a notebook's own folder) by default.
+
+    Returns
+    -------
+    Path
+        ``<directory>/alwidget-<fingerprint[:8]>.db`` (``alwidget-labels.db`` without one).
+    """
+    name = f"alwidget-{pool_fingerprint[:8]}.db" if pool_fingerprint else "alwidget-labels.db"
+    return Path(directory if directory is not None else os.getcwd()).resolve() / name
+
+
+def resolve_store_url(store: object, pool_fingerprint: str | None = None) -> str:
+    """Normalise the ``store=`` argument a user passes to a session.
+
+    Parameters
+    ----------
+    store : None, False, str or path-like
+        ``None``: a SQLite file from :func:`default_store_path`. ``False`` or
+        ``":memory:"``: an in-memory SQLite store that is lost when the process ends.
+        A string containing ``"://"``: a SQLAlchemy URL (``sqlite:///labels.db``,
+        ``postgresql://user@host/db``). Anything else: the path of a SQLite file.
+    pool_fingerprint : str, optional
+        Used to name the default file.
+
+    Returns
+    -------
+    str
+        A SQLAlchemy URL.
+    """
+    if store is None:
+        return f"sqlite:///{default_store_path(pool_fingerprint)}"
+    if store is False or store == ":memory:":
+        return MEMORY_URL
+    if isinstance(store, str) and "://" in store:
+        url = make_url(store)
+        backend = url.get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(
+                f"unsupported store URL {url.render_as_string(hide_password=True)!r}: "
+                "alwidget stores labels in SQLite (sqlite:///path.db) or PostgreSQL "
+                "(postgresql://user@host/dbname)"
+            )
+        if backend == "postgresql" and url.get_driver_name() != "psycopg":
+            # Plain postgresql:// would pick psycopg2, which alwidget does not install.
+            url = url.set(drivername="postgresql+psycopg")
+        return url.render_as_string(hide_password=False)
+    if isinstance(store, (str, os.PathLike)):
+        return f"sqlite:///{Path(store).expanduser().resolve()}"
+    raise TypeError(
+        f"store must be None, False, a path or a database URL string, not {type(store).__name__}"
+    )
+
+
+def display_url(url: str) -> str:
+    """The URL with its password masked, for error messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """The file behind a SQLite URL, or None for an in-memory database."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+def check_sqlite_file(path: Path) -> None:
+    """Refuse files that are not SQLite databases before SQLite gets to touch them.
+
+    A missing or empty file is fine (a new store is created); a file with another header is
+    reported as corrupted, never overwritten.
+    """
+    if not path.parent.is_dir():
+        raise StoreUnavailableError(
+            f"cannot create the label store {path}: the folder {path.parent} does not exist"
+        )
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb") as handle:
+        header = handle.read(len(_SQLITE_HEADER))
+    if header != _SQLITE_HEADER:
+        raise StoreCorruptedError(
+            f"{path} exists but is not a SQLite database (its first bytes are {header[:16]!r}); "
+            "refusing to open it as a label store. Restore it from a backup or choose "
+            "another path."
+        )
+
+
+def create_store_engine(url: str, busy_timeout: float) -> Engine:
+    """Create an engine configured for durable, concurrent label writes.
+
+    SQLite gets WAL mode (readers never block the writer), ``synchronous=FULL`` (a
+    committed label survives a power cut, not only a crash), foreign keys, a busy
+    timeout, and explicit ``BEGIN IMMEDIATE`` for write transactions so that two
+    processes never both read and then fail to upgrade to a write lock.
+    PostgreSQL gets psycopg 3, a connect timeout and pre-ping so a restarted server is
+    reconnected transparently.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
+        return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+    path = sqlite_file(parsed)
+    if path is None:
+        engine = create_engine(
+            parsed, poolclass=StaticPool, connect_args={"check_same_thread": False}
+        )
+    else:
+        check_sqlite_file(path)
+        engine = create_engine(
+            parsed, connect_args={"timeout": busy_timeout, "check_same_thread": False}
+        )
+    busy_ms = int(busy_timeout * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _configure_sqlite(dbapi_connection, _record):
+        # Take transaction control away from the sqlite3 module; we emit BEGIN ourselves.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+            if path is not None:
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = FULL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        mode = "IMMEDIATE" if conn.get_execution_options().get("alwidget_write") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def _driver_message(error: BaseException) -> str:
+    orig = getattr(error, "orig", None) or error
+    message = str(orig).strip()
+    return message.splitlines()[0] if message else type(orig).__name__
+
+
+def classify_error(error: BaseException, store_name: str) -> StoreError | None:
+    """Map a driver or SQLAlchemy exception to a store error, or None to re-raise it as is.
+
+    Programming errors (constraint violations, SQL errors) are not mapped: they are bugs,
+    not conditions for the user to fix.
+    """
+    message = _driver_message(error)
+    lowered = message.lower()
+    if any(marker in lowered for marker in _CORRUPTION_MARKERS):
+        return StoreCorruptedError(
+            f"the label store {store_name} is damaged ({message}); refusing to use it. "
+            "Restore it from a backup or choose another path."
+        )
+    if isinstance(error, exc.TimeoutError) or any(m in lowered for m in _BUSY_MARKERS):
+        return StoreUnavailableError(
+            f"the label store {store_name} is locked by another process and stayed locked "
+            f"past the busy timeout ({message}); the operation was not saved, try again."
+        )
+    orig = getattr(error, "orig", error)
+    is_connection_problem = (
+        isinstance(error, (exc.OperationalError, exc.InterfaceError))
+        or getattr(error, "connection_invalidated", False)
+        or isinstance(orig, (sqlite3.OperationalError, OSError))
+        or type(orig).__name__ in ("OperationalError", "InterfaceError")
+    )
+    if is_connection_problem:
+        return StoreUnavailableError(
+            f"the label store {store_name} is unavailable ({message}); the operation was not saved."
+        )
+    if isinstance(orig, sqlite3.DatabaseError) and not isinstance(orig, sqlite3.IntegrityError):
+        return StoreCorruptedError(f"the label store {store_name} cannot be read ({message}).")
+    return None
+
+
+@contextmanager
+def translated_errors(store_name: str) -> Iterator[None]:
+    """Re-raise driver exceptions inside the block as :class:`StoreError` subclasses."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except (exc.DBAPIError, exc.TimeoutError, sqlite3.Error, OSError) as error:
+        mapped = classify_error(error, store_name)
+        if mapped is None:
+            raise
+        raise mapped from error
+    except Exception as error:
+        # psycopg raises its own exception types from connect(); match them by module name
+        # so this module does not import psycopg for SQLite users.
+        if type(error).__module__.startswith("psycopg"):
+            mapped = classify_error(error, store_name)
+            if mapped is not None:
+                raise mapped from error
+        raise

@@ -1,0 +1,73 @@
+"""Byte and text encodings of what the store keeps besides labels: checkpoints and rounds."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+
+
+def dump_state_dicts(state_dicts: Sequence[Mapping[str, object]]) -> bytes:
+    """Serialise model state dicts with ``torch.save`` (tensors moved to the CPU).
+
+    Only tensors and plain containers are accepted, because the store loads them back with
+    ``torch.load(weights_only=True)``, which refuses arbitrary pickled objects.
+    """
+    import torch
+
+    if isinstance(state_dicts, Mapping) or not isinstance(state_dicts, Sequence):
+        raise TypeError(
+            "state_dicts must be a list of state dicts (one per ensemble member), "
+            f"not {type(state_dicts).__name__}"
+        )
+    cpu_dicts = []
+    for index, state in enumerate(state_dicts):
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state_dicts[{index}] is a {type(state).__name__}, not a state dict")
+        cpu_state = OrderedDict(
+            (str(name), value.detach().cpu() if isinstance(value, torch.Tensor) else value)
+            for name, value in state.items()
+        )
+        # Module versions (e.g. BatchNorm's) live here; load_state_dict reads them back.
+        version_info = getattr(state, "_metadata", None)
+        if version_info is not None:
+            cpu_state._metadata = version_info
+        cpu_dicts.append(cpu_state)
+    buffer = io.BytesIO()
+    torch.save(cpu_dicts, buffer)
+    return buffer.getvalue()
+
+
+def load_state_dicts(payload: bytes) -> list[dict[str, object]]:
+    """Inverse of :func:`dump_state_dicts`, with ``weights_only=True`` (no arbitrary pickle)."""
+    import torch
+
+    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+
+
+def _json_default(value: object) -> object:
+    # numpy scalars and arrays (and tensors) know how to become Python numbers and lists.
+    for method in ("item", "tolist"):
+        convert = getattr(value, method, None)
+        if callable(convert):
+            try:
+                return convert()
+            except (TypeError, ValueError):
+                continue
+    raise TypeError(
+        f"round history values must be JSON-serialisable (numbers, strings, lists, dicts); "
+        f"got {type(value).__name__}"
+    )
+
+
+def dump_round(data: Mapping[str, object]) -> str:
+    """Encode one history entry as JSON text."""
+    if not isinstance(data, Mapping):
+        raise TypeError(f"a round must be a dict, not {type(data).__name__}")
+    return json.dumps(dict(data), default=_json_default)
+
+
+def load_round(text: str) -> dict[str, object]:
+    """Decode one history entry."""
+    return json.loads(text)

@@ -1,0 +1,339 @@
+"""The label store: an append-only log of labels plus a session's queue, history and model."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, func, insert, select
+
+from . import export as _export
+from .connection import translated_errors
+from .records import LabelRecord, clean_score, utc_now
+from .schema import SCHEMA_VERSION, checkpoints, label_events, rounds
+from .session_state import SessionStateMixin
+from .team import TeamQueueMixin
+
+
+class LabelStore(SessionStateMixin, TeamQueueMixin):
+    """Durable storage of one pool's labels, queue, learning history and model checkpoint.
+
+    Create it with :func:`alwidget.store.open_store`. Every method commits before it
+    returns, so whatever a method reported as done survives a crash of the process. Methods
+    are thread-safe (a session's background training thread may record rounds while the
+    widget saves labels). Failures are raised as :class:`~alwidget.store.StoreError`
+    subclasses; on :class:`~alwidget.store.StoreUnavailableError` nothing was written.
+
+    Attributes
+    ----------
+    name : str
+        The store's URL with any password masked.
+    annotator : str
+        Default annotator for labels, undos, the queue and claims.
+    pool_fingerprint : str or None
+        Fingerprint of the pool this store belongs to.
+    classes : list of str or None
+        Allowed labels; None means any non-empty string.
+    created : bool
+        True if this open created the store, False if it resumed an existing one.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        name: str,
+        annotator: str,
+        pool_fingerprint: str | None,
+        classes: list[str] | None,
+        created: bool,
+    ) -> None:
+        self._engine = engine
+        self._lock = threading.RLock()
+        self._closed = False
+        self.name = name
+        self.annotator = annotator
+        self.pool_fingerprint = pool_fingerprint
+        self.classes = classes
+        self.created = created
+        self.schema_version = SCHEMA_VERSION
+        self._default_lease_seconds = 600.0
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("new" if self.created else "resumed")
+        return f"LabelStore({self.name!r}, annotator={self.annotator!r}, {state})"
+
+    def __enter__(self) -> LabelStore:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the database connections. The store cannot be used afterwards."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._engine.dispose()
+
+    @contextmanager
+    def _transaction(self, write: bool) -> Iterator[Connection]:
+        """One transaction, committed when the block ends, with driver errors translated."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"{self!r} is closed")
+            with translated_errors(self.name), self._engine.connect() as conn:
+                if write:
+                    conn.execution_options(alwidget_write=True)
+                with conn.begin():
+                    yield conn
+
+    def _annotator(self, annotator: str | None) -> str:
+        chosen = self.annotator if annotator is None else annotator
+        if not isinstance(chosen, str) or not chosen:
+            raise ValueError(f"annotator must be a non-empty string, not {chosen!r}")
+        return chosen
+
+    @staticmethod
+    def _check_key(item_key: object) -> str:
+        if not isinstance(item_key, str):
+            raise TypeError(
+                f"item_key must be a str (use str(item_id)), not {type(item_key).__name__}"
+            )
+        if not item_key:
+            raise ValueError("item_key must not be empty")
+        return item_key
+
+    def _check_label(self, label: object) -> str:
+        if not isinstance(label, str) or not label:
+            raise ValueError(f"a label must be a non-empty string, not {label!r}")
+        if self.classes is not None and label not in self.classes:
+            raise ValueError(
+                f"label {label!r} is not one of the store's classes {self.classes}; "
+                "add it first with store.set_classes()"
+            )
+        return label
+
+    # ----------------------------------------------------------------------------- labels
+
+    def add_label(
+        self,
+        item_key: str,
+        label: str,
+        *,
+        annotator: str | None = None,
+        model_version: int | None = None,
+        strategy: str | None = None,
+        score: float | None = None,
+    ) -> LabelRecord:
+        """Record a label; it is committed to disk or server when this returns.
+
+        Parameters
+        ----------
+        item_key : str
+            ``str(item_id)`` of the pool item.
+        label : str
+            The class; must be in :attr:`classes` when the store has classes.
+        annotator : str, optional
+            Who labeled; :attr:`annotator` by default.
+        model_version : int, optional
+            Version of the model whose ranking surfaced the item.
+        strategy : str, optional
+            Acquisition strategy that surfaced the item.
+        score : float, optional
+            The strategy's score for the item (NaN is stored as missing).
+
+        Returns
+        -------
+        LabelRecord
+            The stored event, with its id and timestamp.
+
+        Raises
+        ------
+        StoreUnavailableError
+            The store could not be written; the label was not saved.
+        """
+        values = {
+            "item_key": self._check_key(item_key),
+            "kind": "label",
+            "label": self._check_label(label),
+            "annotator": self._annotator(annotator),
+            "created_at": utc_now(),
+            "model_version": None if model_version is None else int(model_version),
+            "strategy": str(strategy) if strategy else None,
+            "score": clean_score(score),
+            "undoes_event_id": None,
+        }
+        with self._transaction(write=True) as conn:
+            result = conn.execute(insert(label_events).values(**values))
+            event_id = result.inserted_primary_key[0]
+            self._mark_done(conn, values["item_key"], values["annotator"])
+        return LabelRecord(event_id=event_id, **values)
+
+    def undo_label(self, item_key: str, *, annotator: str | None = None) -> LabelRecord:
+        """Cancel the annotator's latest label on an item, by recording an undo event.
+
+        The label row stays in the log. Undoing again cancels the label before it, so
+        label A, label B, undo leaves the item labeled A.
+
+        Returns
+        -------
+        LabelRecord
+            The label that was undone.
+
+        Raises
+        ------
+        LookupError
+            The annotator has no label on this item left to undo.
+        """
+        key = self._check_key(item_key)
+        who = self._annotator(annotator)
+        with self._transaction(write=True) as conn:
+            active = self._active_labels_query().where(
+                label_events.c.item_key == key, label_events.c.annotator == who
+            )
+            row = conn.execute(active.order_by(label_events.c.id.desc()).limit(1)).first()
+            if row is None:
+                raise LookupError(f"annotator {who!r} has no label on item {key!r} to undo")
+            conn.execute(
+                insert(label_events).values(
+                    item_key=key,
+                    kind="undo",
+                    label=None,
+                    annotator=who,
+                    created_at=utc_now(),
+                    undoes_event_id=row.id,
+                )
+            )
+            still_labeled = conn.execute(active.limit(1)).first() is not None
+            if not still_labeled:
+                self._reopen_assignment(conn, key, who)
+        return LabelRecord.from_row(row)
+
+    @staticmethod
+    def _active_labels_query():
+        undone = select(label_events.c.undoes_event_id).where(
+            label_events.c.undoes_event_id.is_not(None)
+        )
+        return select(label_events).where(
+            label_events.c.kind == "label", label_events.c.id.not_in(undone)
+        )
+
+    def _latest_by_annotator(self, conn: Connection) -> dict[str, dict[str, LabelRecord]]:
+        """item_key -> annotator -> that annotator's current label record."""
+        latest: dict[str, dict[str, LabelRecord]] = {}
+        for row in conn.execute(self._active_labels_query().order_by(label_events.c.id)):
+            latest.setdefault(row.item_key, {})[row.annotator] = LabelRecord.from_row(row)
+        return latest
+
+    def label_records(self, annotator: str | None = None) -> list[LabelRecord]:
+        """Current (not undone) label of every item and annotator, in labeling order."""
+        with self._transaction(write=False) as conn:
+            latest = self._latest_by_annotator(conn)
+        found = [
+            record
+            for by_annotator in latest.values()
+            for who, record in by_annotator.items()
+            if annotator is None or who == annotator
+        ]
+        return sorted(found, key=lambda record: record.event_id)
+
+    def history(self) -> list[LabelRecord]:
+        """Every event ever written, labels and undos, in order."""
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(select(label_events).order_by(label_events.c.id)).all()
+        return [LabelRecord.from_row(row) for row in rows]
+
+    def current_labels(self, annotator: str | None = None) -> dict[str, str]:
+        """The label of each labeled item.
+
+        Parameters
+        ----------
+        annotator : str, optional
+            Only this annotator's labels. By default every annotator counts: an item
+            labeled by several annotators gets the majority label, ties going to the most
+            recent of the tied labels.
+
+        Returns
+        -------
+        dict
+            item_key -> label, in the order items were (last) labeled.
+        """
+        records = self.label_records(annotator)
+        by_item: dict[str, list[LabelRecord]] = {}
+        for record in records:
+            by_item.setdefault(record.item_key, []).append(record)
+        resolved: dict[str, tuple[int, str]] = {}
+        for key, item_records in by_item.items():
+            votes = Counter(record.label for record in item_records)
+            top = max(votes.values())
+            winner = max(
+                (record for record in item_records if votes[record.label] == top),
+                key=lambda record: record.event_id,
+            )
+            resolved[key] = (max(r.event_id for r in item_records), winner.label)
+        ordered = sorted(resolved.items(), key=lambda pair: pair[1][0])
+        return {key: label for key, (_, label) in ordered}
+
+    def set_classes(self, classes: Sequence[str]) -> None:
+        """Replace the allowed classes (e.g. after adding one); labels in use must remain."""
+        from .opening import store_classes
+
+        with self._transaction(write=True) as conn:
+            self.classes = store_classes(conn, list(classes), self.name)
+
+    # ------------------------------------------------------------------------------ export
+
+    def counts(self) -> dict[str, int]:
+        """Number of label events, undo events, labeled items, rounds and checkpoints."""
+        with self._transaction(write=False) as conn:
+            by_kind = dict(
+                conn.execute(
+                    select(label_events.c.kind, func.count()).group_by(label_events.c.kind)
+                ).all()
+            )
+            n_rounds = conn.execute(select(func.count()).select_from(rounds)).scalar_one()
+            n_checkpoints = conn.execute(select(func.count()).select_from(checkpoints)).scalar_one()
+        return {
+            "label_events": by_kind.get("label", 0),
+            "undo_events": by_kind.get("undo", 0),
+            "labeled_items": len(self.current_labels()),
+            "rounds": n_rounds,
+            "checkpoints": n_checkpoints,
+        }
+
+    def to_dataframe(self, *, history: bool = False):
+        """Labels with their metadata as a pandas DataFrame.
+
+        Parameters
+        ----------
+        history : bool
+            False (default): the current label of each item and annotator. True: every
+            event, including undone labels and the undo events (columns ``kind`` and
+            ``undoes_event_id`` added).
+        """
+        records = self.history() if history else self.label_records()
+        return _export.records_to_dataframe(records, history=history)
+
+    def export(self, path: str | Path, *, history: bool = False) -> Path:
+        """Write the labels to ``.csv``, ``.json`` or ``.jsonl`` (chosen by the suffix).
+
+        JSON files also hold the classes and pool fingerprint. Read any of them back with
+        :func:`alwidget.store.read_export`.
+
+        Returns
+        -------
+        Path
+            The file written.
+        """
+        records = self.history() if history else self.label_records()
+        return _export.write_export(
+            Path(path),
+            records,
+            history=history,
+            classes=self.classes,
+            pool_fingerprint=self.pool_fingerprint,
+        )

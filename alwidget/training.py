@@ -1,0 +1,227 @@
+"""Training on the labeled set: seeded, class-balanced, early-stopped, reported."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["TrainConfig", "TrainReport", "train_model", "TrainingCancelled"]
+
+
+class TrainingCancelled(RuntimeError):
+    """Raised inside training when the caller's ``should_stop`` asks for it."""
+
+
+@dataclass
+class TrainConfig:
+    """How a model is trained on the labeled items.
+
+    Attributes
+    ----------
+    max_epochs : int
+        Upper bound on passes over the labeled set.
+    min_steps, max_steps : int
+        Gradient steps are kept in this range, so a tiny labeled set still gets enough
+        updates and a large one does not take forever.
+    batch_size : int
+        Items per step (sampled class-balanced with replacement when ``balanced``).
+    lr, weight_decay : float
+        Adam settings.
+    balanced : bool
+        Draw each class equally often: with 20 labels, a class seen twice would otherwise
+        be drowned by one seen five times.
+    validation_fraction : float
+        Share of the labels held out for early stopping, once there are at least
+        ``min_labels_for_validation`` labels; below that every label trains.
+    patience : int
+        Evaluations without validation improvement before stopping.
+    warm_start : bool
+        Continue from the current weights instead of a fresh initialisation.
+    """
+
+    max_epochs: int = 100
+    min_steps: int = 300
+    max_steps: int = 3000
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    balanced: bool = True
+    validation_fraction: float = 0.15
+    min_labels_for_validation: int = 100
+    patience: int = 5
+    warm_start: bool = False
+
+
+@dataclass
+class TrainReport:
+    """What one training run did.
+
+    Attributes
+    ----------
+    n_labels : int
+        Labels it saw (train + validation).
+    epochs : float
+        Passes over the training part (steps × batch / items).
+    steps : int
+        Gradient steps taken.
+    train_loss : float
+        Mean cross-entropy over the last pass's worth of steps.
+    validation_accuracy : float or None
+        Best validation accuracy, when a validation split was used.
+    best_step : int
+        Step whose weights were kept.
+    early_stopped : bool
+        Whether patience ran out before ``max_steps``.
+    seconds : float
+        Wall time.
+    members : list of TrainReport
+        One report per ensemble member (empty for a single model).
+    """
+
+    n_labels: int
+    epochs: float
+    steps: int
+    train_loss: float
+    validation_accuracy: float | None
+    best_step: int
+    early_stopped: bool
+    seconds: float
+    members: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """Plain-Python form for JSON and stores."""
+        return asdict(self)
+
+
+def _split_validation(targets: np.ndarray, config: TrainConfig, rng: np.random.Generator):
+    n_labels = len(targets)
+    positions = np.arange(n_labels)
+    if n_labels < config.min_labels_for_validation or config.validation_fraction <= 0:
+        return positions, positions[:0]
+    validation = []
+    for label in np.unique(targets):
+        members = positions[targets == label]
+        take = int(math.floor(len(members) * config.validation_fraction))
+        validation.extend(rng.choice(members, size=take, replace=False).tolist())
+    validation = np.array(sorted(validation), dtype=np.int64)
+    return np.setdiff1d(positions, validation), validation
+
+
+def _batch_sampler(targets: np.ndarray, config: TrainConfig, rng: np.random.Generator):
+    """Yields index batches forever; class-balanced draws when asked."""
+    if config.balanced:
+        by_class = [np.flatnonzero(targets == label) for label in np.unique(targets)]
+        sizes = np.array([len(members) for members in by_class])
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        flat = np.concatenate(by_class)
+        while True:
+            chosen = rng.integers(len(by_class), size=config.batch_size)
+            within = (rng.random(config.batch_size) * sizes[chosen]).astype(np.int64)
+            yield flat[starts[chosen] + within]
+    while True:
+        for start in range(0, len(targets), config.batch_size):
+            if start == 0:
+                order = rng.permutation(len(targets))
+            yield order[start : start + config.batch_size]
+
+
+def _accuracy(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, chunk: int = 1024) -> float:
+    model.eval()
+    correct = 0
+    with torch.inference_mode():
+        for start in range(0, len(targets), chunk):
+            logits = model(inputs[start : start + chunk])
+            correct += int((logits.argmax(dim=1) == targets[start : start + chunk]).sum())
+    return correct / max(len(targets), 1)
+
+
+def train_model(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: np.ndarray,
+    config: TrainConfig,
+    *,
+    seed: int,
+    device: torch.device,
+    progress: Callable[[dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainReport:
+    """Train ``model`` in place on ``inputs``/``targets`` (class indices) and report.
+
+    ``progress`` receives dicts ``{"step", "total_steps", "loss"}`` every few steps (from
+    the training thread). ``should_stop`` is polled between steps; returning True raises
+    :class:`TrainingCancelled` and leaves ``model`` unusable (train a copy).
+    """
+    started = time.perf_counter()
+    targets = np.asarray(targets, dtype=np.int64)
+    if len(targets) != len(inputs):
+        raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets")
+    if len(np.unique(targets)) < 2:
+        raise ValueError("training needs labels from at least two classes")
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    train_positions, validation_positions = _split_validation(targets, config, rng)
+    model.to(device)
+    x_train = inputs[train_positions].to(device)
+    y_train = torch.as_tensor(targets[train_positions], device=device)
+    x_val = inputs[validation_positions].to(device)
+    y_val = torch.as_tensor(targets[validation_positions], device=device)
+
+    steps_per_epoch = max(1, math.ceil(len(train_positions) / config.batch_size))
+    total_steps = int(np.clip(config.max_epochs * steps_per_epoch, config.min_steps, config.max_steps))
+    evaluate_every = max(steps_per_epoch, total_steps // 50)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    loss_fn = nn.CrossEntropyLoss()
+    sampler = _batch_sampler(targets[train_positions], config, rng)
+
+    best_accuracy, best_state, best_step = -1.0, None, 0
+    evaluations_without_gain, early_stopped = 0, False
+    recent_losses: list[float] = []
+    step = 0
+    for step in range(1, total_steps + 1):
+        if should_stop is not None and should_stop():
+            raise TrainingCancelled("training was cancelled")
+        model.train()
+        batch = torch.as_tensor(next(sampler), device=device)
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x_train[batch]), y_train[batch])
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss.item()} at step {step}; lower the learning rate")
+        loss.backward()
+        optimizer.step()
+        recent_losses.append(loss.item())
+        del recent_losses[:-steps_per_epoch]
+        if progress is not None and (step % 10 == 0 or step == total_steps):
+            progress({"step": step, "total_steps": total_steps, "loss": float(np.mean(recent_losses))})
+        if len(validation_positions) and step % evaluate_every == 0:
+            accuracy = _accuracy(model, x_val, y_val)
+            if accuracy > best_accuracy:
+                best_accuracy, best_step, evaluations_without_gain = accuracy, step, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                evaluations_without_gain += 1
+                if evaluations_without_gain >= config.patience:
+                    early_stopped = True
+                    break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        best_step = step
+    model.eval()
+    return TrainReport(
+        n_labels=len(targets),
+        epochs=round(step * config.batch_size / max(len(train_positions), 1), 2),
+        steps=step,
+        train_loss=float(np.mean(recent_losses)) if recent_losses else float("nan"),
+        validation_accuracy=best_accuracy if best_state is not None else None,
+        best_step=best_step,
+        early_stopped=early_stopped,
+        seconds=time.perf_counter() - started,
+    )

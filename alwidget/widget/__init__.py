@@ -1,0 +1,1 @@
+"""The labeling widget (ipywidgets 8 + anywidget). Imported lazily by ``alwidget.Widget``."""

@@ -1,0 +1,213 @@
+"""Keyboard shortcuts for the labeling widget that work without hovering.
+
+ipyannotations receives keys through ipyevents, which only sees them while the pointer is
+over the widget. :class:`KeyCatcher` is a tiny anywidget placed inside the labeling widget;
+its browser side listens for ``keydown``
+
+* on the widget's root element (made focusable with ``tabindex``) — any click inside the widget
+  gives it focus, and so do Tab and the "keys" badge; and
+* on the whole page while the notebook cell holding the widget is the active cell in command
+  mode (JupyterLab), so keys work right after running the cell.
+
+Only keys in :attr:`KeyCatcher.watched_keys` are taken; for those the browser's and JupyterLab's own
+shortcuts are suppressed (``data-lm-suppress-shortcuts`` and ``preventDefault``), every other key
+passes through. Keys typed into text inputs are never taken. Each key press reaches Python as a
+custom comm message, in order with button clicks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import anywidget
+import traitlets
+
+DEFAULT_LABEL_KEYS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "0")
+SKIP_KEY = "s"
+UNDO_KEY = "u"
+NEXT_KEY = "ArrowRight"
+PREVIOUS_KEY = "ArrowLeft"
+ROOT_CLASS = "alwidget-root"
+
+_ESM = r"""
+const EDITABLE = 'input, textarea, select, [contenteditable=""], [contenteditable="true"], .cm-content';
+
+function isEditable(node) {
+  return !!(node && node.closest && node.closest(EDITABLE));
+}
+
+function render({ model, el }) {
+  const badge = document.createElement('button');
+  badge.className = 'alwidget-keys-badge';
+  badge.type = 'button';
+  el.appendChild(badge);
+  let root = null;
+  let disposed = false;
+
+  function keysActive() {
+    if (!root) return false;
+    if (root.contains(document.activeElement)) return true;
+    return cellIsActive();
+  }
+
+  function cellIsActive() {
+    const cell = root && root.closest('.jp-Cell');
+    const notebook = cell && cell.closest('.jp-Notebook');
+    if (!cell || !notebook) return false;
+    return cell.classList.contains('jp-mod-active')
+      && notebook.classList.contains('jp-mod-commandMode')
+      && notebook.contains(document.activeElement)
+      && !isEditable(document.activeElement);
+  }
+
+  function refreshBadge() {
+    const active = keysActive();
+    badge.textContent = active ? '\u2328 keys on' : '\u2328 click here for keys';
+    badge.classList.toggle('alwidget-keys-on', active);
+    if (root) root.classList.toggle('alwidget-keys-on', active);
+  }
+
+  function take(event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) return false;
+    if (isEditable(event.target)) return false;
+    if (!model.get('watched_keys').includes(event.key)) return false;
+    event.preventDefault();
+    event.stopPropagation();
+    model.send({ event: 'key', key: event.key });
+    return true;
+  }
+
+  function onRootKey(event) { take(event); }
+
+  function onWindowKey(event) {
+    // Focus inside the widget is handled by the root listener (bubbling phase).
+    if (!root || root.contains(document.activeElement) || !cellIsActive()) return;
+    take(event);
+  }
+
+  function attach() {
+    if (disposed) return;
+    root = el.closest('.' + model.get('root_class'));
+    if (!root) {
+      requestAnimationFrame(attach);
+      return;
+    }
+    root.setAttribute('tabindex', '0');
+    root.setAttribute('data-lm-suppress-shortcuts', 'true');
+    root.addEventListener('keydown', onRootKey);
+    refreshBadge();
+  }
+
+  badge.addEventListener('click', () => { if (root) root.focus(); refreshBadge(); });
+  window.addEventListener('keydown', onWindowKey, true);
+  document.addEventListener('focusin', refreshBadge);
+  document.addEventListener('focusout', refreshBadge);
+  document.addEventListener('click', refreshBadge);
+  model.on('change:focus_request', () => { if (root) root.focus(); refreshBadge(); });
+  attach();
+
+  return () => {
+    disposed = true;
+    window.removeEventListener('keydown', onWindowKey, true);
+    document.removeEventListener('focusin', refreshBadge);
+    document.removeEventListener('focusout', refreshBadge);
+    document.removeEventListener('click', refreshBadge);
+    if (root) root.removeEventListener('keydown', onRootKey);
+  };
+}
+
+export default { render };
+"""
+
+_CSS = """
+.alwidget-keys-badge {
+  font-size: 11px; padding: 1px 8px; border-radius: 10px; cursor: pointer;
+  border: 1px solid var(--jp-border-color1, #bbb); background: var(--jp-layout-color2, #eee);
+  color: var(--jp-ui-font-color1, #333);
+}
+.alwidget-keys-badge.alwidget-keys-on {
+  background: var(--jp-brand-color1, #1976d2); color: white; border-color: transparent;
+}
+.alwidget-root:focus { outline: none; }
+.alwidget-root.alwidget-keys-on { box-shadow: 0 0 0 2px var(--jp-brand-color2, #64b5f6); }
+"""
+
+
+class KeyCatcher(anywidget.AnyWidget):
+    """Sends chosen key presses from the browser to Python; see the module docstring.
+
+    Parameters
+    ----------
+    keys : sequence of str
+        ``KeyboardEvent.key`` values to take (e.g. ``"1"``, ``"s"``, ``"ArrowRight"``).
+    root_class : str
+        CSS class of the enclosing widget whose element gets focus and keyboard listeners.
+    """
+
+    _esm = _ESM
+    _css = _CSS
+    # Not ``keys``: ipywidgets already uses that name for the list of synced traits.
+    watched_keys = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    root_class = traitlets.Unicode(ROOT_CLASS).tag(sync=True)
+    # Incremented to ask the browser to focus the root element (e.g. after a rerender).
+    focus_request = traitlets.Int(0).tag(sync=True)
+
+    def __init__(self, keys: Sequence[str] = (), root_class: str = ROOT_CLASS, **kwargs):
+        super().__init__(watched_keys=list(keys), root_class=root_class, **kwargs)
+        self._key_handlers: list[Callable[[str], None]] = []
+        self.on_msg(self._receive)
+
+    def on_key(self, handler: Callable[[str], None]) -> None:
+        """Call ``handler(key)`` for every key press taken in the browser."""
+        self._key_handlers.append(handler)
+
+    def press(self, key: str) -> None:
+        """Handle ``key`` exactly as if it had been pressed in the browser."""
+        if key not in self.watched_keys:
+            return
+        for handler in list(self._key_handlers):
+            handler(key)
+
+    def request_focus(self) -> None:
+        """Ask the browser to move keyboard focus to the widget's root element."""
+        self.focus_request += 1
+
+    def _receive(self, _widget, content, _buffers) -> None:
+        if isinstance(content, dict) and content.get("event") == "key":
+            self.press(str(content.get("key", "")))
+
+
+def build_key_map(classes: Sequence[str], key_map: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Map keys to class names.
+
+    Parameters
+    ----------
+    classes : sequence of str
+        Class names in display order.
+    key_map : mapping of str to str, optional
+        ``{key: class_name}``. When omitted, keys 1–9 then 0 go to the first ten classes.
+
+    Returns
+    -------
+    dict
+        ``{key: class_name}``.
+
+    Raises
+    ------
+    ValueError
+        If a key is empty, reserved for skip/undo/navigation, or maps to an unknown class.
+    """
+    if key_map is None:
+        return dict(zip(DEFAULT_LABEL_KEYS, classes))
+    reserved = {SKIP_KEY, UNDO_KEY, NEXT_KEY, PREVIOUS_KEY}
+    known = set(classes)
+    result: dict[str, str] = {}
+    for key, class_name in key_map.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"key_map keys must be non-empty strings (KeyboardEvent.key values), got {key!r}")
+        if key in reserved:
+            raise ValueError(f"key {key!r} is reserved for skip/undo/navigation; choose another key for {class_name!r}")
+        if class_name not in known:
+            raise ValueError(f"key_map maps {key!r} to unknown class {class_name!r}; known classes: {sorted(known)}")
+        result[key] = class_name
+    return result
