@@ -78,8 +78,9 @@ def resolve_store_url(store: object, pool_fingerprint: str | None = None) -> str
                 "alwidget stores labels in SQLite (sqlite:///path.db) or PostgreSQL "
                 "(postgresql://user@host/dbname)"
             )
-        if backend == "postgresql" and url.get_driver_name() != "psycopg":
-            # Plain postgresql:// would pick psycopg2, which alwidget does not install.
+        if url.drivername == "postgresql":
+            # SQLAlchemy 2.0 maps plain postgresql:// to psycopg2, which alwidget does not
+            # install; an explicitly named driver is left alone.
             url = url.set(drivername="postgresql+psycopg")
         return url.render_as_string(hide_password=False)
     if isinstance(store, (str, os.PathLike)):

@@ -6,8 +6,10 @@ caller can catch one type and display its message.
 
 from __future__ import annotations
 
+from ..errors import AlwidgetError
 
-class StoreError(Exception):
+
+class StoreError(AlwidgetError):
     """Base class of every error raised by :mod:`alwidget.store`."""
 
 

@@ -7,6 +7,8 @@ import json
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
+from .errors import StoreCorruptedError
+
 
 def dump_state_dicts(state_dicts: Sequence[Mapping[str, object]]) -> bytes:
     """Serialise model state dicts with ``torch.save`` (tensors moved to the CPU).
@@ -25,10 +27,17 @@ def dump_state_dicts(state_dicts: Sequence[Mapping[str, object]]) -> bytes:
     for index, state in enumerate(state_dicts):
         if not isinstance(state, Mapping):
             raise TypeError(f"state_dicts[{index}] is a {type(state).__name__}, not a state dict")
-        cpu_state = OrderedDict(
-            (str(name), value.detach().cpu() if isinstance(value, torch.Tensor) else value)
-            for name, value in state.items()
-        )
+        cpu_state = OrderedDict()
+        for name, value in state.items():
+            if isinstance(value, torch.Tensor):
+                value = value.detach().cpu()
+            elif not isinstance(value, (int, float, bool, str, type(None))):
+                raise TypeError(
+                    f"state_dicts[{index}][{name!r}] is a {type(value).__name__}; checkpoints "
+                    "hold only tensors and plain numbers so they can be loaded without "
+                    "unpickling arbitrary objects"
+                )
+            cpu_state[str(name)] = value
         # Module versions (e.g. BatchNorm's) live here; load_state_dict reads them back.
         version_info = getattr(state, "_metadata", None)
         if version_info is not None:
@@ -41,9 +50,17 @@ def dump_state_dicts(state_dicts: Sequence[Mapping[str, object]]) -> bytes:
 
 def load_state_dicts(payload: bytes) -> list[dict[str, object]]:
     """Inverse of :func:`dump_state_dicts`, with ``weights_only=True`` (no arbitrary pickle)."""
+    import pickle
+
     import torch
 
-    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    try:
+        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise StoreCorruptedError(
+            "the stored checkpoint cannot be loaded with torch.load(weights_only=True); it is "
+            f"damaged or holds objects other than tensors ({str(error).splitlines()[0]})"
+        ) from error
 
 
 def _json_default(value: object) -> object:
