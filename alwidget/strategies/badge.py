@@ -23,11 +23,18 @@ __all__ = ["select_badge", "gradient_embedding_factors", "gradient_squared_dista
 # Squared distances below this fraction of the two squared norms are rounding noise of the
 # expansion above, i.e. the two gradient embeddings coincide.
 _COINCIDENT = 1e-9
+_ROWS_PER_CHUNK = 4096
 
 
 def gradient_embedding_factors(log_probs_N_K_C, embeddings_N_D) -> tuple[np.ndarray, np.ndarray]:
     """The two factors of ``g = a ⊗ h``: ``a_N_C = p - onehot(argmax p)`` and ``h_N_D``."""
-    probs_N_C = np.exp(mean_log_probs(log_probs_N_K_C))
+    log_probs = np.asarray(log_probs_N_K_C)
+    # In row chunks: validating all of a 60k x K x C array at once makes large float64 copies.
+    chunks = [
+        np.exp(mean_log_probs(log_probs[start : start + _ROWS_PER_CHUNK]))
+        for start in range(0, max(1, log_probs.shape[0]), _ROWS_PER_CHUNK)
+    ]
+    probs_N_C = np.concatenate(chunks)
     residual_N_C = probs_N_C.copy()
     residual_N_C[np.arange(probs_N_C.shape[0]), probs_N_C.argmax(axis=1)] -= 1.0
     return residual_N_C, np.asarray(embeddings_N_D, dtype=np.float64)
@@ -70,7 +77,7 @@ def select_badge(scores_N: np.ndarray, batch_size: int, inputs: AcquisitionInput
     squared_norms = np.einsum("nc,nc->n", residual, residual) * np.einsum("nd,nd->n", features, features)
     n_items = scores.shape[0]
     chosen = np.zeros(n_items, dtype=bool)
-    min_squared = squared_norms.copy()
+    min_squared = np.full(n_items, np.inf)
     picks = np.empty(count, dtype=np.int64)
     values = np.empty(count)
     for step in range(count):
@@ -84,7 +91,7 @@ def select_badge(scores_N: np.ndarray, batch_size: int, inputs: AcquisitionInput
             else:
                 pick = int(inputs.rng.choice(np.flatnonzero(~chosen)))
         picks[step] = pick
-        values[step] = min_squared[pick]
+        values[step] = squared_norms[pick] if step == 0 else min_squared[pick]
         chosen[pick] = True
         np.minimum(min_squared, gradient_squared_distances(residual, features, pick, squared_norms), out=min_squared)
     return Selection(indices=picks, scores=values)

@@ -12,8 +12,9 @@ so only the conditional entropy of the new label given the chosen labels is need
 ``m`` of the chosen labels turns the uniform prior over ``k`` into a posterior
 ``r_m(k) ∝ P_k(y_A = m)``, and ``H(y_x | y_A) = Σ_m p(m) H(Σ_k r_m(k) p_k(y_x))``.
 
-The sum over ``m`` is exact while the ``C^|A|`` configurations (times ``K``) fit in
-``exact_budget`` elements; beyond that ``m`` is sampled from ``p(y_A)`` (each of the ``K``
+The sum over ``m`` is exact while the ``C^|A|`` configurations number at most
+``max_exact_configurations`` (each costs ``candidates x C`` entropies per step) and, times
+``K``, fit in ``exact_budget`` elements; beyond that ``m`` is sampled from ``p(y_A)`` (each of the ``K``
 samples draws the same number of configurations, as in the reference implementation
 batchbald_redux), which makes the sum an unbiased Monte Carlo average. The posterior form
 keeps every quantity in ``[0, 1]``, so float32 is safe and products of many small
@@ -35,11 +36,13 @@ __all__ = [
     "DEFAULT_MAX_CANDIDATES",
     "DEFAULT_NUM_SAMPLES",
     "DEFAULT_EXACT_BUDGET",
+    "DEFAULT_MAX_EXACT_CONFIGURATIONS",
 ]
 
 DEFAULT_MAX_CANDIDATES = 2000
 DEFAULT_NUM_SAMPLES = 4096
 DEFAULT_EXACT_BUDGET = 2**20
+DEFAULT_MAX_EXACT_CONFIGURATIONS = 2**14
 # Elements of the (candidates x configurations x classes) block evaluated at once.
 DEFAULT_CHUNK_ELEMENTS = 2**21
 
@@ -135,9 +138,9 @@ def sampled_joint_entropy(
 class _ChosenLabels:
     """The chosen items' label configurations: exact enumeration, then samples."""
 
-    def __init__(self, n_samples: int, exact_budget: int, num_samples: int, rng):
+    def __init__(self, n_samples: int, max_exact: int, num_samples: int, rng):
         self.n_samples = n_samples
-        self.exact_budget = exact_budget
+        self.max_exact = max_exact
         self.num_samples = num_samples
         self.rng = rng
         self.chosen_log_probs: list[np.ndarray] = []
@@ -151,7 +154,7 @@ class _ChosenLabels:
         self.chosen_log_probs.append(log_probs_K_C)
         n_classes = log_probs_K_C.shape[1]
         grown = self.log_joint_M_K.shape[0] * n_classes
-        if self.exact and grown * self.n_samples <= self.exact_budget:
+        if self.exact and grown <= self.max_exact:
             log_joint = self.log_joint_M_K[:, None, :] + log_probs_K_C.T[None, :, :]
             log_joint = log_joint.reshape(grown, self.n_samples)
             # Configurations impossible under every sample carry no weight.
@@ -215,6 +218,7 @@ def select_batchbald(
     max_candidates: int | None = DEFAULT_MAX_CANDIDATES,
     num_samples: int = DEFAULT_NUM_SAMPLES,
     exact_budget: int = DEFAULT_EXACT_BUDGET,
+    max_exact_configurations: int = DEFAULT_MAX_EXACT_CONFIGURATIONS,
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
     dtype=np.float32,
 ) -> Selection:
@@ -223,9 +227,10 @@ def select_batchbald(
     Parameters
     ----------
     scores_N : np.ndarray
-        Per-item scores (BALD for the registered strategy), used only to keep the
+        Per-item scores (BALD for the registered strategy), used to keep the
         ``max_candidates`` best items before the joint computation, as the reference
-        implementations do on large pools.
+        implementations do on large pools, and to break ties between equal gains (with
+        ``K == 1`` every gain is 0 and the batch is the top of ``scores_N``).
     batch_size : int
         Items to choose; at most the pool size.
     inputs : AcquisitionInputs
@@ -237,7 +242,10 @@ def select_batchbald(
     num_samples : int
         Sampled configurations once exact enumeration no longer fits.
     exact_budget : int
-        Enumerate configurations exactly while ``C^|chosen| * K`` stays at or below this.
+        Memory bound: enumerate configurations exactly only while ``C^|chosen| * K``
+        stays at or below this many elements.
+    max_exact_configurations : int
+        Time bound: ... and while ``C^|chosen|`` stays at or below this.
     chunk_elements : int
         Bound on the temporary (candidates x configurations x C) block.
     dtype : numpy dtype
@@ -261,16 +269,21 @@ def select_batchbald(
         )
     if np.isnan(scores).any():
         raise ValueError("scores_N contains NaN")
-    if max_candidates is not None and scores.shape[0] > max(max_candidates, count):
-        candidates = np.argsort(-scores, kind="stable")[: max(max_candidates, count)]
-    else:
-        candidates = np.arange(scores.shape[0])
+    # Candidates in score order, so argmax over equal gains prefers the higher score.
+    candidates = np.argsort(-scores, kind="stable")
+    if max_candidates is not None:
+        candidates = candidates[: max(int(max_candidates), count)]
     log_probs_B_K_C = validate_log_probs(log_probs[candidates])
     probs_B_K_C = np.exp(log_probs_B_K_C)
     mean_entropy_B = -(probs_B_K_C * np.where(probs_B_K_C > 0, log_probs_B_K_C, 0.0)).sum(-1).mean(1)
     bulk_probs = probs_B_K_C.astype(dtype)
 
-    chosen_labels = _ChosenLabels(log_probs_B_K_C.shape[1], exact_budget, num_samples, inputs.rng)
+    n_samples = log_probs_B_K_C.shape[1]
+    if n_samples == 1:
+        # One sample: the labels say nothing about the weights, every gain is exactly 0.
+        return Selection(indices=candidates[:count], scores=np.zeros(count))
+    max_exact = min(int(max_exact_configurations), int(exact_budget) // n_samples)
+    chosen_labels = _ChosenLabels(n_samples, max_exact, num_samples, inputs.rng)
     available = np.ones(candidates.shape[0], dtype=bool)
     picked: list[int] = []
     gains: list[float] = []

@@ -7,6 +7,7 @@ every random choice goes through the caller's ``np.random.Generator``.
 from __future__ import annotations
 
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from .kcenter import DEFAULT_MAX_CHUNK_ELEMENTS, as_points, nearest_distances
 
@@ -124,10 +125,12 @@ def kmeans(
 
 
 def _grouped_sum(sums: np.ndarray, labels: np.ndarray, values: np.ndarray) -> None:
-    order = np.argsort(labels, kind="stable")
-    sorted_labels = labels[order]
-    starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
-    sums[sorted_labels[starts]] = np.add.reduceat(values[order], starts, axis=0)
+    """Per-cluster sums of ``values`` via a sparse one-hot product (fast for any k)."""
+    one_hot = csr_matrix(
+        (np.ones(labels.shape[0]), (labels, np.arange(labels.shape[0]))),
+        shape=(sums.shape[0], labels.shape[0]),
+    )
+    sums[:] = one_hot @ values
 
 
 def knn_typicality(

@@ -119,7 +119,7 @@ def default_coverage_radius(
     points_N_D,
     *,
     neighbourhood_fraction: float = DEFAULT_NEIGHBOURHOOD_FRACTION,
-    max_queries: int = 1000,
+    max_queries: int = 256,
     seed: int = 0,
     max_chunk_elements: int = DEFAULT_MAX_CHUNK_ELEMENTS,
 ) -> float:
