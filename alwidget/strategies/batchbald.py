@@ -266,6 +266,14 @@ def select_batchbald(
     Selection
         Indices in acquisition order; ``scores`` are the BatchBALD gains
         ``I(y_A, y_x; w) - I(y_A; w)`` (nats), so the first equals its BALD score.
+
+    Notes
+    -----
+    The ``K`` samples stand for the weight posterior, so a batch can reveal at most
+    ``log K`` nats about it: the gains sum to at most ``log K`` and, once a batch pins the
+    sample down, the remaining gains are near 0 and the choice is close to arbitrary. More
+    samples let larger batches stay diverse (a test here: 40 items each repeated 3 times,
+    batch 10, gave 10 distinct originals with K = 100, 6-9 with K = 10).
     """
     scores = np.asarray(scores_N, dtype=np.float64)
     if scores.ndim != 1:
