@@ -34,6 +34,7 @@ def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", choices=["digits", "mnist", "repeated-mnist"], default="digits")
     parser.add_argument("--data-root", help="folder with the MNIST idx files (for --dataset mnist)")
     parser.add_argument("--limit", type=_positive_int, help="use a random subset of this many pool items")
+    parser.add_argument("--test-limit", type=_positive_int, help="evaluate on a random subset of this many held-out items")
 
 
 def load_pool(args, parser: argparse.ArgumentParser):
@@ -43,11 +44,13 @@ def load_pool(args, parser: argparse.ArgumentParser):
     if args.dataset == "digits":
         if args.data_root:
             parser.error("--data-root is only used with --dataset mnist")
+        if args.limit or args.test_limit:
+            parser.error("--limit/--test-limit are only used with the MNIST datasets")
         return datasets.load_digits(seed=args.seed)
     if not args.data_root:
         parser.error(f"--dataset {args.dataset} needs --data-root PATH (a folder with the MNIST idx files)")
     try:
-        pool = datasets.load_mnist(args.data_root, limit=args.limit, seed=args.seed)
+        pool = datasets.load_mnist(args.data_root, limit=args.limit, test_limit=args.test_limit, seed=args.seed)
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
     return datasets.repeated(pool, seed=args.seed) if args.dataset == "repeated-mnist" else pool
@@ -75,10 +78,28 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--ensemble", type=_positive_int, default=1)
     simulate.add_argument("--score-subset", type=_positive_int, default=None,
                           help="score a random subset of this many unlabeled items per round")
+    simulate.add_argument("--max-steps", type=_positive_int, default=None,
+                          help="cap gradient steps per training run (default: the TrainConfig default)")
     simulate.add_argument("--threads", type=_positive_int, default=None,
                           help="torch CPU threads (default: 1, which is fastest for these small models)")
     simulate.add_argument("--json", action="store_true", help="print one JSON object (the only stdout output)")
+
+    demo = commands.add_parser(
+        "demo", help="compare strategies on the embedded digits with a simulated oracle",
+        description="Runs random, entropy and BALD side by side on scikit-learn's digits and prints "
+        "test accuracy against the number of labels.",
+    )
+    demo.add_argument("--strategies", default="random,entropy,bald", help="comma-separated strategy names")
+    demo.add_argument("--rounds", type=_non_negative_int, default=8)
+    demo.add_argument("--batch", type=_positive_int, default=10)
+    demo.add_argument("--seed", type=int, default=0)
     return parser
+
+
+def _train_config(args, config_type):
+    if args.max_steps is None:
+        return config_type()
+    return config_type(max_steps=args.max_steps, min_steps=min(args.max_steps, config_type.min_steps))
 
 
 def _run_simulate(args, parser) -> int:
@@ -87,6 +108,7 @@ def _run_simulate(args, parser) -> int:
 
     from .models import MODELS
     from .simulate import simulate
+    from .training import TrainConfig
 
     if args.model is not None and args.model not in MODELS:
         parser.error(f"unknown --model {args.model!r}; choose one of {', '.join(sorted(MODELS))}")
@@ -102,7 +124,7 @@ def _run_simulate(args, parser) -> int:
         result = simulate(
             pool, strategy=args.strategy, initial=args.initial, batch_size=args.batch, rounds=args.rounds,
             seed=args.seed, model=args.model, mc_samples=args.mc_samples, ensemble=args.ensemble,
-            score_subset=args.score_subset, on_round=on_round,
+            score_subset=args.score_subset, on_round=on_round, train_config=_train_config(args, TrainConfig),
         )
     except ValueError as error:
         progress.close()
@@ -117,11 +139,46 @@ def _run_simulate(args, parser) -> int:
     return 0
 
 
+def _run_demo(args, parser) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from . import datasets
+    from .simulate import simulate
+    from .strategies import available
+
+    names = [name.strip() for name in args.strategies.split(",") if name.strip()]
+    unknown = [name for name in names if name not in available()]
+    if unknown or not names:
+        parser.error(f"unknown strategies {unknown}; choose from {', '.join(available())}")
+    torch.set_num_threads(1)
+    pool = datasets.load_digits(seed=args.seed)
+    print(f"{pool}: 20 balanced initial labels, +{args.batch} per round, oracle = ground truth", file=sys.stderr)
+    results = {}
+    for name in names:
+        with tqdm(total=args.rounds + 1, desc=name, file=sys.stderr, unit="round") as bar:
+            results[name] = simulate(
+                pool, strategy=name, initial=20, batch_size=args.batch, rounds=args.rounds,
+                seed=args.seed, on_round=lambda record: bar.update(1),
+            )
+    header = "labels  " + "".join(f"{name:>18}" for name in names)
+    print("test accuracy on the held-out digits")
+    print(header)
+    for row in range(args.rounds + 1):
+        n_labels = results[names[0]]["rounds"][row]["n_labels"]
+        cells = "".join(f"{results[name]['rounds'][row]['accuracy']:>18.3f}" for name in names)
+        print(f"{n_labels:>6}  {cells}")
+    print("\nNext: label by hand in JupyterLab: open notebooks/quickstart.ipynb (see README).")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (2 for bad arguments)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "simulate":
         return _run_simulate(args, parser)
+    if args.command == "demo":
+        return _run_demo(args, parser)
     parser.error(f"unknown command {args.command}")
     return 2

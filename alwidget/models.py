@@ -16,7 +16,17 @@ from torch import nn
 __all__ = ["GalCNN", "MLP", "MODELS", "ModelFactory", "has_dropout", "reset_parameters"]
 
 
-class GalCNN(nn.Sequential):
+class _Stack(nn.Sequential):
+    """``nn.Sequential`` whose slices are plain ``nn.Sequential`` (the subclasses' own
+    constructors take sizes, not layers, so torch's slicing cannot rebuild them)."""
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return nn.Sequential(*list(self._modules.values())[index])
+        return super().__getitem__(index)
+
+
+class GalCNN(_Stack):
     """The MNIST CNN of Gal, Islam & Ghahramani (2017).
 
     conv(32, k×k)-relu-conv(32, k×k)-relu-maxpool(2)-dropout(.25)-dense(128)-relu-
@@ -53,7 +63,7 @@ class GalCNN(nn.Sequential):
         )
 
 
-class MLP(nn.Sequential):
+class MLP(_Stack):
     """A two-hidden-layer perceptron with dropout, for tabular rows and feature vectors.
 
     Parameters

@@ -1,0 +1,211 @@
+"""The session end to end on the embedded digits, and every bad input it must name."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import alwidget as al
+from alwidget.errors import (
+    AlreadyLabeledError,
+    NotEnoughClassesError,
+    NotLabeledError,
+    PoolExhaustedError,
+    StrategyModelMismatchError,
+    TrainingInProgressError,
+    UnknownItemError,
+    UnknownLabelError,
+)
+from alwidget.simulate import balanced_initial_ids
+from alwidget.training import TrainConfig
+
+FAST = TrainConfig(min_steps=60, max_steps=120, max_epochs=20)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return al.datasets.load_digits()
+
+
+def oracle(pool, ids):
+    return [int(pool.targets[pool.position(i)]) for i in ids]
+
+
+def test_the_issue_walkthrough(digits):
+    session = al.Session(digits, model="small_cnn", strategy="bald", mc_samples=20, seed=0, train_config=FAST)
+    batch = session.query(10)
+    assert len(batch) == 10 and len(set(batch.ids)) == 10
+    assert list(batch.scores) == sorted(batch.scores, reverse=True)
+    first = batch.items[0]
+    assert first.rank == 1 and first.pool_rank == 1 and first.n_scored == len(digits)
+    assert sum(first.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+    assert sum(first.votes.values()) == 20
+    assert first.bald == pytest.approx(first.entropy_of_mean - first.mean_entropy, abs=1e-6)
+    assert first.predicted in digits.classes
+
+    session.label(batch.ids[:3], ["4", "7", "1"])
+    assert session.labels == dict(zip(batch.ids[:3], ["4", "7", "1"]))
+    initial = [i for i in balanced_initial_ids(digits, 20, seed=0) if i not in session.labels]
+    session.label(initial, oracle(digits, initial))
+    report = session.retrain()
+    assert report.steps > 0 and report.seconds > 0 and report.n_labels == session.n_labels
+    evaluation = session.evaluate()
+    assert evaluation["n_test"] == len(digits.test) and 0.3 < evaluation["accuracy"] <= 1.0
+    assert session.history[-1]["n_labels"] == session.n_labels
+    second = session.query(5)
+    assert second.model_version == 1
+    assert not set(second.ids) & set(session.labels)
+
+
+def test_labels_change_the_queue_without_rescoring(digits):
+    session = al.Session(digits, strategy="entropy", seed=1)
+    batch = session.query(5)
+    session.label(batch.ids[0], int(digits.targets[digits.position(batch.ids[0])]))
+    assert session.stale
+    again = session.query(5)
+    assert again.ids == batch.ids[1:] + again.ids[4:]
+    assert not session.stale
+
+
+def test_undo_removes_the_label(digits):
+    session = al.Session(digits, seed=0)
+    session.label(3, "5")
+    assert session.unlabel(3) == "5"
+    assert 3 not in session.labels
+    with pytest.raises(NotLabeledError):
+        session.unlabel(3)
+
+
+def test_prioritized_items_jump_the_queue(digits):
+    session = al.Session(digits, seed=0)
+    session.prioritize([100, 7])
+    batch = session.query(4)
+    assert batch.ids[:2] == [100, 7] and batch.items[0].prioritized
+    session.label(100, "1")
+    assert session.query(4).ids[0] == 7
+
+
+def test_ensembles_feed_the_sample_axis_and_make_bald_possible(digits):
+    session = al.Session(digits, model="mlp", strategy="bald", ensemble=3, mc_samples=1, seed=0, train_config=FAST)
+    ids = balanced_initial_ids(digits, 20, seed=0)
+    session.label(ids, oracle(digits, ids))
+    report = session.retrain()
+    assert len(report.members) == 3
+    assert session.predict(digits.ids[:4]).shape == (4, 3, 10)
+    assert session.query(3).items[0].bald > 0
+
+
+def test_retrain_in_a_thread_while_labeling_continues(digits):
+    session = al.Session(digits, seed=0, train_config=TrainConfig(min_steps=300, max_steps=300))
+    ids = balanced_initial_ids(digits, 20, seed=0)
+    session.label(ids, oracle(digits, ids))
+    progress = []
+    worker = threading.Thread(target=session.retrain, kwargs={"progress": progress.append})
+    worker.start()
+    while not progress:
+        worker.join(0.01)
+    with pytest.raises(TrainingInProgressError):
+        session.retrain()
+    batch = session.query(3)  # scoring with the old model still works
+    session.label(batch.ids, oracle(digits, batch.ids))
+    worker.join()
+    assert session.model_version == 1
+    assert session.n_labels == 23 and session.labels_since_retrain == 3
+    assert progress[-1]["step"] == progress[-1]["total_steps"]
+
+
+def test_failed_training_keeps_the_old_model(digits):
+    session = al.Session(digits, seed=0, train_config=FAST)
+    ids = balanced_initial_ids(digits, 20, seed=0)
+    session.label(ids, oracle(digits, ids))
+    session.retrain()
+    before = session.predict(digits.ids[:5])
+    with pytest.raises(RuntimeError, match="stop"):
+        session.retrain(should_stop=lambda: (_ for _ in ()).throw(RuntimeError("stop now")))
+    assert session.model_version == 1
+    np.testing.assert_array_equal(before, session.predict(digits.ids[:5]))
+
+
+def test_score_subset_bounds_the_work(digits):
+    session = al.Session(digits, seed=0, score_subset=100)
+    batch = session.query(5)
+    assert batch.items[0].n_scored == 100
+
+
+def test_user_module_and_factory(digits):
+    rows = al.Pool(np.random.default_rng(0).normal(size=(60, 5)), targets=np.arange(60) % 3)
+    module = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3))
+    session = al.Session(rows, module, strategy="bald", seed=0, train_config=FAST)
+    assert session.mc_samples == 20
+    session.label(list(range(9)), [i % 3 for i in range(9)])
+    session.retrain()
+    assert session.query(2).items[0].bald >= 0
+    factory_session = al.Session(rows, lambda num_classes: nn.Linear(5, num_classes), seed=0)
+    assert factory_session.predict([0]).shape == (1, 1, 3)
+
+
+# ------------------------------------------------------------------- bad input
+def test_unknown_or_repeated_ids_and_labels(digits):
+    session = al.Session(digits, seed=0)
+    with pytest.raises(UnknownItemError, match="999999"):
+        session.label(999999, "1")
+    with pytest.raises(UnknownLabelError, match="classes are"):
+        session.label(1, "eleven")
+    with pytest.raises(UnknownLabelError, match="out of range"):
+        session.label(1, 10)
+    with pytest.raises(ValueError, match="2 ids but 1 labels"):
+        session.label([1, 2], ["3"])
+    session.label(1, "3")
+    with pytest.raises(AlreadyLabeledError, match="already labeled '3'"):
+        session.label(1, "4")
+    with pytest.raises(AlreadyLabeledError):
+        session.label([5, 5], ["1", "1"])
+    assert session.labels == {1: "3"}  # a failed call stores nothing
+
+
+def test_bald_on_a_model_without_dropout_is_refused():
+    rows = al.Pool(np.zeros((10, 3)), classes=["a", "b"])
+    with pytest.raises(StrategyModelMismatchError, match="no dropout"):
+        al.Session(rows, nn.Linear(3, 2), strategy="bald")
+    with pytest.raises(StrategyModelMismatchError, match="mc_samples=1"):
+        al.Session(rows, "mlp", strategy="bald", mc_samples=1)
+    with pytest.raises(StrategyModelMismatchError):
+        al.Session(rows, nn.Linear(3, 2), strategy="entropy", mc_samples=5)
+
+
+def test_one_class_only_cannot_train(digits):
+    session = al.Session(digits, seed=0)
+    session.label([0, 1], ["3", "3"])
+    with pytest.raises(NotEnoughClassesError, match="at least two classes"):
+        session.retrain()
+
+
+def test_exhausted_pool():
+    rows = al.Pool(np.random.default_rng(0).normal(size=(4, 3)), classes=["a", "b"])
+    session = al.Session(rows, seed=0)
+    session.label([0, 1, 2, 3], ["a", "b", "a", "b"])
+    with pytest.raises(PoolExhaustedError, match="every one of the 4"):
+        session.query()
+
+
+def test_model_with_the_wrong_output_width():
+    rows = al.Pool(np.zeros((10, 3)), classes=["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"\(batch, 3\)"):
+        al.Session(rows, nn.Linear(3, 2))
+
+
+def test_nan_model_output_is_named(digits):
+    class Broken(nn.Module):
+        def forward(self, x):
+            return torch.full((x.shape[0], 10), float("nan"))
+
+    session = al.Session(digits, Broken(), seed=0)
+    with pytest.raises(ValueError, match="NaN"):
+        session.query()
+
+
+def test_not_a_pool():
+    with pytest.raises(TypeError, match="alwidget.Pool"):
+        al.Session(np.zeros((3, 3)))
