@@ -67,22 +67,22 @@ function render({ model, el }) {
     if (root) root.classList.toggle('alwidget-keys-on', active);
   }
 
-  function take(event) {
-    if (event.ctrlKey || event.metaKey || event.altKey) return false;
-    if (isEditable(event.target)) return false;
-    if (!model.get('watched_keys').includes(event.key)) return false;
-    event.preventDefault();
-    event.stopPropagation();
-    model.send({ event: 'key', key: event.key });
-    return true;
-  }
-
-  function onRootKey(event) { take(event); }
-
   function onWindowKey(event) {
-    // Focus inside the widget is handled by the root listener (bubbling phase).
-    if (!root || root.contains(document.activeElement) || !cellIsActive()) return;
-    take(event);
+    // Capture phase on window runs before JupyterLab's keybinding handler on document.
+    if (!root || event.ctrlKey || event.metaKey || event.altKey) return;
+    const inside = root.contains(document.activeElement);
+    if (!inside && !cellIsActive()) return;
+    if (isEditable(event.target)) return;
+    if (model.get('watched_keys').includes(event.key)) {
+      event.preventDefault();
+      event.stopPropagation();
+      model.send({ event: 'key', key: event.key });
+      return;
+    }
+    // While focus is inside the widget, single-key notebook commands (x cuts, d d deletes,
+    // m makes markdown...) must not act on the cell. Default actions (Space/Enter on a
+    // button, Tab) still happen: stopPropagation does not cancel them.
+    if (inside && event.key !== 'Tab' && event.key !== 'Escape') event.stopPropagation();
   }
 
   function attach() {
@@ -94,7 +94,6 @@ function render({ model, el }) {
     }
     root.setAttribute('tabindex', '0');
     root.setAttribute('data-lm-suppress-shortcuts', 'true');
-    root.addEventListener('keydown', onRootKey);
     refreshBadge();
   }
 
@@ -112,7 +111,6 @@ function render({ model, el }) {
     document.removeEventListener('focusin', refreshBadge);
     document.removeEventListener('focusout', refreshBadge);
     document.removeEventListener('click', refreshBadge);
-    if (root) root.removeEventListener('keydown', onRootKey);
   };
 }
 
@@ -185,7 +183,9 @@ def build_key_map(classes: Sequence[str], key_map: Mapping[str, str] | None = No
     classes : sequence of str
         Class names in display order.
     key_map : mapping of str to str, optional
-        ``{key: class_name}``. When omitted, keys 1–9 then 0 go to the first ten classes.
+        ``{key: class_name}``. When omitted: if every class name is a single character that
+        is not reserved (digits ``"0"``–``"9"``, letters other than ``s``/``u``), each class
+        has its own name as key; otherwise keys 1–9 then 0 go to the first ten classes.
 
     Returns
     -------
@@ -197,9 +197,11 @@ def build_key_map(classes: Sequence[str], key_map: Mapping[str, str] | None = No
     ValueError
         If a key is empty, reserved for skip/undo/navigation, or maps to an unknown class.
     """
-    if key_map is None:
-        return dict(zip(DEFAULT_LABEL_KEYS, classes))
     reserved = {SKIP_KEY, UNDO_KEY, NEXT_KEY, PREVIOUS_KEY}
+    if key_map is None:
+        if all(len(name) == 1 and name not in reserved and not name.isspace() for name in classes):
+            return {name: name for name in classes}
+        return dict(zip(DEFAULT_LABEL_KEYS, classes))
     known = set(classes)
     result: dict[str, str] = {}
     for key, class_name in key_map.items():

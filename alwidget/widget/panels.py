@@ -1,0 +1,149 @@
+"""The side panels: why the focused item was picked, label progress, the learning curve.
+
+Every function returning HTML escapes class names and item ids.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+PROBABILITY_ROWS = 10
+
+
+def _escape(value) -> str:
+    return html.escape(str(value))
+
+
+def why_html(detail, *, strategy: str, ranked_by: int | None, current_model_version: int) -> str:
+    """Explain one :class:`alwidget.ItemDetail`: probabilities, MC votes, BALD parts, pool rank.
+
+    Parameters
+    ----------
+    detail : ItemDetail or None
+        The focused item's explanation; ``None`` gives a placeholder.
+    strategy : str
+        The strategy that picked it.
+    ranked_by : int or None
+        Version of the model that scored the item.
+    current_model_version : int
+        The session's current model, to flag details computed by an older one.
+    """
+    if detail is None:
+        return '<div class="alwidget-why"><i>No item in focus.</i></div>'
+    probabilities = sorted(detail.probabilities.items(), key=lambda pair: -pair[1])[:PROBABILITY_ROWS]
+    bars = "".join(
+        f'<tr><td class="alwidget-class">{_escape(name)}</td>'
+        f'<td><div class="alwidget-bar" style="width:{max(1.0, 100 * p):.1f}px"></div></td>'
+        f"<td>{p:.3f}</td></tr>"
+        for name, p in probabilities
+    )
+    n_votes = sum(detail.votes.values())
+    parts = [
+        '<div class="alwidget-why">',
+        f"<div><b>Why this item?</b> strategy <code>{_escape(strategy)}</code>, "
+        f"score {detail.score:.4f}, pool rank {detail.pool_rank} of {detail.n_scored} scored"
+        + (" (you prioritized it)" if detail.prioritized else "")
+        + "</div>",
+        f"<div>Predicted <b>{_escape(detail.predicted)}</b>"
+        + (f" · ranked by model v{ranked_by} (now v{current_model_version}; retrained since)"
+           if ranked_by is not None and ranked_by < current_model_version else "")
+        + "</div>",
+        f'<table class="alwidget-probs">{bars}</table>',
+    ]
+    if n_votes > 1:
+        votes = ", ".join(
+            f"{_escape(name)}: {count}" for name, count in sorted(detail.votes.items(), key=lambda pair: -pair[1])
+        )
+        parts.append(f"<div>MC votes ({n_votes} samples): {votes}</div>")
+        parts.append(
+            f"<div>Entropy of the mean {detail.entropy_of_mean:.3f} − mean entropy {detail.mean_entropy:.3f} = BALD {detail.bald:.3f} nats"
+            "<br><small>High BALD: the samples disagree (model uncertainty); high mean entropy: "
+            "each sample is unsure on its own (ambiguous item).</small></div>"
+        )
+    else:
+        parts.append(f"<div>Predictive entropy {detail.entropy_of_mean:.3f} nats</div>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def counts_html(counts: dict, *, n_labels: int, since_retrain: int, model_version: int, stale: bool,
+                accuracy: float | None) -> str:
+    """Labeled count per class, labels since the last retrain, and whether the ranking is stale."""
+    cells = "".join(
+        f'<span class="alwidget-count"><span class="alwidget-class">{_escape(name)}</span>: <b>{count}</b></span>'
+        for name, count in counts.items()
+    )
+    model = "untrained model" if model_version == 0 else f"model v{model_version}"
+    score = "" if accuracy is None or (isinstance(accuracy, float) and math.isnan(accuracy)) else (
+        f", held-out accuracy {accuracy:.1%}"
+    )
+    stale_note = (
+        f'<div class="alwidget-stale">Ranking stale: {since_retrain} label(s) arrived after the model '
+        "that ranked this batch was trained. Retrain to use them.</div>"
+        if stale else ""
+    )
+    return (
+        f'<div class="alwidget-progress"><div><b>{n_labels}</b> labeled · {since_retrain} since last retrain · '
+        f"{model}{score}</div><div>{cells}</div>{stale_note}</div>"
+    )
+
+
+STYLE = """
+<style>
+.alwidget-why, .alwidget-progress { font-size: 12px; line-height: 1.45; }
+.alwidget-probs td { padding: 0 4px; }
+.alwidget-bar { height: 8px; background: var(--jp-brand-color1, #1976d2); }
+.alwidget-count { display: inline-block; margin: 2px 6px 2px 0; padding: 0 6px; border-radius: 8px;
+  background: var(--jp-layout-color2, #eee); }
+.alwidget-stale { color: var(--jp-warn-color0, #b26a00); }
+.alwidget-text { white-space: pre-wrap; font-size: 14px; max-width: 560px; max-height: 260px; overflow: auto;
+  padding: 8px; border: 1px solid var(--jp-border-color2, #ddd); }
+.alwidget-row th { text-align: left; padding-right: 10px; font-weight: normal;
+  color: var(--jp-ui-font-color2, #555); }
+.alwidget-item-error, .alwidget-error-text { color: var(--jp-error-color1, #d32f2f); white-space: pre-wrap; }
+.alwidget-status { font-size: 12px; color: var(--jp-ui-font-color2, #555); }
+</style>
+"""
+
+
+class LearningCurve:
+    """A live plotly chart of held-out accuracy against the number of labels."""
+
+    def __init__(self):
+        import plotly.graph_objects as go
+
+        self.figure = go.FigureWidget(
+            data=[go.Scatter(x=[], y=[], mode="lines+markers", name="held-out accuracy")],
+            layout=go.Layout(
+                height=220, width=360, margin={'l': 40, 'r': 10, 't': 30, 'b': 35},
+                title={'text': "Learning curve", 'font': {'size': 13}},
+                xaxis={'title': {'text': "labels"}},
+                yaxis={'title': {'text': "accuracy"}, 'range': [0, 1]},
+            ),
+        )
+
+    def update(self, history: list[dict], validation_points=()) -> None:
+        """Redraw from :attr:`alwidget.Session.history` (entries with ``n_labels`` and ``accuracy``).
+
+        When the pool has no held-out split (every ``accuracy`` is ``None``), the validation
+        accuracy of each training run (labels held out of that run) is drawn instead:
+        ``validation_points`` as ``(n_labels, accuracy)`` pairs.
+        """
+        points = [(h["n_labels"], h["accuracy"]) for h in history if h.get("accuracy") is not None]
+        name, axis = "held-out accuracy", "held-out accuracy"
+        if not points:
+            points = [(n, acc) for n, acc in validation_points if acc is not None]
+            if points:
+                name, axis = "validation accuracy", "validation accuracy (labels held out of training)"
+        with self.figure.batch_update():
+            self.figure.data[0].x = [x for x, _ in points]
+            self.figure.data[0].y = [y for _, y in points]
+            self.figure.data[0].name = name
+            self.figure.layout.yaxis.title.text = axis
+            self.figure.layout.title.text = "Learning curve" if points else "Learning curve (a point per retrain)"
+
+    @property
+    def points(self) -> list[tuple[int, float]]:
+        trace = self.figure.data[0]
+        return list(zip(trace.x or (), trace.y or ()))

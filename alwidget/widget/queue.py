@@ -1,0 +1,42 @@
+"""Pure list logic for the labeling queue (no widgets): merging refills and refreshed batches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+
+def merge_refill(queue: Sequence, new_items: Sequence, excluded: Callable[[object], bool]) -> list:
+    """Append the new batch's items that are not queued already and not excluded.
+
+    Parameters
+    ----------
+    queue : sequence of ItemDetail
+        What the user sees now, in order.
+    new_items : sequence of ItemDetail
+        A freshly queried batch.
+    excluded : callable
+        ``excluded(item_id)`` is true for items that must not come back (labeled, skipped).
+    """
+    queued = {item.id for item in queue}
+    return list(queue) + [item for item in new_items if item.id not in queued and not excluded(item.id)]
+
+
+def refreshed_queue(in_hand, new_items: Sequence, excluded: Callable[[object], bool]) -> tuple[list, int]:
+    """The queue after a retrain: the item in hand stays in focus, the new ranking follows.
+
+    Returns
+    -------
+    (queue, focused_index)
+        ``in_hand`` first when it is still unlabeled (with its new explanation when the new
+        batch contains it), then the new batch in order.
+    """
+    fresh = [item for item in new_items if not excluded(item.id)]
+    if in_hand is None or excluded(in_hand.id):
+        return fresh, 0
+    replacement = next((item for item in fresh if item.id == in_hand.id), in_hand)
+    return [replacement] + [item for item in fresh if item.id != in_hand.id], 0
+
+
+def clamp_focus(index: int, length: int) -> int:
+    """A valid focus index for a queue of ``length`` items (0 when empty)."""
+    return 0 if length == 0 else max(0, min(index, length - 1))

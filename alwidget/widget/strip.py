@@ -1,0 +1,96 @@
+"""The batch strip: one card per queued item (thumbnail or snippet, rank, score, prediction).
+
+An anywidget because ipywidgets has no clickable image. The browser builds every card with
+``textContent``/``src`` only (never ``innerHTML``), so item text and class names cannot
+inject markup. Clicking a card sets :attr:`BatchStrip.focused`, which Python observes.
+"""
+
+from __future__ import annotations
+
+import anywidget
+import traitlets
+
+_ESM = r"""
+function card(data, index, focused, model) {
+  const node = document.createElement('div');
+  node.className = 'alwidget-card' + (index === focused ? ' alwidget-card-focused' : '')
+    + (data.kind === 'error' ? ' alwidget-card-error' : '');
+  node.dataset.index = String(index);
+  node.dataset.itemId = data.key;
+  node.title = 'item ' + data.key;
+  if (data.thumbnail) {
+    const img = document.createElement('img');
+    img.src = data.thumbnail;
+    img.alt = 'item ' + data.key;
+    node.appendChild(img);
+  } else {
+    const snippet = document.createElement('div');
+    snippet.className = 'alwidget-snippet';
+    snippet.textContent = data.snippet;
+    node.appendChild(snippet);
+  }
+  const meta = document.createElement('div');
+  meta.className = 'alwidget-card-meta';
+  meta.textContent = '#' + data.rank + ' \u00b7 ' + data.score + ' \u00b7 \u2192 ' + data.predicted;
+  node.appendChild(meta);
+  node.addEventListener('click', () => {
+    model.set('focused', index);
+    model.save_changes();
+  });
+  return node;
+}
+
+function render({ model, el }) {
+  el.classList.add('alwidget-strip');
+  function draw() {
+    const cards = model.get('cards');
+    const focused = model.get('focused');
+    el.replaceChildren(...cards.map((data, index) => card(data, index, focused, model)));
+    if (!cards.length) {
+      const empty = document.createElement('div');
+      empty.className = 'alwidget-strip-empty';
+      empty.textContent = model.get('empty_message');
+      el.appendChild(empty);
+    }
+  }
+  model.on('change:cards', draw);
+  model.on('change:focused', draw);
+  model.on('change:empty_message', draw);
+  draw();
+}
+
+export default { render };
+"""
+
+_CSS = """
+.alwidget-strip { display: flex; gap: 6px; overflow-x: auto; padding: 4px 2px; min-height: 96px; }
+.alwidget-card {
+  flex: 0 0 auto; width: 88px; border: 2px solid var(--jp-border-color2, #ddd); border-radius: 4px;
+  padding: 3px; cursor: pointer; background: var(--jp-layout-color1, white);
+  display: flex; flex-direction: column; align-items: center; gap: 2px;
+}
+.alwidget-card:hover { border-color: var(--jp-brand-color2, #90caf9); }
+.alwidget-card-focused { border-color: var(--jp-brand-color1, #1976d2); box-shadow: 0 0 0 1px var(--jp-brand-color1, #1976d2); }
+.alwidget-card-error { border-color: var(--jp-error-color1, #d32f2f); }
+.alwidget-card img { width: 72px; height: 72px; object-fit: contain; image-rendering: pixelated; }
+.alwidget-snippet {
+  width: 80px; height: 72px; overflow: hidden; font-size: 10px; line-height: 1.2;
+  word-break: break-word; color: var(--jp-ui-font-color1, #222);
+}
+.alwidget-card-meta { font-size: 10px; color: var(--jp-ui-font-color2, #555); white-space: nowrap; }
+.alwidget-strip-empty { color: var(--jp-ui-font-color2, #555); padding: 8px; }
+"""
+
+
+class BatchStrip(anywidget.AnyWidget):
+    """Cards for the queued items; ``focused`` is the index of the large item.
+
+    ``cards`` holds dicts with ``key`` (the item id as text), ``rank``, ``score`` (formatted),
+    ``predicted``, ``kind`` and either ``thumbnail`` (a PNG data URL) or ``snippet`` (plain text).
+    """
+
+    _esm = _ESM
+    _css = _CSS
+    cards = traitlets.List(traitlets.Dict()).tag(sync=True)
+    focused = traitlets.Int(0).tag(sync=True)
+    empty_message = traitlets.Unicode("No items queued.").tag(sync=True)

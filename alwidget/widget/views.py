@@ -1,0 +1,141 @@
+"""The widget's views and how traits are drawn into them (a mixin of :class:`Widget`).
+
+Each ``_render_*`` method observes specific traits; the traits stay the source of truth.
+"""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as widgets
+
+from . import keys as keymod
+from .panels import STYLE, LearningCurve, counts_html, why_html
+from .queue import clamp_focus
+from .strip import BatchStrip
+
+
+class WidgetViews:
+    """Builds the child widgets of :class:`alwidget.widget.app.Widget` and renders its traits."""
+
+    def _build_views(self) -> None:
+        self.key_catcher = keymod.KeyCatcher(list(self.key_map) + [keymod.SKIP_KEY, keymod.UNDO_KEY,
+                                                            keymod.NEXT_KEY, keymod.PREVIOUS_KEY])
+        self.key_catcher.on_key(lambda key: self._guarded(self.press_key, key))
+        self.strip = BatchStrip()
+        self.strip.observe(lambda change: self._guarded(self.focus, change["new"]), names=["focused"])
+        self.focus_image = widgets.Image(format="png", layout=widgets.Layout(width="240px", height="240px"))
+        self.focus_html = widgets.HTML()
+        self.label_buttons: dict[str, widgets.Button] = {}
+        key_of = {name: key for key, name in self.key_map.items()}
+        for name in self.session.classes:
+            hint = key_of.get(name)
+            button = widgets.Button(
+                description=name if hint in (None, name) else f"{name} ({hint})",
+                tooltip=f"label as {name}" + (f" — key {hint}" if hint else ""),
+                layout=widgets.Layout(width="auto", min_width="44px"),
+            )
+            button.on_click(lambda _b, name=name: self._guarded(self.label, name))
+            self.label_buttons[name] = button
+        self.skip_button = widgets.Button(description="Skip (s)", icon="forward")
+        self.skip_button.on_click(lambda _b: self._guarded(self.skip))
+        self.undo_button = widgets.Button(description="Undo (u)", icon="undo")
+        self.undo_button.on_click(lambda _b: self._guarded(self.undo))
+        self.retrain_button = widgets.Button(description="Retrain", icon="refresh", button_style="primary")
+        self.retrain_button.on_click(lambda _b: self._guarded(self.retrain))
+        self.train_progress = widgets.FloatProgress(min=0.0, max=1.0, layout=widgets.Layout(width="200px"))
+        self.train_status = widgets.Label("")
+        self.auto_retrain_box = widgets.BoundedIntText(
+            min=0, max=100_000, layout=widgets.Layout(width="70px"),
+            tooltip="retrain after this many new labels (0 = off)",
+        )
+        widgets.link((self, "auto_retrain_every"), (self.auto_retrain_box, "value"))
+        self.why = widgets.HTML(layout=widgets.Layout(width="360px"))
+        self.counts = widgets.HTML()
+        self.learning_curve = LearningCurve()
+        self.status_label = widgets.Label("")
+        self.error_banner = widgets.HTML()
+        self.errors = widgets.Output(layout=widgets.Layout(max_height="160px", overflow="auto"))
+        self.errors.add_class("alwidget-errors")
+
+        title = widgets.HTML(
+            f"<b>alwidget</b> · strategy <code>{html.escape(self.session.strategy)}</code> · "
+            f"{len(self.session.pool)} items · batch of {self.batch_size}"
+        )
+        focus_box = widgets.VBox(
+            [self.focus_image, self.focus_html],
+            layout=widgets.Layout(min_width="260px", align_items="center"),
+        )
+        label_row = widgets.HBox(list(self.label_buttons.values()), layout=widgets.Layout(flex_flow="row wrap"))
+        left = widgets.VBox([focus_box, label_row, widgets.HBox([self.skip_button, self.undo_button]),
+                             self.error_banner])
+        training_row = widgets.HBox(
+            [self.retrain_button, self.train_progress, self.train_status, widgets.HTML("&nbsp;auto-retrain every"),
+             self.auto_retrain_box, widgets.HTML("labels (0 = off)")],
+            layout=widgets.Layout(align_items="center", grid_gap="6px"),
+        )
+        self.children = [
+            widgets.HTML(STYLE),
+            widgets.HBox([title, self.key_catcher, self.status_label], layout=widgets.Layout(
+                justify_content="space-between", align_items="center")),
+            self.strip,
+            widgets.HBox([left, self.why]),
+            training_row,
+            widgets.HBox([self.counts, self.learning_curve.figure]),
+            self.errors,
+        ]
+        self.observe(self._render_queue, names=["queue", "focused"])
+        self.observe(self._render_training, names=["training"])
+        self.observe(self._render_counts, names=["n_labels", "labels_since_retrain", "model_version", "stale"])
+        self.observe(self._render_status, names=["status"])
+        self.observe(self._render_error, names=["last_error"])
+
+    def _render_queue(self, _change=None) -> None:
+        with self._lock:
+            queue, index = list(self.queue), clamp_focus(self.focused, len(self.queue))
+            cards = [self._card(item) for item in queue]
+            if queue:
+                self.strip.empty_message = ""
+            self.strip.cards = cards
+            self.strip.focused = index
+            detail = queue[index] if queue else None
+            rendered = self._rendered.get(detail.id) if detail is not None else None
+            if rendered is not None and rendered.kind == "image":
+                self.focus_image.value = rendered.focus_png
+                self.focus_image.layout.display = None
+                self.focus_html.value = ""
+            else:
+                self.focus_image.layout.display = "none"
+                self.focus_html.value = rendered.focus_html if rendered is not None else ""
+            self.why.value = why_html(detail, strategy=self.session.strategy,
+                                      ranked_by=None if detail is None else self._ranked_by.get(detail.id),
+                                      current_model_version=self.session.model_version)
+            for button in (*self.label_buttons.values(), self.skip_button):
+                button.disabled = detail is None
+
+    def _card(self, item) -> dict:
+        rendered = self._rendered[item.id]
+        return {
+            "key": str(item.id), "rank": item.pool_rank, "score": f"{item.score:.3f}",
+            "predicted": item.predicted, "kind": rendered.kind,
+            "thumbnail": rendered.thumbnail_data_url, "snippet": rendered.snippet,
+        }
+
+    def _render_training(self, change) -> None:
+        self.retrain_button.disabled = change["new"]
+        self.retrain_button.description = "Training…" if change["new"] else "Retrain"
+
+    def _render_counts(self, _change=None) -> None:
+        history = self.session.history
+        accuracy = history[-1].get("accuracy") if history else None
+        self.counts.value = counts_html(
+            self.session.label_counts(), n_labels=self.n_labels, since_retrain=self.labels_since_retrain,
+            model_version=self.model_version, stale=self.stale, accuracy=accuracy,
+        )
+
+    def _render_status(self, change) -> None:
+        self.status_label.value = change["new"]
+
+    def _render_error(self, change) -> None:
+        message = change["new"]
+        self.error_banner.value = f'<div class="alwidget-error-text">⚠ {html.escape(message)}</div>' if message else ""

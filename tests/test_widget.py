@@ -1,0 +1,243 @@
+"""The labeling widget driven through its public methods, buttons and key messages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from fixtures.widget_sessions import Gate, gated_session, tabular_pool, true_class
+
+import alwidget as al
+from alwidget.errors import AlwidgetError, TrainingInProgressError
+from alwidget.widget.keys import build_key_map
+
+
+@pytest.fixture
+def gate():
+    gate = Gate()
+    yield gate
+    gate.opened.set()  # never leave a training thread waiting
+
+
+@pytest.fixture
+def widget(gate):
+    widget = al.Widget(gated_session(gate), batch_size=6)
+    yield widget
+    gate.opened.set()
+    widget.wait(timeout=60)
+    widget.close()
+
+
+def browser_key(widget, key: str) -> None:
+    """Deliver a key exactly as the browser's comm message does."""
+    widget.key_catcher._receive(widget.key_catcher, {"event": "key", "key": key}, [])
+
+
+def test_importing_alwidget_does_not_import_ipywidgets():
+    code = "import sys, alwidget; assert 'ipywidgets' not in sys.modules; alwidget.Widget; assert 'ipywidgets' in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_label_button_stores_in_session_then_advances(widget):
+    first, second = widget.queue[0], widget.queue[1]
+    assert widget.focused_item == first
+    widget.label_buttons["b"].click()
+    assert widget.session.labels == {first.id: "b"}
+    assert widget.focused_item.id == second.id
+    assert first.id not in [item.id for item in widget.queue]
+    assert widget.n_labels == 1 and widget.stale
+    assert "<b>1</b> labeled" in widget.counts.value
+    assert widget.last_error == ""
+
+
+def test_failed_store_shows_error_and_does_not_advance(widget):
+    in_hand = widget.focused_item
+    widget.session.label(in_hand.id, "a")  # someone else labeled it: the widget's store call fails
+    widget.label_buttons["c"].click()
+    assert widget.session.labels[in_hand.id] == "a"
+    assert widget.focused_item.id == in_hand.id
+    assert "AlreadyLabeledError" in widget.last_error and "already labeled" in widget.error_banner.value
+    assert any("already labeled" in output.get("text", "") for output in widget.errors.outputs)
+    with pytest.raises(AlwidgetError):
+        widget.label("c")
+
+
+def test_keys_label_skip_undo_and_move_focus(widget):
+    assert widget.key_map == {"a": "a", "b": "b", "c": "c"}
+    first = widget.focused_item
+    browser_key(widget, "c")
+    assert widget.session.labels == {first.id: "c"}
+    skipped = widget.focused_item
+    browser_key(widget, "s")
+    assert skipped.id not in [item.id for item in widget.queue] and widget.session.n_labels == 1
+    browser_key(widget, "ArrowRight")
+    assert widget.focused == 1
+    browser_key(widget, "ArrowLeft")
+    assert widget.focused == 0
+    browser_key(widget, "u")  # undoes the skip
+    assert widget.focused_item.id == skipped.id
+    browser_key(widget, "u")  # undoes the label
+    assert widget.session.labels == {} and widget.focused_item.id == first.id
+    browser_key(widget, "x")  # not a mapped key: nothing happens
+    assert widget.session.n_labels == 0 and widget.last_error == ""
+
+
+def test_undo_removes_the_stored_label_and_refocuses_the_item(widget):
+    labeled = [widget.label(true_class(widget.session, widget.focused_item.id)) for _ in range(3)]
+    widget.undo_button.click()
+    assert list(widget.session.labels) == labeled[:2]
+    assert widget.focused_item.id == labeled[2]
+    assert widget.n_labels == 2
+    widget.undo()
+    widget.undo()
+    assert widget.session.labels == {}
+    widget.undo_button.click()
+    assert "nothing to undo" in widget.last_error
+
+
+def test_strip_click_focuses_the_item(widget):
+    widget.strip.focused = 3  # what a click on the fourth card sends
+    assert widget.focused == 3
+    assert widget.focused_item == widget.queue[3]
+    assert widget.strip.cards[3]["key"] == str(widget.queue[3].id)
+    chosen = widget.focused_item.id
+    widget.label("a")
+    assert widget.session.labels == {chosen: "a"}
+
+
+def test_refill_keeps_the_queue_filled(widget):
+    for _ in range(15):
+        widget.label(true_class(widget.session, widget.focused_item.id))
+        widget.wait(timeout=30)
+    assert widget.session.n_labels == 15
+    assert len(widget.queue) >= widget.refill_below
+    queued = [item.id for item in widget.queue]
+    assert len(set(queued)) == len(queued) and not set(queued) & set(widget.session.labels)
+
+
+def test_retrain_runs_in_background_while_labeling_and_refreshes_the_batch(widget, gate):
+    for _ in range(6):
+        widget.label(true_class(widget.session, widget.focused_item.id))
+    widget.wait(timeout=30)
+    future = widget.retrain()
+    assert gate.entered.wait(timeout=30), "training never started"
+    assert widget.training and widget.retrain_button.disabled
+    with pytest.raises(TrainingInProgressError):
+        widget.retrain()
+    during = [widget.label(true_class(widget.session, widget.focused_item.id)) for _ in range(3)]
+    assert widget.training and set(during) <= set(widget.session.labels)
+    widget.focus(1)
+    in_hand = widget.focused_item
+    before = [item.id for item in widget.queue]
+    gate.opened.set()
+    future.result(timeout=60)
+    widget.wait(timeout=60)
+    assert not widget.training and widget.model_version == 1
+    assert widget.focused_item.id == in_hand.id and widget.focused == 0
+    assert [item.id for item in widget.queue] != before
+    assert widget.labels_since_retrain == 3 and widget.stale  # labeled after the training snapshot
+    assert widget.learning_curve.points == [(6, pytest.approx(widget.session.history[0]["accuracy"]))]
+    assert "model v1" in widget.train_status.value and widget.train_progress.value == 1.0
+
+
+def test_failed_training_shows_error_and_keeps_the_old_model(widget, gate):
+    for _ in range(5):
+        widget.label(true_class(widget.session, widget.focused_item.id))
+    gate.failure = "out of memory on purpose"
+    gate.opened.set()
+    widget.retrain_button.click()
+    widget.wait(timeout=60)
+    assert widget.model_version == 0 and widget.session.model_version == 0
+    assert not widget.training and not widget.retrain_button.disabled
+    assert "out of memory on purpose" in widget.last_error
+    assert "previous model is kept" in widget.last_error
+    assert widget.train_progress.bar_style == "danger"
+    widget.label(true_class(widget.session, widget.focused_item.id))  # labeling still works
+
+
+def test_training_with_one_class_reports_why(gate):
+    session = gated_session(gate)
+    widget = al.Widget(session, batch_size=4)
+    try:
+        widget.label("a")
+        widget.retrain_button.click()
+        widget.wait(timeout=30)
+        assert "at least two classes" in widget.last_error
+        assert widget.model_version == 0
+    finally:
+        widget.close()
+
+
+def test_auto_retrain_every_n_labels(gate):
+    gate.opened.set()
+    widget = al.Widget(gated_session(gate), batch_size=6, auto_retrain_every=4)
+    try:
+        for _ in range(4):
+            widget.label(true_class(widget.session, widget.focused_item.id))
+        widget.wait(timeout=60)
+        assert widget.model_version == 1
+        widget.auto_retrain_box.value = 0  # the text box drives the trait
+        assert widget.auto_retrain_every == 0
+        for _ in range(5):
+            widget.label(true_class(widget.session, widget.focused_item.id))
+        widget.wait(timeout=60)
+        assert widget.model_version == 1
+    finally:
+        widget.close()
+
+
+def test_why_pane_shows_probabilities_votes_and_bald_split(gate):
+    gate.opened.set()
+    widget = al.Widget(gated_session(gate, strategy="bald", mc_samples=8), batch_size=5)
+    try:
+        detail = widget.focused_item
+        html = widget.why.value
+        assert f"pool rank {detail.pool_rank} of {detail.n_scored}" in html
+        assert "MC votes (8 samples)" in html
+        assert f"Entropy of the mean {detail.entropy_of_mean:.3f}" in html
+        assert f"mean entropy {detail.mean_entropy:.3f}" in html
+        for name in detail.probabilities:
+            assert f'<td class="alwidget-class">{name}</td>' in html
+    finally:
+        widget.close()
+
+
+def test_default_and_custom_key_maps():
+    assert build_key_map(["0", "1", "2"]) == {"0": "0", "1": "1", "2": "2"}
+    assert build_key_map(["cat", "dog"]) == {"1": "cat", "2": "dog"}
+    assert build_key_map(["s", "t"]) == {"1": "s", "2": "t"}  # "s" is the skip key
+    assert build_key_map(["cat", "dog"], {"c": "cat", "d": "dog"}) == {"c": "cat", "d": "dog"}
+    with pytest.raises(ValueError, match="reserved"):
+        build_key_map(["cat", "dog"], {"s": "cat"})
+    with pytest.raises(ValueError, match="unknown class 'cow'"):
+        build_key_map(["cat", "dog"], {"c": "cow"})
+
+
+def test_custom_key_map_labels_through_keys(gate):
+    widget = al.Widget(gated_session(gate), key_map={"j": "a", "k": "b"})
+    try:
+        assert {"j", "k", "s", "u"} <= set(widget.key_catcher.watched_keys)
+        first = widget.focused_item
+        browser_key(widget, "k")
+        assert widget.session.labels == {first.id: "b"}
+        assert widget.label_buttons["b"].description == "b (k)"
+    finally:
+        widget.close()
+
+
+def test_pool_exhaustion_is_shown(gate):
+    session = gated_session(gate, pool=tabular_pool(n_items=5))
+    widget = al.Widget(session, batch_size=3, refill_below=1)
+    try:
+        for _ in range(5):
+            widget.wait(timeout=30)
+            widget.label(true_class(session, widget.focused_item.id))
+        widget.wait(timeout=30)
+        assert widget.exhausted and widget.focused_item is None
+        assert widget.strip.empty_message == "Every item is labeled."
+        assert all(button.disabled for button in widget.label_buttons.values())
+        widget.undo()
+        assert not widget.exhausted and widget.focused_item is not None
+    finally:
+        widget.close()
