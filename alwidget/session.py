@@ -73,6 +73,9 @@ class Session:
         Items per forward pass when predicting.
     annotator : str
         Recorded with each label.
+    cv_folds : int
+        Without a held-out split, each retrain also estimates accuracy by this many folds of
+        cross-validation on the labels (costs ``cv_folds`` extra trainings; 0 turns it off).
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class Session:
         score_subset: int | None = None,
         chunk_size: int = 512,
         annotator: str = "user",
+        cv_folds: int = 3,
     ):
         if not isinstance(pool, Pool):
             raise TypeError(
@@ -136,6 +140,8 @@ class Session:
         self._embedding_cache: tuple[int, np.ndarray] | None = None
         self._test = pool.test
         self.last_query_timings: dict = {}
+        self.cv_folds = int(cv_folds)
+        self._last_cross_validation: dict | None = None
 
     # ------------------------------------------------------------------ configuration
     def _member_seed(self, member: int) -> int:
@@ -366,6 +372,10 @@ class Session:
                 self._scored = None
                 self._embedding_cache = None
                 self.last_train_report = report
+            if self._test is None and self.cv_folds >= 2:
+                cross_validation = self._cross_validate(positions, targets, inputs, should_stop)
+                with self._lock:
+                    self._last_cross_validation = cross_validation
             evaluation = self.evaluate()
             self.history.append(
                 {
@@ -419,10 +429,49 @@ class Session:
             return features
         return features[[self._resolve_position(i) for i in ids]]
 
-    def evaluate(self) -> dict | None:
-        """Accuracy and mean log-likelihood on the pool's held-out split, or ``None``."""
-        if self._test is None:
+    def _cross_validate(self, positions, targets, inputs, should_stop) -> dict | None:
+        """Stratified k-fold estimate of accuracy from the labels alone (no held-out split)."""
+        folds = self.cv_folds
+        if len(targets) < 2 * folds:
             return None
+        rng = np.random.default_rng(self.seed + len(targets))
+        fold_of = np.empty(len(targets), dtype=np.int64)
+        for label in np.unique(targets):
+            members = rng.permutation(np.flatnonzero(targets == label))
+            fold_of[members] = (np.arange(len(members)) + rng.integers(folds)) % folds
+        correct, log_likelihood, scored = 0, 0.0, 0
+        for fold in range(folds):
+            train_rows, test_rows = np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
+            if len(test_rows) == 0 or len(np.unique(targets[train_rows])) < 2:
+                continue
+            model = self._factory.build(self._member_seed(0))
+            train_model(
+                model, inputs[train_rows], targets[train_rows], self.train_config,
+                seed=self._member_seed(0) + fold, device=self.device, should_stop=should_stop,
+            )
+            log_probs = predict(model, lambda rows: inputs[test_rows][rows], np.arange(len(test_rows)),
+                                device=self.device).log_probs_N_K_C[:, 0]
+            correct += int((log_probs.argmax(axis=1) == targets[test_rows]).sum())
+            log_likelihood += float(log_probs[np.arange(len(test_rows)), targets[test_rows]].sum())
+            scored += len(test_rows)
+        if scored == 0:
+            return None
+        return {
+            "accuracy": correct / scored, "nll": -log_likelihood / scored, "n_test": scored,
+            "method": f"{folds}-fold cross-validation on the labels",
+        }
+
+    def evaluate(self) -> dict | None:
+        """Accuracy and mean log-likelihood of the current model.
+
+        On the pool's held-out split when it has one (``method == "held-out"``); otherwise
+        the k-fold cross-validation computed at the last :meth:`retrain` (``cv_folds``), or
+        ``None`` before there is one.
+        """
+        if self._test is None:
+            with self._lock:
+                result = self._last_cross_validation
+            return None if result is None else {**result, "model_version": self.model_version}
         test = self._test
         prediction = self._predict(
             np.arange(len(test)), mc_samples=1, embeddings=False, inputs=lambda rows: test.inputs[rows]
@@ -431,7 +480,10 @@ class Session:
         targets = test.targets
         accuracy = float((mean_probs.argmax(axis=1) == targets).mean())
         nll = float(-np.log(np.clip(mean_probs[np.arange(len(targets)), targets], 1e-12, None)).mean())
-        return {"accuracy": accuracy, "nll": nll, "n_test": int(len(targets)), "model_version": self.model_version}
+        return {
+            "accuracy": accuracy, "nll": nll, "n_test": int(len(targets)),
+            "method": "held-out", "model_version": self.model_version,
+        }
 
     # ------------------------------------------------------------------------- query
     def _scoring_for(self, positions: np.ndarray, want_embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:

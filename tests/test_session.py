@@ -209,3 +209,18 @@ def test_nan_model_output_is_named(digits):
 def test_not_a_pool():
     with pytest.raises(TypeError, match="alwidget.Pool"):
         al.Session(np.zeros((3, 3)))
+
+
+def test_without_a_held_out_split_accuracy_is_cross_validated():
+    rng = np.random.default_rng(0)
+    centers = np.array([[0.0, 0.0], [6.0, 6.0]])
+    targets = np.arange(80) % 2
+    rows = al.Pool(centers[targets] + rng.normal(size=(80, 2)), targets=targets)
+    session = al.Session(rows, seed=0, cv_folds=3, train_config=FAST)
+    assert session.evaluate() is None
+    session.label(list(range(30)), targets[:30].tolist())
+    session.retrain()
+    evaluation = session.evaluate()
+    assert evaluation["method"].startswith("3-fold") and evaluation["n_test"] == 30
+    assert evaluation["accuracy"] > 0.9
+    assert session.history[-1]["accuracy"] == evaluation["accuracy"]
