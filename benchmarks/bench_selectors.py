@@ -26,7 +26,7 @@ from alwidget.strategies import SCORES, SELECTORS, AcquisitionInputs, coverage_r
 STRATEGIES = ["batchbald", "coreset", "badge", "hybrid", "stochastic_bald", "typicality"]
 
 
-def synthetic_pool(n_items, n_samples, n_classes, n_features, n_labeled, seed):
+def synthetic_pool(n_items, n_samples, n_classes, n_features, n_labeled, seed, logit_scale=1.0):
     rng = np.random.default_rng(seed)
     class_means = rng.normal(size=(n_classes, n_features)) * 1.5
     classes = rng.integers(n_classes, size=n_items + n_labeled)
@@ -35,7 +35,7 @@ def synthetic_pool(n_items, n_samples, n_classes, n_features, n_labeled, seed):
     logits = embeddings[:n_items] @ readout  # N x C
     perturbations = rng.normal(size=(n_samples, n_features, n_classes)) * 0.1
     logits_N_K_C = logits[:, None, :] + np.einsum("nd,kdc->nkc", embeddings[:n_items], perturbations)
-    log_probs = log_softmax(logits_N_K_C, axis=-1).astype(np.float32)
+    log_probs = log_softmax(logits_N_K_C * logit_scale, axis=-1).astype(np.float32)
     return log_probs, embeddings[:n_items], embeddings[n_items:]
 
 
@@ -59,19 +59,32 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--batchbald-candidates", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--logit-scale",
+        type=float,
+        default=0.2,
+        help="multiply logits: 0.2 gives a mean top-class probability near 0.9, 0.05 an unsure "
+        "early model (more label configurations for BatchBALD)",
+    )
     parser.add_argument("--only", nargs="*", default=STRATEGIES, help="subset of strategies")
     args = parser.parse_args(argv)
 
-    log_probs, embeddings, labeled = synthetic_pool(args.n, args.k, args.c, args.d, args.labeled, args.seed)
-    print(f"pool N={args.n} K={args.k} C={args.c} D={args.d}, labeled={args.labeled}, batch={args.batch}")
+    log_probs, embeddings, labeled = synthetic_pool(
+        args.n, args.k, args.c, args.d, args.labeled, args.seed, args.logit_scale
+    )
+    mean_confidence = float(np.exp(log_probs).mean(axis=1).max(axis=1).mean())
+    print(
+        f"pool N={args.n} K={args.k} C={args.c} D={args.d}, labeled={args.labeled}, batch={args.batch}, "
+        f"mean top-class probability {mean_confidence:.2f}"
+    )
     for name in args.only:
         spec = get_strategy(name)
         selector = SELECTORS[spec.selector]
         if name == "batchbald":
             selector = functools.partial(selector, max_candidates=args.batchbald_candidates)
-        scores, score_seconds, _ = measure(lambda: SCORES[spec.score](log_probs))
+        scores, score_seconds, _ = measure(functools.partial(SCORES[spec.score], log_probs))
         inputs = AcquisitionInputs(log_probs, embeddings, labeled, np.random.default_rng(args.seed))
-        selection, seconds, peak = measure(lambda: selector(scores, args.batch, inputs))
+        selection, seconds, peak = measure(functools.partial(selector, scores, args.batch, inputs))
         extra = f" (top {args.batchbald_candidates} by BALD)" if name == "batchbald" else ""
         print(
             f"{name:16s} select {seconds:7.2f} s  peak +{peak:7.1f} MiB   "

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import log_softmax
 
-import alwidget.strategies as strategies
+from alwidget import strategies
 from alwidget.strategies import SCORES, SELECTORS, AcquisitionInputs, get_strategy
 from alwidget.strategies.batchbald import exact_joint_entropy, sampled_joint_entropy, select_batchbald
 from alwidget.strategies.clustering import kmeans
@@ -247,7 +247,9 @@ def test_duplicates_are_never_both_chosen(pool, name):
 
 def test_coreset_skips_copies_of_labeled_points_and_follows_the_largest_gap():
     line = np.array([[0.0], [0.0], [1.0], [6.0], [10.0]])
-    selection = run_strategy("coreset", random_log_probs(np.random.default_rng(0), 5, 2, 2), 2, line, np.array([[0.0]]))
+    selection = run_strategy(
+        "coreset", random_log_probs(np.random.default_rng(0), 5, 2, 2), 2, line, np.array([[0.0]])
+    )
     # Farthest from 0 is 10; then 6 is 4 away from 10 but 6 from 0 -> distance 4 beats 1.
     assert selection.indices.tolist() == [4, 3]
     np.testing.assert_allclose(selection.scores, [10.0, 4.0])
@@ -286,14 +288,18 @@ def test_hybrid_stays_in_the_uncertain_shortlist(diversity):
     assert set(selection.indices.tolist()) <= set(np.argsort(-scores)[:30].tolist())
     np.testing.assert_array_equal(selection.scores, scores[selection.indices])
     # A shortlist of exactly the batch is plain top-k.
-    exact = SELECTORS["hybrid"](scores, 8, inputs_for(log_probs, embeddings), num_candidates=8, diversity=diversity)
+    exact = SELECTORS["hybrid"](
+        scores, 8, inputs_for(log_probs, embeddings), num_candidates=8, diversity=diversity
+    )
     assert set(exact.indices.tolist()) == set(np.argsort(-scores)[:8].tolist())
 
 
 def test_hybrid_spreads_over_clusters_instead_of_taking_one_tight_group():
     # The five most uncertain items sit on one spot; five slightly less uncertain are spread.
     scores = np.array([1.0, 0.99, 0.98, 0.97, 0.96, 0.9, 0.89, 0.88, 0.87, 0.86, 0.1])
-    embeddings = np.array([[0, 0]] * 5 + [[10, 0], [0, 10], [-10, 0], [0, -10], [7, 7], [50, 50]], dtype=float)
+    embeddings = np.array(
+        [[0, 0]] * 5 + [[10, 0], [0, 10], [-10, 0], [0, -10], [7, 7], [50, 50]], dtype=float
+    )
     log_probs = random_log_probs(np.random.default_rng(0), 11, 2, 2)
     selection = SELECTORS["hybrid"](scores, 5, inputs_for(log_probs, embeddings), num_candidates=10)
     assert selection.indices[0] == 0

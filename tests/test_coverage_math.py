@@ -162,14 +162,19 @@ def test_k_center_radius_never_grows_as_coreset_adds_points(data, count):
         return
     picks, radii = greedy_k_center(points, count, labeled)
     assert len(set(picks.tolist())) == len(picks) == min(count, points.shape[0])
-    radius_path = [k_center_radius(points, np.vstack([labeled, points[picks[:i]]])) for i in range(len(picks) + 1)]
-    assert all(later <= earlier + 1e-12 for earlier, later in zip(radius_path, radius_path[1:]))
+    radius_path = [
+        k_center_radius(points, np.vstack([labeled, points[picks[:i]]])) for i in range(len(picks) + 1)
+    ]
+    assert all(later <= earlier + 1e-12 for earlier, later in itertools.pairwise(radius_path))
     # Each pick's score is the radius just before it was added (it was the farthest point).
     np.testing.assert_allclose(radii, radius_path[:-1], rtol=1e-12, atol=1e-9)
 
 
 @settings(max_examples=40, deadline=None)
-@given(arrays(np.float64, st.tuples(st.integers(2, 8), st.integers(1, 3)), elements=coordinates), st.integers(1, 3))
+@given(
+    arrays(np.float64, st.tuples(st.integers(2, 8), st.integers(1, 3)), elements=coordinates),
+    st.integers(1, 3),
+)
 def test_greedy_k_center_is_within_twice_the_optimal_radius(points, count):
     count = min(count, points.shape[0])
     picks, _ = greedy_k_center(points, count)
@@ -189,7 +194,9 @@ def test_greedy_k_center_first_pick_options():
     assert picks[1] == 3
     picks, _ = greedy_k_center(points, 1, first=1)
     assert picks.tolist() == [1]
-    seen = {int(greedy_k_center(points, 1, first="random", rng=np.random.default_rng(s))[0][0]) for s in range(40)}
+    seen = {
+        int(greedy_k_center(points, 1, first="random", rng=np.random.default_rng(s))[0][0]) for s in range(40)
+    }
     assert seen == {0, 1, 2, 3}
     with pytest.raises(ValueError, match="first"):
         greedy_k_center(points, 1, first="middle")

@@ -18,7 +18,7 @@ from .diversity import checked_scores, require_embeddings
 from .scores import mean_log_probs
 from .selection import AcquisitionInputs, Selection
 
-__all__ = ["select_badge", "gradient_embedding_factors", "gradient_squared_distances"]
+__all__ = ["gradient_embedding_factors", "gradient_squared_distances", "select_badge"]
 
 # Squared distances below this fraction of the two squared norms are rounding noise of the
 # expansion above, i.e. the two gradient embeddings coincide.
@@ -93,5 +93,7 @@ def select_badge(scores_N: np.ndarray, batch_size: int, inputs: AcquisitionInput
         picks[step] = pick
         values[step] = squared_norms[pick] if step == 0 else min_squared[pick]
         chosen[pick] = True
-        np.minimum(min_squared, gradient_squared_distances(residual, features, pick, squared_norms), out=min_squared)
+        np.minimum(
+            min_squared, gradient_squared_distances(residual, features, pick, squared_norms), out=min_squared
+        )
     return Selection(indices=picks, scores=values)

@@ -14,9 +14,10 @@ so only the conditional entropy of the new label given the chosen labels is need
 
 The sum over ``m`` is exact while the ``C^|A|`` configurations number at most
 ``max_exact_configurations`` (each costs ``candidates x C`` entropies per step) and, times
-``K``, fit in ``exact_budget`` elements; beyond that ``m`` is sampled from ``p(y_A)`` (each of the ``K``
-samples draws the same number of configurations, as in the reference implementation
-batchbald_redux), which makes the sum an unbiased Monte Carlo average. The posterior form
+``K``, fit in ``exact_budget`` elements. Beyond that, ``m`` is sampled from ``p(y_A)``
+(each of the ``K`` samples draws the same number of configurations, as in the reference
+implementation batchbald_redux), which makes the sum an unbiased Monte Carlo average;
+repeated configurations are evaluated once, weighted by their count. The posterior form
 keeps every quantity in ``[0, 1]``, so float32 is safe and products of many small
 probabilities never underflow.
 """
@@ -33,13 +34,13 @@ from .scores import validate_log_probs
 from .selection import AcquisitionInputs, Selection, check_batch_size
 
 __all__ = [
-    "select_batchbald",
+    "DEFAULT_EXACT_BUDGET",
+    "DEFAULT_MAX_CANDIDATES",
+    "DEFAULT_MAX_EXACT_CONFIGURATIONS",
+    "DEFAULT_NUM_SAMPLES",
     "exact_joint_entropy",
     "sampled_joint_entropy",
-    "DEFAULT_MAX_CANDIDATES",
-    "DEFAULT_NUM_SAMPLES",
-    "DEFAULT_EXACT_BUDGET",
-    "DEFAULT_MAX_EXACT_CONFIGURATIONS",
+    "select_batchbald",
 ]
 
 DEFAULT_MAX_CANDIDATES = 2000
@@ -167,9 +168,7 @@ class _ChosenLabels:
         if self.exact:
             self.exact = False
             stacked = np.stack(self.chosen_log_probs)
-            self.configs_M_B, self.source_M = _sample_configurations(
-                stacked, self.num_samples, self.rng
-            )
+            self.configs_M_B, self.source_M = _sample_configurations(stacked, self.num_samples, self.rng)
         else:
             new_labels = _draw_labels(np.exp(log_probs_K_C)[self.source_M], self.rng)
             self.configs_M_B = np.column_stack([self.configs_M_B, new_labels])

@@ -59,7 +59,9 @@ def d2_seeding(
                 pick = int(rng.choice(np.flatnonzero(~chosen)))
         picks[step] = pick
         chosen[pick] = True
-        np.minimum(min_squared, _squared_distances_to(points, points[pick], max_chunk_elements), out=min_squared)
+        np.minimum(
+            min_squared, _squared_distances_to(points, points[pick], max_chunk_elements), out=min_squared
+        )
     return picks
 
 

@@ -13,9 +13,9 @@ from .kcenter import as_points, greedy_k_center
 from .selection import AcquisitionInputs, Selection, check_batch_size
 
 __all__ = [
-    "require_embeddings",
-    "labeled_embeddings",
     "checked_scores",
+    "labeled_embeddings",
+    "require_embeddings",
     "select_coreset",
     "select_hybrid",
     "select_typicality",

@@ -15,12 +15,12 @@ import numpy as np
 
 __all__ = [
     "as_points",
-    "nearest_distances",
-    "k_center_radius",
+    "coverage_report",
     "covered_fraction",
     "default_coverage_radius",
-    "coverage_report",
     "greedy_k_center",
+    "k_center_radius",
+    "nearest_distances",
 ]
 
 DEFAULT_MAX_CHUNK_ELEMENTS = 2**22
@@ -34,9 +34,7 @@ def as_points(array, name: str, n_features: int | None = None) -> np.ndarray:
     if points.ndim != 2:
         raise ValueError(f"{name} must be 2-D (items, features); got shape {points.shape}")
     if n_features is not None and points.shape[1] != n_features:
-        raise ValueError(
-            f"{name} has {points.shape[1]} features but the other points have {n_features}"
-        )
+        raise ValueError(f"{name} has {points.shape[1]} features but the other points have {n_features}")
     if not np.isfinite(points).all():
         raise ValueError(f"{name} contains NaN or inf")
     return points

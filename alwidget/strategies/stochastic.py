@@ -14,7 +14,7 @@ import numpy as np
 from .diversity import checked_scores
 from .selection import AcquisitionInputs, Selection
 
-__all__ = ["select_stochastic", "MODES"]
+__all__ = ["MODES", "select_stochastic"]
 
 MODES = ("power", "softmax", "softrank")
 
