@@ -245,3 +245,35 @@ def test_threads_share_one_store(tmp_path, where):
             thread.join()
         assert len(store.current_labels()) == 160
         assert len(store.rounds()) == 16
+
+
+def test_add_labels_saves_all_or_nothing(store_url):
+    with make_store(store_url) as store:
+        with pytest.raises(ValueError, match="horse"):
+            store.add_labels(
+                [{"item_key": "1", "label": "cat"}, {"item_key": "2", "label": "horse"}]
+            )
+        with pytest.raises(TypeError, match="unknown label fields"):
+            store.add_labels([{"item_key": "1", "label": "cat", "confidence": 1}])
+        assert store.current_labels() == {}
+        records = store.add_labels(
+            [{"item_key": "1", "label": "cat", "score": 0.5}, {"item_key": "2", "label": "dog"}]
+        )
+        assert [r.event_id for r in records] == [1, 2]
+        assert store.current_labels() == {"1": "cat", "2": "dog"}
+
+
+def test_a_batch_failing_midway_leaves_nothing_behind(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "s.db"
+    with open_store(path, classes=CLASSES) as store:
+        store.enqueue([("1", 1.0), ("2", 1.0)])
+        with sqlite3.connect(path) as conn:  # the database refuses the second row
+            conn.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON label_events WHEN NEW.item_key = '2' "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        with pytest.raises(Exception, match="refused"):
+            store.add_labels([{"item_key": "1", "label": "cat"}, {"item_key": "2", "label": "dog"}])
+        assert store.current_labels() == {} and store.team_progress()["unlabeled_items"] == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -156,22 +156,63 @@ class LabelStore(SessionStateMixin, TeamQueueMixin):
         StoreUnavailableError
             The store could not be written; the label was not saved.
         """
-        values = {
-            "item_key": self._check_key(item_key),
-            "kind": "label",
-            "label": self._check_label(label),
-            "annotator": self._annotator(annotator),
-            "created_at": utc_now(),
-            "model_version": None if model_version is None else int(model_version),
-            "strategy": str(strategy) if strategy else None,
-            "score": clean_score(score),
-            "undoes_event_id": None,
-        }
+        (record,) = self.add_labels(
+            [
+                {
+                    "item_key": item_key,
+                    "label": label,
+                    "annotator": annotator,
+                    "model_version": model_version,
+                    "strategy": strategy,
+                    "score": score,
+                }
+            ]
+        )
+        return record
+
+    def add_labels(self, entries: Sequence[Mapping[str, object]]) -> list[LabelRecord]:
+        """Record several labels in one transaction: all are saved, or none.
+
+        Parameters
+        ----------
+        entries : list of dict
+            Each with ``item_key`` and ``label`` and optionally ``annotator``,
+            ``model_version``, ``strategy`` and ``score`` (as for :meth:`add_label`).
+
+        Returns
+        -------
+        list of LabelRecord
+            The stored events, in the order given.
+        """
+        rows = []
+        for entry in entries:
+            unknown = set(entry) - {
+                "item_key", "label", "annotator", "model_version", "strategy", "score"
+            }  # fmt: skip
+            if unknown:
+                raise TypeError(f"unknown label fields {sorted(unknown)}")
+            version = entry.get("model_version")
+            strategy = entry.get("strategy")
+            rows.append(
+                {
+                    "item_key": self._check_key(entry.get("item_key")),
+                    "kind": "label",
+                    "label": self._check_label(entry.get("label")),
+                    "annotator": self._annotator(entry.get("annotator")),
+                    "created_at": utc_now(),
+                    "model_version": None if version is None else int(version),
+                    "strategy": str(strategy) if strategy else None,
+                    "score": clean_score(entry.get("score")),
+                    "undoes_event_id": None,
+                }
+            )
+        records = []
         with self._transaction(write=True) as conn:
-            result = conn.execute(insert(label_events).values(**values))
-            event_id = result.inserted_primary_key[0]
-            self._mark_done(conn, values["item_key"], values["annotator"])
-        return LabelRecord(event_id=event_id, **values)
+            for values in rows:
+                result = conn.execute(insert(label_events).values(**values))
+                self._mark_done(conn, values["item_key"], values["annotator"])
+                records.append(LabelRecord(event_id=result.inserted_primary_key[0], **values))
+        return records
 
     def undo_label(self, item_key: str, *, annotator: str | None = None) -> LabelRecord:
         """Cancel the annotator's latest label on an item, by recording an undo event.
