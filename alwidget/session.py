@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -19,18 +19,16 @@ from . import strategies
 from .acquisition import Batch, build_batch
 from .data import Pool
 from .errors import (
-    AlreadyLabeledError,
     NotEnoughClassesError,
-    NotLabeledError,
     PoolExhaustedError,
     StrategyModelMismatchError,
     TrainingInProgressError,
-    UnknownItemError,
-    UnknownLabelError,
 )
+from .labeling import LabelingMixin
 from .models import ModelFactory, has_dropout
 from .predict import Prediction, pick_device, predict
-from .training import TrainConfig, TrainReport, train_model
+from .evaluation import classification_metrics, cross_validate
+from .training import TrainConfig, TrainReport, combine_reports, train_model
 
 __all__ = ["Session"]
 
@@ -40,7 +38,7 @@ def _default_mc_samples(spec: strategies.StrategySpec) -> int:
     return 20 if needs_samples else 1
 
 
-class Session:
+class Session(LabelingMixin):
     """Active learning over one pool: query a batch, label it, retrain, repeat.
 
     Parameters
@@ -188,124 +186,6 @@ class Session:
         with self._lock:
             self._scored = None
 
-    # ------------------------------------------------------------------------- labels
-    @property
-    def labels(self) -> dict:
-        """Item id → class name, in labeling order (a copy)."""
-        with self._lock:
-            return {self.pool.ids[p]: self.classes[c] for p, c in self._labels.items()}
-
-    @property
-    def labeled_ids(self) -> list:
-        with self._lock:
-            return [self.pool.ids[p] for p in self._labels]
-
-    @property
-    def unlabeled_ids(self) -> list:
-        with self._lock:
-            return [self.pool.ids[p] for p in self._unlabeled_positions()]
-
-    @property
-    def n_labels(self) -> int:
-        return len(self._labels)
-
-    @property
-    def labels_since_retrain(self) -> int:
-        """Labels added since the data of the last training run was taken."""
-        return max(0, len(self._labels) - self._labels_at_last_training)
-
-    @property
-    def stale(self) -> bool:
-        """Whether labels arrived after the last scoring (the ranking no longer reflects them)."""
-        with self._lock:
-            return self._scored is not None and self._scored["n_labels"] != len(self._labels)
-
-    def label_counts(self) -> dict:
-        """Class name → number of labels (every class present, zeros included)."""
-        with self._lock:
-            counts = np.bincount(np.fromiter(self._labels.values(), dtype=np.int64), minlength=len(self.classes))
-        return {name: int(count) for name, count in zip(self.classes, counts)}
-
-    def _unlabeled_positions(self) -> np.ndarray:
-        mask = np.ones(len(self.pool), dtype=bool)
-        mask[list(self._labels)] = False
-        return np.flatnonzero(mask)
-
-    def _resolve_position(self, item_id) -> int:
-        try:
-            return self.pool.position(item_id)
-        except KeyError:
-            raise UnknownItemError(f"unknown item id {item_id!r}: it is not in the pool") from None
-
-    def class_index(self, label) -> int:
-        """Class index of a class name or index, with a clear error for anything else."""
-        if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
-            if 0 <= int(label) < len(self.classes):
-                return int(label)
-            raise UnknownLabelError(f"label index {int(label)} is out of range: there are {len(self.classes)} classes")
-        name = str(label)
-        if name in self.classes:
-            return self.classes.index(name)
-        raise UnknownLabelError(f"unknown label {label!r}: classes are {self.classes}")
-
-    def label(self, ids, labels, *, annotator: str | None = None) -> None:
-        """Record labels for items: ``label(id, "cat")`` or ``label([id1, id2], ["cat", 3])``.
-
-        All ids and labels are checked before anything is stored, so a bad entry stores
-        nothing.
-
-        Raises
-        ------
-        UnknownItemError, UnknownLabelError, AlreadyLabeledError, ValueError
-        """
-        single = isinstance(ids, (str, int, np.integer)) or not isinstance(ids, Sequence | np.ndarray)
-        id_list = [ids] if single else list(ids)
-        label_list = [labels] if single or isinstance(labels, str) else list(labels)
-        if len(id_list) != len(label_list):
-            raise ValueError(f"got {len(id_list)} ids but {len(label_list)} labels")
-        with self._lock:
-            resolved = []
-            seen = set()
-            for item_id, label in zip(id_list, label_list):
-                position = self._resolve_position(item_id)
-                if position in self._labels:
-                    raise AlreadyLabeledError(
-                        f"item {item_id!r} is already labeled {self.classes[self._labels[position]]!r}; undo it first"
-                    )
-                if position in seen:
-                    raise AlreadyLabeledError(f"item {item_id!r} appears twice in one label() call")
-                seen.add(position)
-                resolved.append((position, self.class_index(label)))
-            for position, class_index in resolved:
-                self._commit_label(position, class_index, annotator or self.annotator)
-
-    def _commit_label(self, position: int, class_index: int, annotator: str) -> None:
-        """Store one validated label. Persistence hooks in here before memory changes."""
-        item_id = self.pool.ids[position]
-        meta = {"annotator": annotator, "time": time.time(), "model_version": self.model_version, "strategy": self.strategy}
-        self._labels[position] = class_index
-        self._label_meta[position] = meta
-        if item_id in self._priority:
-            self._priority.remove(item_id)
-
-    def unlabel(self, item_id) -> str:
-        """Undo the label of ``item_id``; returns the class name it had."""
-        with self._lock:
-            position = self._resolve_position(item_id)
-            if position not in self._labels:
-                raise NotLabeledError(f"item {item_id!r} has no label to undo")
-            class_index = self._labels.pop(position)
-            self._label_meta.pop(position, None)
-            return self.classes[class_index]
-
-    def prioritize(self, ids) -> None:
-        """Put unlabeled items at the front of the next batches ("label these next")."""
-        with self._lock:
-            for item_id in ids:
-                position = self._resolve_position(item_id)
-                if position not in self._labels and item_id not in self._priority:
-                    self._priority.append(self.pool.ids[position])
-
     # ------------------------------------------------------------------------ training
     def _labeled_snapshot(self) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:
@@ -364,7 +244,7 @@ class Session:
                     )
                 )
                 members.append(model)
-            report = reports[0] if len(reports) == 1 else _combine_reports(reports, time.perf_counter() - started)
+            report = reports[0] if len(reports) == 1 else combine_reports(reports, time.perf_counter() - started)
             with self._lock:
                 self._members = members
                 self.model_version += 1
@@ -373,7 +253,10 @@ class Session:
                 self._embedding_cache = None
                 self.last_train_report = report
             if self._test is None and self.cv_folds >= 2:
-                cross_validation = self._cross_validate(positions, targets, inputs, should_stop)
+                cross_validation = cross_validate(
+                    self._factory, inputs, targets, self.train_config, folds=self.cv_folds,
+                    seed=self._member_seed(0), device=self.device, should_stop=should_stop,
+                )
                 with self._lock:
                     self._last_cross_validation = cross_validation
             evaluation = self.evaluate()
@@ -429,38 +312,6 @@ class Session:
             return features
         return features[[self._resolve_position(i) for i in ids]]
 
-    def _cross_validate(self, positions, targets, inputs, should_stop) -> dict | None:
-        """Stratified k-fold estimate of accuracy from the labels alone (no held-out split)."""
-        folds = self.cv_folds
-        if len(targets) < 2 * folds:
-            return None
-        rng = np.random.default_rng(self.seed + len(targets))
-        fold_of = np.empty(len(targets), dtype=np.int64)
-        for label in np.unique(targets):
-            members = rng.permutation(np.flatnonzero(targets == label))
-            fold_of[members] = (np.arange(len(members)) + rng.integers(folds)) % folds
-        correct, log_likelihood, scored = 0, 0.0, 0
-        for fold in range(folds):
-            train_rows, test_rows = np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
-            if len(test_rows) == 0 or len(np.unique(targets[train_rows])) < 2:
-                continue
-            model = self._factory.build(self._member_seed(0))
-            train_model(
-                model, inputs[train_rows], targets[train_rows], self.train_config,
-                seed=self._member_seed(0) + fold, device=self.device, should_stop=should_stop,
-            )
-            log_probs = predict(model, lambda rows: inputs[test_rows][rows], np.arange(len(test_rows)),
-                                device=self.device).log_probs_N_K_C[:, 0]
-            correct += int((log_probs.argmax(axis=1) == targets[test_rows]).sum())
-            log_likelihood += float(log_probs[np.arange(len(test_rows)), targets[test_rows]].sum())
-            scored += len(test_rows)
-        if scored == 0:
-            return None
-        return {
-            "accuracy": correct / scored, "nll": -log_likelihood / scored, "n_test": scored,
-            "method": f"{folds}-fold cross-validation on the labels",
-        }
-
     def evaluate(self) -> dict | None:
         """Accuracy and mean log-likelihood of the current model.
 
@@ -476,14 +327,8 @@ class Session:
         prediction = self._predict(
             np.arange(len(test)), mc_samples=1, embeddings=False, inputs=lambda rows: test.inputs[rows]
         )
-        mean_probs = np.exp(prediction.log_probs_N_K_C.astype(np.float64)).mean(axis=1)
-        targets = test.targets
-        accuracy = float((mean_probs.argmax(axis=1) == targets).mean())
-        nll = float(-np.log(np.clip(mean_probs[np.arange(len(targets)), targets], 1e-12, None)).mean())
-        return {
-            "accuracy": accuracy, "nll": nll, "n_test": int(len(targets)),
-            "method": "held-out", "model_version": self.model_version,
-        }
+        return {**classification_metrics(prediction.log_probs_N_K_C, test.targets),
+                "method": "held-out", "model_version": self.model_version}
 
     # ------------------------------------------------------------------------- query
     def _scoring_for(self, positions: np.ndarray, want_embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -568,18 +413,3 @@ def _call_score(function, log_probs: np.ndarray, rng: np.random.Generator) -> np
     if "rng" in inspect.signature(function).parameters:
         return function(log_probs, rng=rng)
     return function(log_probs)
-
-
-def _combine_reports(reports: list[TrainReport], seconds: float) -> TrainReport:
-    accuracies = [r.validation_accuracy for r in reports if r.validation_accuracy is not None]
-    return TrainReport(
-        n_labels=reports[0].n_labels,
-        epochs=float(np.mean([r.epochs for r in reports])),
-        steps=int(sum(r.steps for r in reports)),
-        train_loss=float(np.mean([r.train_loss for r in reports])),
-        validation_accuracy=float(np.mean(accuracies)) if accuracies else None,
-        best_step=int(np.mean([r.best_step for r in reports])),
-        early_stopped=all(r.early_stopped for r in reports),
-        seconds=seconds,
-        members=reports,
-    )

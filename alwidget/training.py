@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["TrainConfig", "TrainReport", "train_model", "TrainingCancelled"]
+__all__ = ["TrainConfig", "TrainReport", "train_model", "combine_reports", "TrainingCancelled"]
 
 
 class TrainingCancelled(RuntimeError):
@@ -224,4 +224,20 @@ def train_model(
         best_step=best_step,
         early_stopped=early_stopped,
         seconds=time.perf_counter() - started,
+    )
+
+
+def combine_reports(reports: list[TrainReport], seconds: float) -> TrainReport:
+    """One report for an ensemble: means over members, the members kept in ``members``."""
+    accuracies = [r.validation_accuracy for r in reports if r.validation_accuracy is not None]
+    return TrainReport(
+        n_labels=reports[0].n_labels,
+        epochs=float(np.mean([r.epochs for r in reports])),
+        steps=int(sum(r.steps for r in reports)),
+        train_loss=float(np.mean([r.train_loss for r in reports])),
+        validation_accuracy=float(np.mean(accuracies)) if accuracies else None,
+        best_step=int(np.mean([r.best_step for r in reports])),
+        early_stopped=all(r.early_stopped for r in reports),
+        seconds=seconds,
+        members=reports,
     )
