@@ -9,24 +9,24 @@ import sys
 __all__ = ["main", "build_parser"]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {value}")
-    return value
+def _int_at_least(minimum: int):
+    """An argparse type: an integer ≥ ``minimum``, with a message naming the bound."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be ≥ {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer ≥ {minimum}"
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {value}")
-    return value
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
 
 
 def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,6 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rounds", type=_non_negative_int, default=8)
     demo.add_argument("--batch", type=_positive_int, default=10)
     demo.add_argument("--seed", type=int, default=0)
+
+    from .bench import add_bench_arguments
+
+    bench = commands.add_parser(
+        "bench", help="benchmark strategies on real MNIST (Gal et al. 2017 protocol)",
+        description="Runs strategies x seeds on MNIST or Repeated MNIST and reports labels to 90/95/98%% "
+        "test accuracy beside the papers' figures; JSON and a plotly figure go to --out.",
+    )
+    add_bench_arguments(bench)
     return parser
 
 
@@ -180,5 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         return _run_simulate(args, parser)
     if args.command == "demo":
         return _run_demo(args, parser)
+    if args.command == "bench":
+        from .bench import main_bench
+
+        return main_bench(args, parser)
     parser.error(f"unknown command {args.command}")
     return 2
