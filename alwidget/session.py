@@ -34,8 +34,11 @@ __all__ = ["Session"]
 
 
 def _default_mc_samples(spec: strategies.StrategySpec) -> int:
-    needs_samples = spec.score in strategies.NEEDS_SAMPLES or spec.selector == "batchbald"
-    return 20 if needs_samples else 1
+    # A BatchBALD batch can learn at most log K nats about the weights, so with K = 20 the
+    # last picks of a batch of 10 are close to arbitrary; 50 keeps them informative.
+    if spec.selector == "batchbald":
+        return 50
+    return 20 if spec.score in strategies.NEEDS_SAMPLES else 1
 
 
 class Session(LabelingMixin):
@@ -53,7 +56,7 @@ class Session(LabelingMixin):
         A name from :func:`alwidget.strategies.available`.
     mc_samples : int, optional
         MC-dropout samples per ensemble member. Defaults to 20 for strategies that need
-        samples (BALD, variation ratios, mean STD, BatchBALD), else 1.
+        samples (BALD, variation ratios, mean STD), 50 for BatchBALD, else 1.
     ensemble : int
         Number of independently initialised members; they share the K axis with MC samples.
     seed : int

@@ -60,9 +60,7 @@ def validate_log_probs(log_probs_N_K_C: np.ndarray) -> np.ndarray:
     return array
 
 
-def mean_log_probs(log_probs_N_K_C: np.ndarray) -> np.ndarray:
-    """Log of the predictive distribution averaged over ``K``: ``log_probs_N_C``."""
-    array = validate_log_probs(log_probs_N_K_C)
+def _mean_log_probs(array: np.ndarray) -> np.ndarray:
     return logsumexp(array, axis=1) - np.log(array.shape[1])
 
 
@@ -73,15 +71,27 @@ def _entropy_from_log_probs(log_probs: np.ndarray) -> np.ndarray:
     return -(probs * safe).sum(axis=-1)
 
 
+def _entropy_of_mean(array: np.ndarray) -> np.ndarray:
+    return _entropy_from_log_probs(_mean_log_probs(array))
+
+
+def _mean_entropy(array: np.ndarray) -> np.ndarray:
+    return _entropy_from_log_probs(array).mean(axis=1)
+
+
+def mean_log_probs(log_probs_N_K_C: np.ndarray) -> np.ndarray:
+    """Log of the predictive distribution averaged over ``K``: ``log_probs_N_C``."""
+    return _mean_log_probs(validate_log_probs(log_probs_N_K_C))
+
+
 def entropy_of_mean(log_probs_N_K_C: np.ndarray) -> np.ndarray:
     """Entropy (nats) of the mean predictive distribution, ``H[E_k p_k]``: ``scores_N``."""
-    return _entropy_from_log_probs(mean_log_probs(log_probs_N_K_C))
+    return _entropy_of_mean(validate_log_probs(log_probs_N_K_C))
 
 
 def mean_entropy(log_probs_N_K_C: np.ndarray) -> np.ndarray:
     """Mean over ``K`` of each sample's entropy, ``E_k H[p_k]``: ``scores_N``."""
-    array = validate_log_probs(log_probs_N_K_C)
-    return _entropy_from_log_probs(array).mean(axis=1)
+    return _mean_entropy(validate_log_probs(log_probs_N_K_C))
 
 
 def random_scores(log_probs_N_K_C: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -123,7 +133,7 @@ def bald(log_probs_N_K_C: np.ndarray) -> np.ndarray:
     array = validate_log_probs(log_probs_N_K_C)
     if array.shape[1] == 1:
         return np.zeros(array.shape[0])
-    return np.clip(entropy_of_mean(array) - mean_entropy(array), 0.0, None)
+    return np.clip(_entropy_of_mean(array) - _mean_entropy(array), 0.0, None)
 
 
 def vote_counts(log_probs_N_K_C: np.ndarray) -> np.ndarray:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -45,7 +45,7 @@ class AcquisitionInputs:
     log_probs_N_K_C: np.ndarray
     embeddings_N_D: np.ndarray | None = None
     labeled_embeddings_L_D: np.ndarray | None = None
-    rng: np.random.Generator = np.random.default_rng(0)
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
 
 
 def check_batch_size(n_items: int, batch_size: int) -> int:
