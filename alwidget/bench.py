@@ -1,0 +1,409 @@
+"""``python -m alwidget bench``: the Gal et al. (2017) active-learning protocol on real MNIST.
+
+20 class-balanced initial labels, 10 acquired per step, the Gal CNN, T MC-dropout samples,
+test accuracy after every step; several strategies and seeds, run in worker processes with
+one torch thread each. Results go to ``<out>/runs/*.json`` as each run finishes (so an
+interrupted benchmark keeps what it did and ``--resume`` skips it), then to
+``<out>/results.json``, a printed table and a plotly figure (see :mod:`alwidget.bench_report`).
+
+Training is not the paper's Keras set-up: a fixed number of Adam steps on class-balanced
+mini-batches, fresh weights every step, and no validation split (every acquired label
+trains; Gal et al. early-stopped on 100 extra validation labels that their budget does not
+count). The settings are recorded in the JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from contextlib import contextmanager
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["BenchSettings", "labels_to_threshold", "run_one", "run_bench", "THRESHOLDS", "DEFAULT_STRATEGIES"]
+
+THRESHOLDS = (0.90, 0.95, 0.98)
+DEFAULT_STRATEGIES = ("random", "entropy", "bald", "batchbald", "coreset", "badge", "hybrid")
+
+# glibc malloc settings that stop the big conv activations from being mapped and unmapped on
+# every pass (measured: a deterministic MNIST pass 10-14 s -> 5.5 s). They only take effect
+# in a new process, so they are set for the workers.
+MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
+
+
+@dataclass
+class BenchSettings:
+    """Everything a benchmark run depends on (stored in the results JSON).
+
+    Attributes
+    ----------
+    dataset : str
+        ``"mnist"`` or ``"repeated-mnist"`` (each image 3x with Gaussian noise sigma 0.1).
+    data_root : str
+        Folder with the MNIST idx files.
+    limit, test_limit : int or None
+        Random subsets of the pool / the 10 000 test images (``None`` = all). For Repeated
+        MNIST ``limit`` counts original images, before the 3 copies.
+    initial, batch_size, budget : int
+        Balanced initial labels, labels per acquisition step, labels to stop at.
+    mc_samples : int
+        MC-dropout samples T for scoring (consistent masks, head-only sampling).
+    score_subset : int or None
+        Score a random subset of this many unlabeled items per step (Gal et al.: 2 000).
+    train_steps, train_batch : int
+        Adam steps per training run and items per step.
+    warm_steps : int or None
+        When set, only the first training starts from fresh weights; every later one
+        continues from the previous model for this many steps (cheaper on a CPU; not the
+        papers' protocol, which retrains from scratch).
+    lr, weight_decay : float
+        Adam settings.
+    """
+
+    dataset: str = "mnist"
+    data_root: str = "../shared/data"
+    limit: int | None = None
+    test_limit: int | None = None
+    initial: int = 20
+    batch_size: int = 10
+    budget: int = 300
+    mc_samples: int = 20
+    score_subset: int | None = 2000
+    train_steps: int = 250
+    train_batch: int = 32
+    warm_steps: int | None = None
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    model: str = "gal_cnn"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def rounds(self) -> int:
+        """Acquisition steps after the initial labels."""
+        return max(0, math.ceil((self.budget - self.initial) / self.batch_size))
+
+    def train_config(self, first: bool = True):
+        """Fixed-length training, no validation split; warm-started after the first run
+        when ``warm_steps`` is set."""
+        from .training import TrainConfig
+
+        warm = not first and self.warm_steps is not None
+        steps = self.warm_steps if warm else self.train_steps
+        return TrainConfig(
+            min_steps=steps, max_steps=steps, max_epochs=10**6, batch_size=self.train_batch,
+            lr=self.lr, weight_decay=self.weight_decay, validation_fraction=0.0, warm_start=warm,
+        )
+
+
+def labels_to_threshold(n_labels, accuracies, threshold: float) -> int | None:
+    """Labels at the first step whose test accuracy reaches ``threshold``, else ``None``.
+
+    Parameters
+    ----------
+    n_labels, accuracies : sequence
+        The learning curve, in step order (labels non-decreasing).
+    threshold : float
+        Accuracy in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If the sequences differ in length or the labels decrease.
+    """
+    n_labels, accuracies = list(n_labels), list(accuracies)
+    if len(n_labels) != len(accuracies):
+        raise ValueError(f"{len(n_labels)} label counts but {len(accuracies)} accuracies")
+    if any(later < earlier for earlier, later in zip(n_labels, n_labels[1:])):
+        raise ValueError("label counts must not decrease along a learning curve")
+    for count, accuracy in zip(n_labels, accuracies):
+        if accuracy is not None and accuracy >= threshold:
+            return int(count)
+    return None
+
+
+def median_labels(values: list) -> float | None:
+    """Median over seeds where ``None`` (never reached) counts as larger than any number;
+    ``None`` when the median itself is "never"."""
+    if not values:
+        return None
+    ordered = sorted(values, key=lambda v: math.inf if v is None else v)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    low, high = ordered[middle - 1], ordered[middle]
+    return None if low is None or high is None else (low + high) / 2
+
+
+_POOL_CACHE: dict = {}
+
+
+def load_bench_pool(settings: BenchSettings):
+    """The benchmark pool; the same for every seed so runs differ only in the AL seed."""
+    from . import datasets
+
+    key = (settings.dataset, settings.data_root, settings.limit, settings.test_limit)
+    if key not in _POOL_CACHE:
+        pool = datasets.load_mnist(settings.data_root, limit=settings.limit, test_limit=settings.test_limit, seed=0)
+        if settings.dataset == "repeated-mnist":
+            pool = datasets.repeated(pool, repeats=3, noise_std=0.1, seed=0)
+        elif settings.dataset != "mnist":
+            raise ValueError(f"unknown benchmark dataset {settings.dataset!r}; use mnist or repeated-mnist")
+        _POOL_CACHE.clear()
+        _POOL_CACHE[key] = pool
+    return _POOL_CACHE[key]
+
+
+def run_one(settings: BenchSettings, strategy: str, seed: int, threads: int = 1, log=None) -> dict:
+    """One active-learning run: the learning curve and per-step timings.
+
+    Returns
+    -------
+    dict
+        ``{"dataset", "strategy", "seed", "steps": [{"n_labels", "accuracy", "train_seconds",
+        "predict_seconds", "score_seconds", "select_seconds", "eval_seconds"}, ...],
+        "labels_to": {"0.9": n or None, ...}, "total_seconds"}``. Step 0 is the model
+        trained on the initial labels; the query timings of a step are those of the query
+        that acquired its labels.
+    """
+    import torch
+
+    from .session import Session
+    from .simulate import balanced_initial_ids
+
+    torch.set_num_threads(threads)
+    started = time.perf_counter()
+    pool = load_bench_pool(settings)
+    session = Session(
+        pool, settings.model, strategy=strategy, mc_samples=settings.mc_samples, seed=seed,
+        batch_size=settings.batch_size, train_config=settings.train_config(),
+        score_subset=settings.score_subset, device="cpu",
+    )
+    initial_ids = balanced_initial_ids(pool, settings.initial, seed)
+    session.label(initial_ids, [int(pool.targets[pool.position(i)]) for i in initial_ids])
+    steps, query_timings = [], {}
+    while True:
+        session.train_config = settings.train_config(first=not steps)
+        report = session.retrain()
+        evaluated = time.perf_counter()
+        accuracy = session.evaluate()["accuracy"]
+        steps.append({
+            "n_labels": session.n_labels,
+            "accuracy": round(accuracy, 5),
+            "train_seconds": round(report.seconds, 3),
+            "eval_seconds": round(time.perf_counter() - evaluated, 3),
+            **{key: round(value, 4) for key, value in query_timings.items() if key.endswith("seconds")},
+        })
+        if log is not None:
+            log(f"  {settings.dataset} {strategy} seed {seed}: {session.n_labels} labels, accuracy {accuracy:.4f}, "
+                f"train {report.seconds:.1f} s")
+        remaining = settings.budget - session.n_labels
+        if remaining <= 0:
+            break
+        batch = session.query(min(settings.batch_size, remaining))
+        query_timings = session.last_query_timings
+        session.label(batch.ids, [int(pool.targets[pool.position(i)]) for i in batch.ids])
+    curve = ([s["n_labels"] for s in steps], [s["accuracy"] for s in steps])
+    return {
+        "dataset": settings.dataset,
+        "strategy": strategy,
+        "seed": seed,
+        "pool_size": len(pool),
+        "test_size": len(pool.test),
+        "steps": steps,
+        "labels_to": {str(t): labels_to_threshold(*curve, t) for t in THRESHOLDS},
+        "final_accuracy": steps[-1]["accuracy"],
+        "total_seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def _run_job(settings_dict: dict, strategy: str, seed: int, threads: int) -> dict:
+    return run_one(BenchSettings(**settings_dict), strategy, seed, threads,
+                   log=lambda text: print(text, file=sys.stderr, flush=True))
+
+
+def run_file_name(dataset: str, strategy: str, seed: int) -> str:
+    return f"{dataset}-{strategy}-seed{seed}.json"
+
+
+def run_bench(settings: BenchSettings, strategies, seeds, out: Path, *, jobs: int = 1,
+              resume: bool = False, log=None) -> list[dict]:
+    """Run every (seed, strategy) pair, seed-major so a cut-short benchmark still holds
+    whole seeds; each finished run is written to ``out/runs/`` at once.
+
+    Returns
+    -------
+    list of dict
+        The run results (from :func:`run_one`), including those found when resuming.
+    """
+    log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    runs_dir = Path(out) / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    results, todo = [], []
+    for seed in seeds:
+        for strategy in strategies:
+            path = runs_dir / run_file_name(settings.dataset, strategy, seed)
+            if resume and path.is_file():
+                previous = json.loads(path.read_text())
+                if previous.get("settings") == asdict(settings):
+                    results.append(previous)
+                    log(f"resume: kept {path.name}")
+                    continue
+            todo.append((strategy, seed))
+
+    total = len(results) + len(todo)
+
+    def finished(result: dict) -> None:
+        result["settings"] = asdict(settings)
+        path = runs_dir / run_file_name(settings.dataset, result["strategy"], result["seed"])
+        path.write_text(json.dumps(result, indent=1))
+        results.append(result)
+        reached = ", ".join(f"{float(t):.0%}: {n or '-'}" for t, n in result["labels_to"].items())
+        log(f"[{len(results)}/{total}] {settings.dataset} "
+            f"{result['strategy']} seed {result['seed']}: final {result['final_accuracy']:.4f}, labels to {reached}, "
+            f"{result['total_seconds']:.0f} s")
+
+    # Always in spawned workers: the malloc settings apply only at process start, and every
+    # run then has the same process setting whatever --jobs is.
+    with _environment(MALLOC_ENV), ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=get_context("spawn")) as executor:
+        futures = [executor.submit(_run_job, asdict(settings), strategy, seed, 1) for strategy, seed in todo]
+        for future in as_completed(futures):
+            finished(future.result())
+    return results
+
+
+@contextmanager
+def _environment(values: dict):
+    """Set environment variables (unless already set) for child processes started inside."""
+    added = {key: value for key, value in values.items() if key not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+# ------------------------------------------------------------------------------ command line
+SMOKE = {"limit": 600, "test_limit": 300, "budget": 40, "train_steps": 20, "train_batch": 16,
+         "mc_samples": 5, "score_subset": 200}
+
+
+def add_bench_arguments(parser) -> None:
+    """Flags of ``python -m alwidget bench``."""
+    parser.add_argument("--dataset", choices=["mnist", "repeated-mnist"], default="mnist")
+    parser.add_argument("--data-root", required=True, help="folder with the MNIST idx files (e.g. ../shared/data)")
+    parser.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES), help="comma-separated strategy names")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated integer seeds")
+    parser.add_argument("--budget", type=int, default=300, help="stop at this many labels (initial included)")
+    parser.add_argument("--initial", type=int, default=20, help="class-balanced initial labels")
+    parser.add_argument("--batch", type=int, default=10, help="labels acquired per step")
+    parser.add_argument("--mc-samples", type=int, default=20, help="MC-dropout samples T")
+    parser.add_argument("--score-subset", type=int, default=2000,
+                        help="score a random subset of this many unlabeled items per step (Gal et al.: 2000; 0 = all)")
+    parser.add_argument("--limit", type=int, help="random subset of the training images as the pool "
+                        "(for repeated-mnist: before the 3 copies)")
+    parser.add_argument("--test-limit", type=int, help="evaluate on a random subset of the 10 000 test images")
+    parser.add_argument("--train-steps", type=int, default=BenchSettings.train_steps, help="Adam steps per training run")
+    parser.add_argument("--warm-steps", type=int, default=None,
+                        help="continue from the previous model for this many steps after the first training "
+                        "(default: fresh weights and --train-steps every time, as in the papers)")
+    parser.add_argument("--train-batch", type=int, default=BenchSettings.train_batch, help="items per training step")
+    parser.add_argument("--lr", type=float, default=BenchSettings.lr)
+    parser.add_argument("--weight-decay", type=float, default=BenchSettings.weight_decay)
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (worker processes, 1 torch thread each)")
+    parser.add_argument("--out", help="results folder (default benchmarks/results/<dataset>, "
+                        "or benchmarks/results/smoke with --smoke)")
+    parser.add_argument("--resume", action="store_true", help="keep finished runs with identical settings")
+    parser.add_argument("--no-png", action="store_true", help="skip the PNG export of the figure")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny CI version: " + ", ".join(f"{k}={v}" for k, v in SMOKE.items()) + ", seed 0")
+
+
+def _parse_list(text: str, convert, flag: str, parser) -> list:
+    try:
+        values = [convert(part.strip()) for part in text.split(",") if part.strip()]
+    except ValueError:
+        parser.error(f"{flag} must be a comma-separated list, got {text!r}")
+    if not values:
+        parser.error(f"{flag} is empty")
+    return values
+
+
+def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
+    """Checked settings, strategies, seeds and output folder from parsed flags."""
+    from .strategies import available
+
+    strategies = _parse_list(args.strategies, str, "--strategies", parser)
+    unknown = [name for name in strategies if name not in available()]
+    if unknown:
+        parser.error(f"unknown strategies {unknown}; choose from {', '.join(available())}")
+    seeds = _parse_list("0" if args.smoke and args.seeds == "0,1,2" else args.seeds, int, "--seeds", parser)
+    values = {
+        "dataset": args.dataset, "data_root": args.data_root, "limit": args.limit, "test_limit": args.test_limit,
+        "initial": args.initial, "batch_size": args.batch, "budget": args.budget, "mc_samples": args.mc_samples,
+        "score_subset": args.score_subset or None, "train_steps": args.train_steps, "warm_steps": args.warm_steps, "train_batch": args.train_batch,
+        "lr": args.lr, "weight_decay": args.weight_decay,
+    }
+    if args.smoke:
+        values.update(SMOKE)
+    for name in ("initial", "batch_size", "budget", "mc_samples", "train_steps", "train_batch"):
+        if values[name] < 1:
+            parser.error(f"--{name.replace('_', '-')} must be ≥ 1, got {values[name]}")
+    if values["warm_steps"] is not None and values["warm_steps"] < 1:
+        parser.error(f"--warm-steps must be ≥ 1, got {values['warm_steps']}")
+    if values["budget"] < values["initial"]:
+        parser.error(f"--budget {values['budget']} is below --initial {values['initial']}")
+    if values["mc_samples"] < 2:
+        parser.error("--mc-samples must be ≥ 2: BALD and BatchBALD need several MC-dropout samples")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be ≥ 1, got {args.jobs}")
+    if not Path(args.data_root).is_dir():
+        parser.error(f"--data-root {args.data_root} is not a folder")
+    out = Path(args.out) if args.out else Path("benchmarks/results") / ("smoke" if args.smoke else args.dataset)
+    return BenchSettings(**values), strategies, seeds, out
+
+
+def main_bench(args, parser) -> int:
+    """Run the benchmark the flags describe, write JSON/figure, print the tables."""
+    from .bench_report import format_table, format_timings, summarize, write_figure
+
+    settings, strategies, seeds, out = settings_from_args(args, parser)
+    test_note = "the full 10 000-image test set" if settings.test_limit is None else \
+        f"a random {settings.test_limit}-image subset of the test set (not the full 10 000)"
+    pool_note = "every unlabeled item" if settings.score_subset is None else \
+        f"a random {settings.score_subset} unlabeled items per step (as Gal et al. scored 2000)"
+    print(f"bench {settings.dataset}: {len(strategies)} strategies x seeds {seeds}, {settings.initial} balanced "
+          f"initial labels, +{settings.batch_size} per step up to {settings.budget}; {settings.model}, "
+          f"T={settings.mc_samples}; scoring {pool_note}; evaluated on {test_note}; {settings.train_steps} Adam "
+          f"steps of {settings.train_batch} per training run"
+          + ("" if settings.warm_steps is None else f", later runs warm-started for {settings.warm_steps} steps")
+          + f", no validation split; {args.jobs} worker(s)",
+          file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    try:
+        runs = run_bench(settings, strategies, seeds, out, jobs=args.jobs, resume=args.resume)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    summary = summarize(runs)
+    results = {
+        "settings": asdict(settings), "strategies": strategies, "seeds": seeds, "jobs": args.jobs,
+        "evaluated_on": test_note, "scored": pool_note, "wall_seconds": round(time.perf_counter() - started, 1),
+        "summary": summary, "runs": runs,
+    }
+    figure = write_figure(summary, out, png=not args.no_png)
+    results["figure"] = figure
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    table = format_table(summary, {settings.dataset: settings.budget}) + "\n" + format_timings(summary)
+    (out / "summary.md").write_text(f"{test_note}; scoring {pool_note}\n{table}\n")
+    print(table)
+    print(f"\nwall time {results['wall_seconds']:.0f} s; results in {out / 'results.json'}; figure {figure['html']}"
+          + (f" and {figure['png']}" if figure["png"] else f" (no PNG: {figure['png_error']})"))
+    return 0

@@ -1,0 +1,168 @@
+"""Tables and learning-curve figures for :mod:`alwidget.bench` results, beside the papers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .bench import THRESHOLDS, median_labels
+
+__all__ = ["PAPER_FIGURES", "summarize", "format_table", "format_timings", "write_figure"]
+
+# Labels (initial 20 included) to first reach 90% / 95% test accuracy; None = not within the
+# paper's budget. Gal, Islam & Ghahramani 2017 (10% / 5% test error); Kirsch, van Amersfoort
+# & Gal 2019 (BatchBALD; median of 6 seeds; Repeated MNIST budget 300).
+PAPER_FIGURES = {
+    "mnist": {
+        "random": "Gal 255/835",
+        "entropy": "Gal 165/355",
+        "bald": "Gal 145/335; Kirsch 120/250",
+        "variation_ratios": "Gal 120/295",
+        "batchbald": "Kirsch 90/200",
+    },
+    "repeated-mnist": {
+        "random": "Kirsch 195/never<=300",
+        "bald": "Kirsch 260/never<=300",
+        "batchbald": "Kirsch 120/260",
+    },
+}
+
+TIMING_KEYS = ("train_seconds", "predict_seconds", "score_seconds", "select_seconds", "eval_seconds")
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Per dataset and strategy: median labels-to-threshold over seeds, per-seed values,
+    mean per-step timings and mean learning curve.
+
+    Returns
+    -------
+    dict
+        ``{dataset: {strategy: {"seeds", "labels_to": {"0.9": median or None},
+        "labels_to_per_seed", "mean_step_seconds": {...}, "curve": {"n_labels", "mean",
+        "min", "max"}}}}``.
+    """
+    grouped: dict = {}
+    for run in sorted(runs, key=lambda r: (r["dataset"], r["strategy"], r["seed"])):
+        grouped.setdefault(run["dataset"], {}).setdefault(run["strategy"], []).append(run)
+    summary: dict = {}
+    for dataset, by_strategy in grouped.items():
+        summary[dataset] = {}
+        for strategy, seed_runs in by_strategy.items():
+            per_seed = {str(t): [r["labels_to"][str(t)] for r in seed_runs] for t in THRESHOLDS}
+            timings = {}
+            for key in TIMING_KEYS:
+                values = [s[key] for r in seed_runs for s in r["steps"] if key in s]
+                timings[key] = round(float(np.mean(values)), 3) if values else None
+            length = min(len(r["steps"]) for r in seed_runs)
+            accuracy = np.array([[s["accuracy"] for s in r["steps"][:length]] for r in seed_runs])
+            summary[dataset][strategy] = {
+                "seeds": [r["seed"] for r in seed_runs],
+                "labels_to": {t: median_labels(values) for t, values in per_seed.items()},
+                "labels_to_per_seed": per_seed,
+                "mean_step_seconds": timings,
+                "mean_run_seconds": round(float(np.mean([r["total_seconds"] for r in seed_runs])), 1),
+                "curve": {
+                    "n_labels": [s["n_labels"] for s in seed_runs[0]["steps"][:length]],
+                    "mean": np.round(accuracy.mean(axis=0), 5).tolist(),
+                    "min": accuracy.min(axis=0).tolist(),
+                    "max": accuracy.max(axis=0).tolist(),
+                },
+            }
+    return summary
+
+
+def _cell(value, budget: int) -> str:
+    if value is None:
+        return f">{budget}"
+    return f"{value:g}"
+
+
+def format_table(summary: dict, budgets: dict) -> str:
+    """Markdown table: median labels to 90/95/98% per strategy, beside the papers."""
+    lines = []
+    for dataset, by_strategy in summary.items():
+        budget = budgets.get(dataset, 0)
+        lines.append(f"\n{dataset}: labels (incl. 20 initial) to first reach test accuracy, median over seeds")
+        lines.append("| strategy | seeds | 90% | 95% | 98% | final acc (mean) | paper 90%/95% |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for strategy, entry in by_strategy.items():
+            cells = " | ".join(_cell(entry["labels_to"][str(t)], budget) for t in THRESHOLDS)
+            paper = PAPER_FIGURES.get(dataset, {}).get(strategy, "")
+            lines.append(f"| {strategy} | {len(entry['seeds'])} | {cells} | {entry['curve']['mean'][-1]:.4f} | {paper} |")
+    return "\n".join(lines)
+
+
+def format_timings(summary: dict) -> str:
+    """Markdown table: mean seconds per acquisition step, split by phase."""
+    lines = ["\nmean seconds per step (one worker, 1 torch thread; machine shared with other jobs)",
+             "| dataset | strategy | train | predict (MC) | score | select | evaluate | run total |",
+             "|---|---|---|---|---|---|---|---|"]
+    for dataset, by_strategy in summary.items():
+        for strategy, entry in by_strategy.items():
+            cells = " | ".join("-" if entry["mean_step_seconds"][k] is None else f"{entry['mean_step_seconds'][k]:.2f}"
+                               for k in TIMING_KEYS)
+            lines.append(f"| {dataset} | {strategy} | {cells} | {entry['mean_run_seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def write_figure(summary: dict, out: Path, *, png: bool = True) -> dict:
+    """Learning curves (mean over seeds, band = min..max) as HTML, and PNG when a static
+    export works offline (kaleido driving a local Chromium).
+
+    Returns
+    -------
+    dict
+        ``{"html": path, "png": path or None, "png_error": message or None}``.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    datasets = list(summary)
+    figure = make_subplots(rows=1, cols=len(datasets), subplot_titles=datasets, shared_yaxes=True)
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"]
+    strategies = sorted({s for by in summary.values() for s in by})
+    for column, dataset in enumerate(datasets, start=1):
+        for strategy, entry in summary[dataset].items():
+            color = colors[strategies.index(strategy) % len(colors)]
+            curve = entry["curve"]
+            x = curve["n_labels"]
+            figure.add_trace(go.Scatter(
+                x=x + x[::-1], y=curve["max"] + curve["min"][::-1], fill="toself", fillcolor=color,
+                opacity=0.15, line={"width": 0}, hoverinfo="skip", showlegend=False, legendgroup=strategy,
+            ), row=1, col=column)
+            figure.add_trace(go.Scatter(
+                x=x, y=curve["mean"], mode="lines", line={"color": color}, legendgroup=strategy,
+                name=f"{strategy} ({len(entry['seeds'])} seeds)", showlegend=column == 1,
+            ), row=1, col=column)
+        figure.update_xaxes(title_text="labels (incl. 20 initial)", row=1, col=column)
+    figure.update_yaxes(title_text="test accuracy", range=[0.5, 1.0], row=1, col=1)
+    figure.update_layout(title="Active learning on MNIST: Gal CNN, +10 labels per step", width=560 * len(datasets), height=480)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    html = out / "learning_curves.html"
+    # plotly.js is written once beside the HTML so the figure opens offline.
+    figure.write_html(html, include_plotlyjs="directory")
+    result = {"html": str(html), "png": None, "png_error": None}
+    if png:
+        result.update(_write_png(figure, out / "learning_curves.png"))
+    return result
+
+
+def _write_png(figure, path: Path) -> dict:
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if os.path.exists(chromium):
+        os.environ.setdefault("BROWSER_PATH", chromium)
+    try:
+        figure.write_image(path)
+    except Exception as error:  # kaleido missing, or no browser it can drive
+        return {"png": None, "png_error": f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}"}
+    return {"png": str(path), "png_error": None}
+
+
+def load_runs(folder: Path) -> list[dict]:
+    """Every run JSON under ``folder`` (``runs/*.json``)."""
+    return [json.loads(path.read_text()) for path in sorted(Path(folder).glob("*.json"))]

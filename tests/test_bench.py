@@ -1,0 +1,113 @@
+"""``python -m alwidget bench``: threshold arithmetic on hand-made curves, and a smoke run on MNIST."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from alwidget.cli import main
+from alwidget.bench import labels_to_threshold, median_labels
+from alwidget.bench_report import format_table, summarize
+
+
+def run(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "alwidget", "bench", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_labels_to_threshold_is_the_first_step_that_reaches_it():
+    labels = [20, 30, 40, 50, 60]
+    accuracy = [0.50, 0.91, 0.89, 0.95, 0.97]
+    assert labels_to_threshold(labels, accuracy, 0.90) == 30  # the later dip does not matter
+    assert labels_to_threshold(labels, accuracy, 0.95) == 50  # reaching exactly counts
+    assert labels_to_threshold(labels, accuracy, 0.98) is None
+    assert labels_to_threshold(labels, accuracy, 0.40) == 20  # the initial model counts too
+    assert labels_to_threshold([], [], 0.9) is None
+
+
+def test_labels_to_threshold_rejects_malformed_curves():
+    with pytest.raises(ValueError, match="2 label counts but 3 accuracies"):
+        labels_to_threshold([20, 30], [0.1, 0.2, 0.3], 0.9)
+    with pytest.raises(ValueError, match="must not decrease"):
+        labels_to_threshold([20, 40, 30], [0.1, 0.2, 0.3], 0.9)
+
+
+def test_median_counts_never_as_worse_than_any_budget():
+    assert median_labels([100, None, 120]) == 120
+    assert median_labels([100, None, None]) is None
+    assert median_labels([100, 120]) == 110
+    assert median_labels([100, None]) is None
+    assert median_labels([None]) is None
+    assert median_labels([]) is None
+
+
+def _run(strategy, seed, accuracies):
+    labels = [20 + 10 * i for i in range(len(accuracies))]
+    return {
+        "dataset": "mnist", "strategy": strategy, "seed": seed, "total_seconds": 5.0,
+        "steps": [{"n_labels": n, "accuracy": a, "train_seconds": 1.0} for n, a in zip(labels, accuracies)],
+        "labels_to": {str(t): labels_to_threshold(labels, accuracies, t) for t in (0.9, 0.95, 0.98)},
+    }
+
+
+def test_summary_takes_medians_over_seeds_and_marks_never_reached():
+    runs = [
+        _run("bald", 0, [0.5, 0.9, 0.95, 0.96]),
+        _run("bald", 1, [0.5, 0.8, 0.91, 0.97]),
+        _run("bald", 2, [0.6, 0.92, 0.93, 0.99]),
+    ]
+    entry = summarize(runs)["mnist"]["bald"]
+    assert entry["labels_to"] == {"0.9": 30, "0.95": 50, "0.98": None}  # 95%: seeds at 40, 50, 50
+    assert entry["labels_to_per_seed"]["0.98"] == [None, None, 50]
+    assert entry["curve"]["n_labels"] == [20, 30, 40, 50]
+    assert entry["curve"]["mean"][0] == pytest.approx(0.5333, abs=1e-4)
+    table = format_table(summarize(runs), {"mnist": 50})
+    assert "| bald | 3 | 30 | 50 | >50 |" in table
+    assert "Kirsch 120/250" in table
+
+
+def test_smoke_bench_writes_consistent_results(mnist_root, tmp_path):
+    out = tmp_path / "results"
+    result = run("--smoke", "--data-root", str(mnist_root), "--strategies", "random,batchbald",
+                 "--jobs", "1", "--no-png", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "600-image" not in result.stderr  # the smoke pool note names the scored subset instead
+    assert "random 300-image subset of the test set" in result.stderr
+    report = json.loads((out / "results.json").read_text())
+    assert report["settings"]["budget"] == 40 and report["seeds"] == [0]
+    assert sorted(r["strategy"] for r in report["runs"]) == ["batchbald", "random"]
+    for run_result in report["runs"]:
+        steps = run_result["steps"]
+        assert [s["n_labels"] for s in steps] == [20, 30, 40]
+        assert all(0.0 <= s["accuracy"] <= 1.0 for s in steps)
+        assert all(s["train_seconds"] > 0 and s["eval_seconds"] > 0 for s in steps)
+        assert all({"predict_seconds", "score_seconds", "select_seconds"} <= set(s) for s in steps[1:])
+        curve = ([s["n_labels"] for s in steps], [s["accuracy"] for s in steps])
+        assert run_result["labels_to"] == {str(t): labels_to_threshold(*curve, t) for t in (0.9, 0.95, 0.98)}
+        assert (out / "runs" / f"mnist-{run_result['strategy']}-seed0.json").is_file()
+    assert set(report["summary"]["mnist"]) == {"random", "batchbald"}
+    assert (out / "learning_curves.html").is_file() and (out / "summary.md").is_file()
+    assert "| batchbald | 1 |" in result.stdout and "Kirsch 90/200" in result.stdout
+
+    again = run("--smoke", "--data-root", str(mnist_root), "--strategies", "random", "--jobs", "1",
+                "--no-png", "--out", str(out), "--resume")
+    assert again.returncode == 0, again.stderr
+    assert "resume: kept mnist-random-seed0.json" in again.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--strategies", "random,nonsense"], "unknown strategies ['nonsense']"),
+        (["--seeds", "0,x"], "--seeds must be a comma-separated list"),
+        (["--budget", "10"], "--budget 10 is below --initial 20"),
+        (["--mc-samples", "1"], "--mc-samples must be ≥ 2"),
+        (["--data-root", "/nonexistent"], "is not a folder"),
+    ],
+)
+def test_bad_flags_exit_2_with_the_reason(args, message, mnist_root, capsys):
+    base = ["--data-root", str(mnist_root)] if "--data-root" not in args else []
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", *base, *args])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
