@@ -29,9 +29,15 @@ def widget(gate):
     widget.close()
 
 
-def browser_key(widget, key: str) -> None:
+def browser_key(widget, key: str, focused: str | None = None) -> None:
     """Deliver a key exactly as the browser's comm message does."""
-    widget.key_catcher._receive(widget.key_catcher, {"event": "key", "key": key}, [])
+    widget.key_catcher._receive(widget.key_catcher, {"event": "key", "key": key, "focused": focused}, [])
+
+
+def test_key_acts_on_the_item_the_browser_showed(widget):
+    shown = widget.queue[2]  # e.g. a card click whose message the kernel has not seen yet
+    browser_key(widget, "b", focused=str(shown.id))
+    assert widget.session.labels == {shown.id: "b"}
 
 
 def test_importing_alwidget_does_not_import_ipywidgets():
@@ -97,8 +103,8 @@ def test_undo_removes_the_stored_label_and_refocuses_the_item(widget):
 
 
 def test_strip_click_focuses_the_item(widget):
-    widget.strip.focused = 3  # what a click on the fourth card sends
-    assert widget.focused == 3
+    widget.strip.click(3)  # the message a click on the fourth card sends
+    assert widget.focused == 3 and widget.strip.focused == 3
     assert widget.focused_item == widget.queue[3]
     assert widget.strip.cards[3]["key"] == str(widget.queue[3].id)
     chosen = widget.focused_item.id

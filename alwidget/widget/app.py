@@ -88,6 +88,7 @@ class Widget(WidgetViews, widgets.VBox):
         self._build_views()
         self.auto_retrain_every = int(auto_retrain_every)
         self._sync_counts()
+        self._render_counts()  # the traits start at their defaults, so no change fires for them
         self.learning_curve.update(session.history)
         self._apply_refill(fetch_batch(session, self.batch_size, self._rendered))
 
@@ -98,9 +99,17 @@ class Widget(WidgetViews, widgets.VBox):
         with self._lock:
             return self.queue[self.focused] if self.queue else None
 
-    def focus(self, index: int) -> None:
-        """Show queue item ``index`` large (clicking a card does this)."""
+    def focus(self, index: int, item_key: str | None = None) -> None:
+        """Show queue item ``index`` large (clicking a card does this).
+
+        ``item_key`` (the item id as text) wins over ``index`` when both are given and the
+        queue has changed in between.
+        """
         with self._lock:
+            if item_key is not None:
+                keys = [str(item.id) for item in self.queue]
+                if item_key in keys:
+                    index = keys.index(item_key)
             self.focused = clamp_focus(int(index), len(self.queue))
 
     def label(self, class_name: str):
@@ -160,8 +169,14 @@ class Widget(WidgetViews, widgets.VBox):
         self._sync_counts()
         return detail.id
 
-    def press_key(self, key: str) -> None:
-        """Act on ``key`` as the browser key handler does (see ``key_map``)."""
+    def press_key(self, key: str, focused_key: str | None = None) -> None:
+        """Act on ``key`` as the browser key handler does (see ``key_map``).
+
+        ``focused_key`` is the id (as text) of the item the browser showed in focus; when it is
+        still queued, the key acts on that item.
+        """
+        if focused_key is not None and key not in (keymod.NEXT_KEY, keymod.PREVIOUS_KEY, keymod.UNDO_KEY):
+            self.focus(self.focused, focused_key)
         if key in self.key_map:
             self.label(self.key_map[key])
         elif key == keymod.SKIP_KEY:

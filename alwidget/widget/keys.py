@@ -76,7 +76,10 @@ function render({ model, el }) {
     if (model.get('watched_keys').includes(event.key)) {
       event.preventDefault();
       event.stopPropagation();
-      model.send({ event: 'key', key: event.key });
+      // The item the user sees in focus travels with the key, so a label never lands on
+      // another item when a refresh from the kernel is still on its way.
+      const card = root.querySelector('.alwidget-card-focused');
+      model.send({ event: 'key', key: event.key, focused: card ? card.dataset.itemId : null });
       return;
     }
     // While focus is inside the widget, single-key notebook commands (x cuts, d d deletes,
@@ -152,19 +155,22 @@ class KeyCatcher(anywidget.AnyWidget):
 
     def __init__(self, keys: Sequence[str] = (), root_class: str = ROOT_CLASS, **kwargs):
         super().__init__(watched_keys=list(keys), root_class=root_class, **kwargs)
-        self._key_handlers: list[Callable[[str], None]] = []
+        self._key_handlers: list[Callable[[str, str | None], None]] = []
         self.on_msg(self._receive)
 
-    def on_key(self, handler: Callable[[str], None]) -> None:
-        """Call ``handler(key)`` for every key press taken in the browser."""
+    def on_key(self, handler: Callable[[str, str | None], None]) -> None:
+        """Call ``handler(key, focused_key)`` for every key press taken in the browser.
+
+        ``focused_key`` is the id (as text) of the item the browser showed in focus, or ``None``.
+        """
         self._key_handlers.append(handler)
 
-    def press(self, key: str) -> None:
+    def press(self, key: str, focused_key: str | None = None) -> None:
         """Handle ``key`` exactly as if it had been pressed in the browser."""
         if key not in self.watched_keys:
             return
         for handler in list(self._key_handlers):
-            handler(key)
+            handler(key, focused_key)
 
     def request_focus(self) -> None:
         """Ask the browser to move keyboard focus to the widget's root element."""
@@ -172,7 +178,8 @@ class KeyCatcher(anywidget.AnyWidget):
 
     def _receive(self, _widget, content, _buffers) -> None:
         if isinstance(content, dict) and content.get("event") == "key":
-            self.press(str(content.get("key", "")))
+            focused = content.get("focused")
+            self.press(str(content.get("key", "")), None if focused is None else str(focused))
 
 
 def build_key_map(classes: Sequence[str], key_map: Mapping[str, str] | None = None) -> dict[str, str]:

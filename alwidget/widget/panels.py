@@ -118,7 +118,7 @@ class LearningCurve:
             layout=go.Layout(
                 height=220, width=360, margin={'l': 40, 'r': 10, 't': 30, 'b': 35},
                 title={'text': "Learning curve", 'font': {'size': 13}},
-                xaxis={'title': {'text': "labels"}},
+                xaxis={'title': {'text': "labels"}, 'rangemode': "tozero"},
                 yaxis={'title': {'text': "accuracy"}, 'range': [0, 1]},
             ),
         )

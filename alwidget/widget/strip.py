@@ -14,10 +14,11 @@ _ESM = r"""
 function card(data, index, focused, model) {
   const node = document.createElement('div');
   node.className = 'alwidget-card' + (index === focused ? ' alwidget-card-focused' : '')
-    + (data.kind === 'error' ? ' alwidget-card-error' : '');
+    + (data.kind === 'error' ? ' alwidget-card-error' : '')
+    + (data.thumbnail ? '' : ' alwidget-card-text');
   node.dataset.index = String(index);
   node.dataset.itemId = data.key;
-  node.title = 'item ' + data.key;
+  node.title = 'item ' + data.key + ', predicted ' + data.predicted;
   if (data.thumbnail) {
     const img = document.createElement('img');
     img.src = data.thumbnail;
@@ -34,8 +35,13 @@ function card(data, index, focused, model) {
   meta.textContent = '#' + data.rank + ' \u00b7 ' + data.score + ' \u00b7 \u2192 ' + data.predicted;
   node.appendChild(meta);
   node.addEventListener('click', () => {
-    model.set('focused', index);
-    model.save_changes();
+    // A custom message, not a state sync: ipywidgets may hold back state updates while
+    // the kernel is busy, which would let a following key press overtake the click.
+    for (const other of node.parentNode.querySelectorAll('.alwidget-card-focused')) {
+      other.classList.remove('alwidget-card-focused');
+    }
+    node.classList.add('alwidget-card-focused');
+    model.send({ event: 'focus', index: index, key: data.key });
   });
   return node;
 }
@@ -77,7 +83,12 @@ _CSS = """
   width: 80px; height: 72px; overflow: hidden; font-size: 10px; line-height: 1.2;
   word-break: break-word; color: var(--jp-ui-font-color1, #222);
 }
-.alwidget-card-meta { font-size: 10px; color: var(--jp-ui-font-color2, #555); white-space: nowrap; }
+.alwidget-card-meta {
+  font-size: 10px; color: var(--jp-ui-font-color2, #555); white-space: nowrap;
+  overflow: hidden; text-overflow: ellipsis; max-width: 100%;
+}
+.alwidget-card-text { width: 150px; }
+.alwidget-card-text .alwidget-snippet { width: 142px; height: 56px; font-size: 11px; }
 .alwidget-strip-empty { color: var(--jp-ui-font-color2, #555); padding: 8px; }
 """
 
@@ -94,3 +105,21 @@ class BatchStrip(anywidget.AnyWidget):
     cards = traitlets.List(traitlets.Dict()).tag(sync=True)
     focused = traitlets.Int(0).tag(sync=True)
     empty_message = traitlets.Unicode("No items queued.").tag(sync=True)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._focus_handlers: list = []
+        self.on_msg(self._receive)
+
+    def on_focus(self, handler) -> None:
+        """Call ``handler(index, key)`` when the user clicks card ``index`` (item id text ``key``)."""
+        self._focus_handlers.append(handler)
+
+    def click(self, index: int) -> None:
+        """Act as if card ``index`` had been clicked in the browser."""
+        self._receive(self, {"event": "focus", "index": index, "key": self.cards[index]["key"]}, [])
+
+    def _receive(self, _widget, content, _buffers) -> None:
+        if isinstance(content, dict) and content.get("event") == "focus":
+            for handler in list(self._focus_handlers):
+                handler(int(content.get("index", 0)), content.get("key"))

@@ -21,10 +21,11 @@ class WidgetViews:
     def _build_views(self) -> None:
         self.key_catcher = keymod.KeyCatcher(list(self.key_map) + [keymod.SKIP_KEY, keymod.UNDO_KEY,
                                                             keymod.NEXT_KEY, keymod.PREVIOUS_KEY])
-        self.key_catcher.on_key(lambda key: self._guarded(self.press_key, key))
+        self.key_catcher.on_key(lambda key, focused_key: self._guarded(self.press_key, key, focused_key))
         self.strip = BatchStrip()
-        self.strip.observe(lambda change: self._guarded(self.focus, change["new"]), names=["focused"])
-        self.focus_image = widgets.Image(format="png", layout=widgets.Layout(width="240px", height="240px"))
+        self.strip.on_focus(lambda index, key: self._guarded(self.focus, index, key))
+        self.focus_image = widgets.Image(
+            format="png", layout=widgets.Layout(width="240px", height="240px", object_fit="contain"))
         self.focus_html = widgets.HTML()
         self.label_buttons: dict[str, widgets.Button] = {}
         key_of = {name: key for key, name in self.key_map.items()}
@@ -44,7 +45,7 @@ class WidgetViews:
         self.retrain_button = widgets.Button(description="Retrain", icon="refresh", button_style="primary")
         self.retrain_button.on_click(lambda _b: self._guarded(self.retrain))
         self.train_progress = widgets.FloatProgress(min=0.0, max=1.0, layout=widgets.Layout(width="200px"))
-        self.train_status = widgets.Label("")
+        self.train_status = widgets.Label("", layout=widgets.Layout(width="auto", margin="0 0 0 8px"))
         self.auto_retrain_box = widgets.BoundedIntText(
             min=0, max=100_000, layout=widgets.Layout(width="70px"),
             tooltip="retrain after this many new labels (0 = off)",
@@ -70,9 +71,12 @@ class WidgetViews:
         left = widgets.VBox([focus_box, label_row, widgets.HBox([self.skip_button, self.undo_button]),
                              self.error_banner])
         training_row = widgets.HBox(
-            [self.retrain_button, self.train_progress, self.train_status, widgets.HTML("&nbsp;auto-retrain every"),
-             self.auto_retrain_box, widgets.HTML("labels (0 = off)")],
-            layout=widgets.Layout(align_items="center", grid_gap="6px"),
+            [self.retrain_button, self.train_progress, self.train_status],
+            layout=widgets.Layout(align_items="center", flex_flow="row wrap"),
+        )
+        auto_row = widgets.HBox(
+            [widgets.Label("Auto-retrain every"), self.auto_retrain_box, widgets.Label("new labels (0 = off)")],
+            layout=widgets.Layout(align_items="center"),
         )
         self.children = [
             widgets.HTML(STYLE),
@@ -81,6 +85,7 @@ class WidgetViews:
             self.strip,
             widgets.HBox([left, self.why]),
             training_row,
+            auto_row,
             widgets.HBox([self.counts, self.learning_curve.figure]),
             self.errors,
         ]
@@ -112,6 +117,8 @@ class WidgetViews:
                                       current_model_version=self.session.model_version)
             for button in (*self.label_buttons.values(), self.skip_button):
                 button.disabled = detail is None
+            if detail is None:
+                self.key_catcher.request_focus()  # see _render_training
 
     def _card(self, item) -> dict:
         rendered = self._rendered[item.id]
@@ -124,6 +131,9 @@ class WidgetViews:
     def _render_training(self, change) -> None:
         self.retrain_button.disabled = change["new"]
         self.retrain_button.description = "Training…" if change["new"] else "Retrain"
+        if change["new"]:
+            # The browser drops focus from a button that becomes disabled; keep keys working.
+            self.key_catcher.request_focus()
 
     def _render_counts(self, _change=None) -> None:
         history = self.session.history
