@@ -202,7 +202,7 @@ class Widget(WidgetViews, widgets.VBox):
             If a retrain is already running.
         """
         with self._lock:
-            if self._jobs.training:
+            if self.training:
                 raise TrainingInProgressError("a retrain is already running; it refreshes the batch when done")
             self.training = True
             self.train_progress.value = 0.0
@@ -337,7 +337,7 @@ class Widget(WidgetViews, widgets.VBox):
 
     def _maybe_auto_retrain(self) -> None:
         every = self.auto_retrain_every
-        if every <= 0 or self._jobs.training or self.session.labels_since_retrain < every:
+        if every <= 0 or self.training or self.session.labels_since_retrain < every:
             return
         if sum(1 for count in self.session.label_counts().values() if count) < 2:
             return  # training needs two classes; try again after the next label

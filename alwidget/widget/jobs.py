@@ -86,10 +86,6 @@ class BackgroundJobs:
         self._running = {"training": 0, "refill": 0}
 
     @property
-    def training(self) -> bool:
-        return self._running["training"] > 0
-
-    @property
     def refilling(self) -> bool:
         return self._running["refill"] > 0
 
