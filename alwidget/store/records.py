@@ -62,21 +62,12 @@ class LabelRecord:
 
     @classmethod
     def from_row(cls, row) -> LabelRecord:
-        """Build a record from a ``label_events`` row."""
-        created = row.created_at
+        """Build a record from a row selected with :data:`EVENT_COLUMNS`' order."""
+        event_id, key, kind, label, annotator, created, version, strategy, score, undoes = row
         if created.tzinfo is None:  # SQLite keeps no zone; the store always writes UTC
             created = created.replace(tzinfo=UTC)
         return cls(
-            event_id=row.id,
-            item_key=row.item_key,
-            label=row.label,
-            annotator=row.annotator,
-            created_at=created,
-            model_version=row.model_version,
-            strategy=row.strategy,
-            score=row.score,
-            kind=row.kind,
-            undoes_event_id=row.undoes_event_id,
+            event_id, key, label, annotator, created, version, strategy, score, kind, undoes
         )
 
     def as_row(self, history: bool = False) -> dict[str, object]:

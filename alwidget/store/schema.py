@@ -67,6 +67,15 @@ label_events = Table(
     Index("ix_label_events_undoes", "undoes_event_id", unique=True),
 )
 
+#: The ``label_events`` columns in the order :meth:`LabelRecord.from_row` unpacks them.
+EVENT_COLUMNS = tuple(
+    label_events.c[name]
+    for name in (
+        "id", "item_key", "kind", "label", "annotator", "created_at", "model_version",
+        "strategy", "score", "undoes_event_id",
+    )
+)  # fmt: skip
+
 rounds = Table(
     "rounds",
     metadata,
@@ -99,6 +108,7 @@ work_items = Table(
     metadata,
     Column("item_key", String, primary_key=True),
     Column("priority", Float, nullable=False),
+    Index("ix_work_items_priority", "priority", "item_key"),
 )
 
 assignments = Table(

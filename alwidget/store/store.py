@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, func, insert, select
 from . import export as _export
 from .connection import translated_errors
 from .records import LabelRecord, clean_score, utc_now
-from .schema import SCHEMA_VERSION, checkpoints, label_events, rounds
+from .schema import EVENT_COLUMNS, SCHEMA_VERSION, checkpoints, label_events, rounds
 from .session_state import SessionStateMixin
 from .team import TeamQueueMixin
 
@@ -206,13 +206,16 @@ class LabelStore(SessionStateMixin, TeamQueueMixin):
                     "undoes_event_id": None,
                 }
             )
-        records = []
+        if not rows:
+            return []
+        statement = insert(label_events).returning(label_events.c.id, sort_by_parameter_order=True)
         with self._transaction(write=True) as conn:
-            for values in rows:
-                result = conn.execute(insert(label_events).values(**values))
-                self._mark_done(conn, values["item_key"], values["annotator"])
-                records.append(LabelRecord(event_id=result.inserted_primary_key[0], **values))
-        return records
+            event_ids = list(conn.execute(statement, rows).scalars())
+            self._mark_done(conn, [(values["item_key"], values["annotator"]) for values in rows])
+        return [
+            LabelRecord(event_id=event_id, **values)
+            for event_id, values in zip(event_ids, rows, strict=True)
+        ]
 
     def undo_label(self, item_key: str, *, annotator: str | None = None) -> LabelRecord:
         """Cancel the annotator's latest label on an item, by recording an undo event.
@@ -255,37 +258,44 @@ class LabelStore(SessionStateMixin, TeamQueueMixin):
         return LabelRecord.from_row(row)
 
     @staticmethod
-    def _active_labels_query():
+    def _active_labels_query(*columns):
+        """Label events that no undo cancels (all record columns unless others are named)."""
         undone = select(label_events.c.undoes_event_id).where(
             label_events.c.undoes_event_id.is_not(None)
         )
-        return select(label_events).where(
+        return select(*(columns or EVENT_COLUMNS)).where(
             label_events.c.kind == "label", label_events.c.id.not_in(undone)
         )
 
-    def _latest_by_annotator(self, conn: Connection) -> dict[str, dict[str, LabelRecord]]:
-        """item_key -> annotator -> that annotator's current label record."""
-        latest: dict[str, dict[str, LabelRecord]] = {}
-        for row in conn.execute(self._active_labels_query().order_by(label_events.c.id)):
-            latest.setdefault(row.item_key, {})[row.annotator] = LabelRecord.from_row(row)
+    def _current_votes(
+        self, conn: Connection, annotator: str | None = None
+    ) -> dict[str, dict[str, tuple[int, str]]]:
+        """item_key -> annotator -> (event_id, label) of that annotator's current label."""
+        columns = self._active_labels_query(
+            label_events.c.id, label_events.c.item_key, label_events.c.annotator,
+            label_events.c.label,
+        )  # fmt: skip
+        if annotator is not None:
+            columns = columns.where(label_events.c.annotator == annotator)
+        latest: dict[str, dict[str, tuple[int, str]]] = {}
+        for event_id, key, who, label in conn.execute(columns.order_by(label_events.c.id)):
+            latest.setdefault(key, {})[who] = (event_id, label)
         return latest
 
     def label_records(self, annotator: str | None = None) -> list[LabelRecord]:
         """Current (not undone) label of every item and annotator, in labeling order."""
+        query = self._active_labels_query().order_by(label_events.c.id)
+        if annotator is not None:
+            query = query.where(label_events.c.annotator == annotator)
         with self._transaction(write=False) as conn:
-            latest = self._latest_by_annotator(conn)
-        found = [
-            record
-            for by_annotator in latest.values()
-            for who, record in by_annotator.items()
-            if annotator is None or who == annotator
-        ]
-        return sorted(found, key=lambda record: record.event_id)
+            latest = {(row[1], row[4]): row for row in conn.execute(query)}
+        rows = sorted(latest.values(), key=lambda row: row[0])
+        return [LabelRecord.from_row(row) for row in rows]
 
     def history(self) -> list[LabelRecord]:
         """Every event ever written, labels and undos, in order."""
         with self._transaction(write=False) as conn:
-            rows = conn.execute(select(label_events).order_by(label_events.c.id)).all()
+            rows = conn.execute(select(*EVENT_COLUMNS).order_by(label_events.c.id)).all()
         return [LabelRecord.from_row(row) for row in rows]
 
     def current_labels(self, annotator: str | None = None) -> dict[str, str]:
@@ -303,21 +313,20 @@ class LabelStore(SessionStateMixin, TeamQueueMixin):
         dict
             item_key -> label, in the order items were (last) labeled.
         """
-        records = self.label_records(annotator)
-        by_item: dict[str, list[LabelRecord]] = {}
-        for record in records:
-            by_item.setdefault(record.item_key, []).append(record)
-        resolved: dict[str, tuple[int, str]] = {}
-        for key, item_records in by_item.items():
-            votes = Counter(record.label for record in item_records)
-            top = max(votes.values())
-            winner = max(
-                (record for record in item_records if votes[record.label] == top),
-                key=lambda record: record.event_id,
-            )
-            resolved[key] = (max(r.event_id for r in item_records), winner.label)
-        ordered = sorted(resolved.items(), key=lambda pair: pair[1][0])
-        return {key: label for key, (_, label) in ordered}
+        with self._transaction(write=False) as conn:
+            votes = self._current_votes(conn, annotator)
+        resolved = []
+        for key, by_annotator in votes.items():
+            if len(by_annotator) == 1:
+                ((event_id, label),) = by_annotator.values()
+                resolved.append((event_id, key, label))
+                continue
+            counts = Counter(label for _, label in by_annotator.values())
+            top = max(counts.values())
+            _, winner = max(vote for vote in by_annotator.values() if counts[vote[1]] == top)
+            resolved.append((max(event_id for event_id, _ in by_annotator.values()), key, winner))
+        resolved.sort()
+        return {key: label for _, key, label in resolved}
 
     def set_classes(self, classes: Sequence[str]) -> None:
         """Replace the allowed classes (e.g. after adding one); labels in use must remain."""

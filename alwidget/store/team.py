@@ -225,13 +225,33 @@ class TeamQueueMixin:
         )
         conn.execute(statement)
 
-    def _mark_done(self, conn: Connection, key: str, who: str) -> None:
-        """Called inside add_label's transaction: the item now counts as labeled by ``who``."""
-        locked = conn.execute(
-            select(work_items.c.item_key).where(work_items.c.item_key == key).with_for_update()
-        ).first()
-        if locked is not None:
-            self._upsert_assignment(conn, key, who, "done", None)
+    def _mark_done(self, conn: Connection, labeled: list[tuple[str, str]]) -> None:
+        """Called inside add_labels' transaction: the queued items among ``labeled``
+        (item_key, annotator) now count as labeled by their annotators."""
+        keys = sorted({key for key, _ in labeled})
+        queued: set[str] = set()
+        for start in range(0, len(keys), 500):  # bounded IN lists; sorted to lock in order
+            chunk = keys[start : start + 500]
+            queued.update(
+                conn.execute(
+                    select(work_items.c.item_key)
+                    .where(work_items.c.item_key.in_(chunk))
+                    .order_by(work_items.c.item_key)
+                    .with_for_update()
+                ).scalars()
+            )
+        done = [
+            {"item_key": key, "annotator": who, "state": "done", "expires_at": None}
+            for key, who in dict.fromkeys(labeled)
+            if key in queued
+        ]
+        if done:
+            statement = _dialect_insert(conn, assignments)
+            statement = statement.on_conflict_do_update(
+                index_elements=[assignments.c.item_key, assignments.c.annotator],
+                set_={"state": statement.excluded.state, "expires_at": None},
+            )
+            conn.execute(statement, done)
 
     def _reopen_assignment(self, conn: Connection, key: str, who: str) -> None:
         """Called inside undo_label's transaction: the item goes back to being leased."""
@@ -296,10 +316,8 @@ class TeamQueueMixin:
 
     def _ratings(self) -> dict[str, dict[str, str]]:
         with self._transaction(write=False) as conn:
-            latest = self._latest_by_annotator(conn)  # type: ignore[attr-defined]
-        return {
-            key: {who: record.label for who, record in by.items()} for key, by in latest.items()
-        }
+            votes = self._current_votes(conn)  # type: ignore[attr-defined]
+        return {key: {who: label for who, (_, label) in by.items()} for key, by in votes.items()}
 
     def agreement(self) -> AgreementReport:
         """Agreement between annotators on items several of them labeled.
