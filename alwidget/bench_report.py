@@ -110,8 +110,9 @@ def format_timings(summary: dict) -> str:
 
 
 def write_figure(summary: dict, out: Path, *, png: bool = True) -> dict:
-    """Learning curves (mean over seeds, band = min..max) as HTML, and PNG when a static
-    export works offline (kaleido driving a local Chromium).
+    """Learning curves (mean over seeds, band = min..max) as ``out/learning_curves.html``
+    (plotly.js in ``out/../plotly.min.js``), and PNG when a static export works offline
+    (kaleido driving a local Chromium).
 
     Returns
     -------
@@ -139,13 +140,22 @@ def write_figure(summary: dict, out: Path, *, png: bool = True) -> dict:
                 name=f"{strategy} ({len(entry['seeds'])} seeds)", showlegend=column == 1,
             ), row=1, col=column)
         figure.update_xaxes(title_text="labels (incl. 20 initial)", row=1, col=column)
+    for threshold in THRESHOLDS:
+        figure.add_hline(y=threshold, line_dash="dot", line_color="gray", line_width=1, row="all", col="all")
     figure.update_yaxes(title_text="test accuracy", range=[0.5, 1.0], row=1, col=1)
-    figure.update_layout(title="Active learning on MNIST: Gal CNN, +10 labels per step", width=560 * len(datasets), height=480)
+    figure.update_layout(title="Active learning with the Gal CNN (mean over seeds; band = min..max)",
+                         width=560 * len(datasets), height=480)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     html = out / "learning_curves.html"
-    # plotly.js is written once beside the HTML so the figure opens offline.
-    figure.write_html(html, include_plotlyjs="directory")
+    # plotly.js (4.6 MB) is written once into the parent folder, shared by the figures of
+    # every dataset (benchmarks/results/<dataset>/), so they open offline.
+    shared_js = out.parent / "plotly.min.js"
+    if not shared_js.is_file():
+        from plotly.offline import get_plotlyjs
+
+        shared_js.write_text(get_plotlyjs(), encoding="utf-8")
+    figure.write_html(html, include_plotlyjs="../plotly.min.js")
     result = {"html": str(html), "png": None, "png_error": None}
     if png:
         result.update(_write_png(figure, out / "learning_curves.png"))

@@ -87,6 +87,7 @@ def test_smoke_bench_writes_consistent_results(mnist_root, tmp_path):
         assert (out / "runs" / f"mnist-{run_result['strategy']}-seed0.json").is_file()
     assert set(report["summary"]["mnist"]) == {"random", "batchbald"}
     assert (out / "learning_curves.html").is_file() and (out / "summary.md").is_file()
+    assert (tmp_path / "plotly.min.js").is_file()  # shared by the datasets' figures, for offline viewing
     assert "| batchbald | 1 |" in result.stdout and "Kirsch 90/200" in result.stdout
 
     again = run("--smoke", "--data-root", str(mnist_root), "--strategies", "random", "--jobs", "1",
