@@ -247,3 +247,16 @@ def test_pool_exhaustion_is_shown(gate):
         assert not widget.exhausted and widget.focused_item is not None
     finally:
         widget.close()
+
+
+def test_close_stops_a_running_training(gate):
+    widget = al.Widget(gated_session(gate), batch_size=6)
+    for _ in range(4):
+        widget.label(true_class(widget.session, widget.focused_item.id))
+    widget.retrain()
+    assert gate.entered.wait(timeout=30)
+    widget.close()
+    gate.opened.set()  # the next training step sees the stop request
+    widget.wait(timeout=30)
+    assert widget.session.model_version == 0 and not widget.session.is_training
+    assert widget.strip.comm is None and widget.label_buttons["a"].comm is None

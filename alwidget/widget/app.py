@@ -221,7 +221,13 @@ class Widget(WidgetViews, widgets.VBox):
         self._jobs.wait(timeout)
 
     def close(self) -> None:
+        """Stop background work (a running training stops at its next step) and close the views."""
         self._jobs.shutdown()
+        pending = list(self.children)
+        while pending:
+            child = pending.pop()
+            pending.extend(getattr(child, "children", ()))
+            child.close()
         super().close()
 
     # ------------------------------------------------------------------- internals
@@ -294,6 +300,8 @@ class Widget(WidgetViews, widgets.VBox):
                 self.focused = 0
 
     def _on_refill(self, future: Future) -> None:
+        if future.cancelled() or self._jobs.closing:
+            return
         try:
             self._apply_refill(future.result())
         except Exception as error:  # noqa: BLE001
@@ -309,7 +317,9 @@ class Widget(WidgetViews, widgets.VBox):
     def _on_trained(self, future: Future) -> None:
         with self._lock:
             self.training = False
-            error = future.exception()
+            error = None if future.cancelled() else future.exception()
+            if future.cancelled() or (error is not None and self._jobs.closing):
+                return  # the widget was closed; nobody is looking
             if error is not None:
                 self.train_progress.bar_style = "danger"
                 self.train_status.value = f"training failed; keeping model v{self.session.model_version}"

@@ -84,6 +84,7 @@ class BackgroundJobs:
         self._scoring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alwidget-score")
         self._idle = threading.Condition()
         self._running = {"training": 0, "refill": 0}
+        self._closing = threading.Event()
 
     @property
     def refilling(self) -> bool:
@@ -113,7 +114,7 @@ class BackgroundJobs:
     def start_training(self, session, batch_size: int, rendered_cache: dict, progress, on_done) -> Future:
         def train_and_rescore() -> TrainingResult:
             started = time.perf_counter()
-            report = session.retrain(progress=progress)
+            report = session.retrain(progress=progress, should_stop=self._closing.is_set)
             fetched = fetch_batch(session, batch_size, rendered_cache)
             return TrainingResult(report, fetched, time.perf_counter() - started)
 
@@ -134,6 +135,12 @@ class BackgroundJobs:
             if not self._idle.wait_for(lambda: not any(self._running.values()), timeout=timeout):
                 raise TimeoutError(f"background jobs still running after {timeout} s: {self._running}")
 
+    @property
+    def closing(self) -> bool:
+        return self._closing.is_set()
+
     def shutdown(self) -> None:
+        """Cancel queued jobs and stop a running training at its next step."""
+        self._closing.set()
         self._training.shutdown(wait=False, cancel_futures=True)
         self._scoring.shutdown(wait=False, cancel_futures=True)
