@@ -167,10 +167,10 @@ def run_one(settings: BenchSettings, strategy: str, seed: int, threads: int = 1,
     -------
     dict
         ``{"dataset", "strategy", "seed", "steps": [{"n_labels", "accuracy", "train_seconds",
-        "predict_seconds", "score_seconds", "select_seconds", "eval_seconds"}, ...],
+        "predict_seconds", "score_seconds", "select_seconds", "eval_seconds", "acquired"}, ...],
         "labels_to": {"0.9": n or None, ...}, "total_seconds"}``. Step 0 is the model
-        trained on the initial labels; the query timings of a step are those of the query
-        that acquired its labels.
+        trained on the initial labels; the query timings and ``acquired`` pool ids of a
+        step are those of the query that acquired its new labels (step 0: the initial ids).
     """
     import torch
 
@@ -183,7 +183,7 @@ def run_one(settings: BenchSettings, strategy: str, seed: int, threads: int = 1,
     session = Session(
         pool, settings.model, strategy=strategy, mc_samples=settings.mc_samples, seed=seed,
         batch_size=settings.batch_size, train_config=settings.train_config(),
-        score_subset=settings.score_subset, device="cpu",
+        score_subset=settings.score_subset, device="cpu", store=False,
     )
     initial_ids = balanced_initial_ids(pool, settings.initial, seed)
     session.label(initial_ids, [int(pool.targets[pool.position(i)]) for i in initial_ids])
@@ -199,6 +199,7 @@ def run_one(settings: BenchSettings, strategy: str, seed: int, threads: int = 1,
             "train_seconds": round(report.seconds, 3),
             "eval_seconds": round(time.perf_counter() - retrain_started - report.seconds, 3),
             **{key: round(value, 4) for key, value in query_timings.items() if key.endswith("seconds")},
+            **({"acquired": query_timings["acquired"]} if query_timings else {"acquired": [_plain(i) for i in initial_ids]}),
         })
         if log is not None:
             log(f"  {settings.dataset} {strategy} seed {seed}: {session.n_labels} labels, accuracy {accuracy:.4f}, "
@@ -207,7 +208,7 @@ def run_one(settings: BenchSettings, strategy: str, seed: int, threads: int = 1,
         if remaining <= 0:
             break
         batch = session.query(min(settings.batch_size, remaining))
-        query_timings = session.last_query_timings
+        query_timings = {**session.last_query_timings, "acquired": [_plain(i) for i in batch.ids]}
         session.label(batch.ids, [int(pool.targets[pool.position(i)]) for i in batch.ids])
     curve = ([s["n_labels"] for s in steps], [s["accuracy"] for s in steps])
     return {
@@ -221,6 +222,11 @@ def run_one(settings: BenchSettings, strategy: str, seed: int, threads: int = 1,
         "final_accuracy": steps[-1]["accuracy"],
         "total_seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def _plain(item_id):
+    """Pool ids as JSON values (numpy integers become ints)."""
+    return int(item_id) if isinstance(item_id, (int, np.integer)) else str(item_id)
 
 
 def _run_job(settings_dict: dict, strategy: str, seed: int, threads: int) -> dict:

@@ -82,6 +82,9 @@ def test_smoke_bench_writes_consistent_results(mnist_root, tmp_path):
         assert all(0.0 <= s["accuracy"] <= 1.0 for s in steps)
         assert all(s["train_seconds"] > 0 and s["eval_seconds"] > 0 for s in steps)
         assert all({"predict_seconds", "score_seconds", "select_seconds"} <= set(s) for s in steps[1:])
+        assert [len(s["acquired"]) for s in steps] == [20, 10, 10]
+        acquired = [i for s in steps for i in s["acquired"]]
+        assert len(set(acquired)) == 40  # nothing is acquired twice
         curve = ([s["n_labels"] for s in steps], [s["accuracy"] for s in steps])
         assert run_result["labels_to"] == {str(t): labels_to_threshold(*curve, t) for t in (0.9, 0.95, 0.98)}
         assert (out / "runs" / f"mnist-{run_result['strategy']}-seed0.json").is_file()
