@@ -107,6 +107,7 @@ class LabelingMixin:
                     raise AlreadyLabeledError(f"item {item_id!r} appears twice in one label() call")
                 seen.add(position)
                 resolved.append((position, self.class_index(label)))
+            self._persist_labels(resolved, annotator or self.annotator)  # committed first
             for position, class_index in resolved:
                 self._commit_label(position, class_index, annotator or self.annotator)
 
@@ -125,6 +126,7 @@ class LabelingMixin:
             position = self._resolve_position(item_id)
             if position not in self._labels:
                 raise NotLabeledError(f"item {item_id!r} has no label to undo")
+            self._persist_undo(position)
             class_index = self._labels.pop(position)
             self._label_meta.pop(position, None)
             return self.classes[class_index]
@@ -136,4 +138,5 @@ class LabelingMixin:
                 position = self._resolve_position(item_id)
                 if position not in self._labels and item_id not in self._priority:
                     self._priority.append(self.pool.ids[position])
+            self._persist_queue()
 

@@ -25,6 +25,7 @@ from .errors import (
     TrainingInProgressError,
 )
 from .labeling import LabelingMixin
+from .persistence import PersistenceMixin
 from .models import ModelFactory, has_dropout
 from .predict import Prediction, pick_device, predict
 from .evaluation import classification_metrics, cross_validate
@@ -41,7 +42,7 @@ def _default_mc_samples(spec: strategies.StrategySpec) -> int:
     return 20 if spec.score in strategies.NEEDS_SAMPLES else 1
 
 
-class Session(LabelingMixin):
+class Session(LabelingMixin, PersistenceMixin):
     """Active learning over one pool: query a batch, label it, retrain, repeat.
 
     Parameters
@@ -77,6 +78,12 @@ class Session(LabelingMixin):
     cv_folds : int
         Without a held-out split, each retrain also estimates accuracy by this many folds of
         cross-validation on the labels (costs ``cv_folds`` extra trainings; 0 turns it off).
+    store : None, False, str, path-like or alwidget.store.LabelStore
+        Where labels are kept; each label is committed before :meth:`label` returns.
+        ``"sqlite:///labels.db"``, a file path, or ``"postgresql://user@host/db"``; an
+        existing store is resumed (labels, queue, history, last model). ``None``: the file
+        ``./alwidget-<pool fingerprint[:8]>.db`` (or ``$ALWIDGET_STORE`` when set);
+        ``False`` or ``":memory:"``: kept in memory only.
     """
 
     def __init__(
@@ -95,6 +102,7 @@ class Session(LabelingMixin):
         chunk_size: int = 512,
         annotator: str = "user",
         cv_folds: int = 3,
+        store=None,
     ):
         if not isinstance(pool, Pool):
             raise TypeError(
@@ -143,6 +151,7 @@ class Session(LabelingMixin):
         self.last_query_timings: dict = {}
         self.cv_folds = int(cv_folds)
         self._last_cross_validation: dict | None = None
+        self._attach_store(store)  # resumes labels, queue, history and model when it has them
 
     # ------------------------------------------------------------------ configuration
     def _member_seed(self, member: int) -> int:
@@ -274,6 +283,7 @@ class Session(LabelingMixin):
                     "time": time.time(),
                 }
             )
+            self._persist_round(self.history[-1], members)
             return report
         finally:
             self._training_lock.release()
@@ -400,9 +410,11 @@ class Session(LabelingMixin):
             "n_scored": int(len(candidates)),
         }
         candidate_ids = [self.pool.ids[p] for p in candidates]
-        return build_batch(
+        batch = build_batch(
             candidate_ids, log_probs, scores, selection, self.classes, self.strategy, self.model_version, priority
         )
+        self._persist_batch(batch)
+        return batch
 
     def __repr__(self) -> str:
         return (

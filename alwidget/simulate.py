@@ -63,6 +63,7 @@ def simulate(
     session = Session(
         pool, model, strategy=strategy, mc_samples=mc_samples, ensemble=ensemble, seed=seed,
         batch_size=batch_size, train_config=train_config, score_subset=score_subset, device=device,
+        store=False,  # an oracle's labels need no file, and a rerun must not resume this one
     )
     initial_ids = balanced_initial_ids(pool, initial, seed)
     session.label(initial_ids, [int(pool.targets[pool.position(i)]) for i in initial_ids])

@@ -30,8 +30,10 @@ from store_worker import (  # noqa: E402
     crash_label,
     crash_score,
     crash_state,
+    session_pool,
 )
 
+import alwidget as al  # noqa: E402
 from alwidget.store import open_store  # noqa: E402
 
 WORKER = Path(__file__).parent / "fixtures" / "store_worker.py"
@@ -57,11 +59,12 @@ class Zygote:
         return line.rstrip("\n")
 
     def trial(
-        self, url: str, trial: int, kill_after: float, after_first_label: bool
+        self, url: str, trial: int, kill_after: float, after_first_label: bool, mode: str = "store"
     ) -> tuple[list[str], int]:
         """Start a child and SIGKILL it ``kill_after`` seconds after it started (which may
         be while it opens the store) or after its first label; return its lines."""
-        self.process.stdin.write(json.dumps({"url": url, "trial": trial}) + "\n")
+        command = {"url": url, "trial": trial, "mode": mode}
+        self.process.stdin.write(json.dumps(command) + "\n")
         self.process.stdin.flush()
         lines: list[str] = []
         pid = None
@@ -192,3 +195,45 @@ def test_sigkill_never_loses_a_returned_write_postgresql(postgres_url):
     summaries = run_crash_trials(postgres_url, n_trials=25, seed=7, max_delay=0.4)
     report("postgresql", summaries)
     assert sum(s["L"] >= 5 for s in summaries) >= 6
+
+
+def test_sigkill_during_session_labeling_never_loses_a_returned_label(tmp_path):
+    """The same through ``Session.label``/``unlabel``: the child resumes the store each
+    trial (so every kill also tests resuming after a crash) and labels the next items."""
+    url = f"sqlite:///{tmp_path / 'session.db'}"
+    rng = random.Random(99)
+    labeled: set[str] = set()  # what the store must hold, as reported by the children
+    zygote = Zygote()
+    n_labels = in_flight = 0
+    try:
+        for trial in range(50):
+            lines, status = zygote.trial(
+                url, trial, kill_after=rng.uniform(0.0, 0.3), after_first_label=trial % 2 == 1,
+                mode="session",
+            )  # fmt: skip
+            assert os.WIFSIGNALED(status), lines[-3:]
+            assert not [line for line in lines if line.startswith("E ")], lines
+            for line in lines:
+                kind, key = line.split(" ", 1)
+                (labeled.add if kind == "L" else labeled.discard)(key)
+                n_labels += kind == "L"
+            with open_store(url) as store:
+                current = store.current_labels()
+                events = store.history()
+            assert all(e.label == crash_label(e.item_key) for e in events if e.kind == "label")
+            assert all(label == crash_label(key) for key, label in current.items())
+            difference = set(current) ^ labeled
+            # Only the one call in flight at the kill may have landed without being reported:
+            # a label of a new item, or the undo of the last item reported.
+            assert len(difference) <= 1, difference
+            if difference - set(current):
+                assert lines and lines[-1] == f"L {next(iter(difference))}"
+            in_flight += len(difference)
+            labeled = set(current)
+    finally:
+        zygote.close()
+    print(f"\nsession: 50 SIGKILL trials, {n_labels} labels reported, {in_flight} in flight")
+    assert n_labels >= 100
+    resumed = al.Session(session_pool(), "mlp", seed=0, store=url, cv_folds=0)
+    assert {str(k): v for k, v in resumed.labels.items()} == current
+    resumed.close()
