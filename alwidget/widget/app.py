@@ -23,13 +23,14 @@ from .jobs import (
     TrainingResult,
     fetch_batch,
 )
-from .queue import clamp_focus, merge_refill, refreshed_queue
+from .queue import clamp_focus, insert_prioritized, merge_refill, refreshed_queue
+from .links import WidgetLinks
 from .views import WidgetViews
 
 MAX_SKIPPED_IN_QUERY = 200
 
 
-class Widget(WidgetViews, widgets.VBox):
+class Widget(WidgetViews, WidgetLinks, widgets.VBox):
     """The labeling widget for an :class:`alwidget.Session`.
 
     Parameters
@@ -81,10 +82,11 @@ class Widget(WidgetViews, widgets.VBox):
         self._jobs = BackgroundJobs()
         self._rendered: dict = {}
         self._ranked_by: dict = {}  # item id -> model version that ranked it
-        self._history: list[tuple] = []  # undo stack: ("label" | "skip", ItemDetail, index)
+        self._history: list[tuple] = []  # undo stack: ("label" | "skip", ItemDetail, index) or ("bulk", id, None)
         self._skipped: set = set()
         self._labeled: set = set()
         self._validation_points: list[tuple[int, float | None]] = []
+        self._focus_when_queued = None  # an item asked for (e.g. a map click) not queued yet
         self._build_views()
         self.auto_retrain_every = int(auto_retrain_every)
         self._sync_counts()
@@ -155,6 +157,13 @@ class Widget(WidgetViews, widgets.VBox):
             if not self._history:
                 raise AlwidgetError("nothing to undo")
             action, detail, index = self._history[-1]
+            if action == "bulk":  # labeled from outside the strip: there is no card to restore
+                self.session.unlabel(detail)
+                self._history.pop()
+                self.exhausted = False
+                self.status = f"undid label of item {detail}"
+                self._sync_counts()
+                return detail
             if action == "label":
                 self.session.unlabel(detail.id)
             self._history.pop()
@@ -294,10 +303,17 @@ class Widget(WidgetViews, widgets.VBox):
                 merged = merge_refill(self.queue, new_items, self._is_excluded)[: self.batch_size]
             for item in merged[len(self.queue):]:
                 self._ranked_by[item.id] = fetched.batch.model_version
-            was_empty = not self.queue
+            prioritized = [item for item in new_items if item.prioritized and not self._is_excluded(item.id)]
+            in_hand = self.focused_item
+            if prioritized:
+                merged = insert_prioritized(merged, None if in_hand is None else in_hand.id, prioritized)
             self.queue = merged
-            if was_empty:
-                self.focused = 0
+            ids = [item.id for item in merged]
+            if self._focus_when_queued in ids:
+                self.focused = ids.index(self._focus_when_queued)
+                self._focus_when_queued = None
+            else:
+                self.focused = 0 if in_hand is None else ids.index(in_hand.id)
 
     def _on_refill(self, future: Future) -> None:
         if future.cancelled() or self._jobs.closing:

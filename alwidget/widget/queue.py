@@ -40,3 +40,18 @@ def refreshed_queue(in_hand, new_items: Sequence, excluded: Callable[[object], b
 def clamp_focus(index: int, length: int) -> int:
     """A valid focus index for a queue of ``length`` items (0 when empty)."""
     return 0 if length == 0 else max(0, min(index, length - 1))
+
+
+def insert_prioritized(queue: Sequence, focused_id, prioritized: Sequence) -> list:
+    """Put ``prioritized`` items right after the focused one ("label these next").
+
+    Items already queued move there; the focused item stays where it is (first when it is
+    itself prioritized).
+    """
+    moving = {item.id for item in prioritized}
+    rest = [item for item in queue if item.id not in moving]
+    ahead = [item for item in prioritized if item.id == focused_id]
+    rest_ids = [item.id for item in rest]
+    cut = rest_ids.index(focused_id) + 1 if focused_id in rest_ids else 0
+    behind = [item for item in prioritized if item.id != focused_id]
+    return ahead + rest[:cut] + behind + rest[cut:]
