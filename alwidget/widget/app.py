@@ -23,8 +23,8 @@ from .jobs import (
     TrainingResult,
     fetch_batch,
 )
-from .queue import clamp_focus, insert_prioritized, merge_refill, refreshed_queue
 from .links import WidgetLinks
+from .queue import clamp_focus, insert_prioritized, merge_refill, refreshed_queue
 from .views import WidgetViews
 
 MAX_SKIPPED_IN_QUERY = 200
