@@ -142,3 +142,8 @@ class PersistenceMixin:
         if self._persistence is not None:
             self._persistence.record_round(entry)
             self._persistence.save_model(entry["model_version"], members)
+
+    def _persist_history_entry(self, entry: dict) -> None:
+        """Save a history entry that changed after its round was recorded."""
+        if self._persistence is not None:
+            self._persistence.update_round(entry)

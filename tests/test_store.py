@@ -277,3 +277,15 @@ def test_a_batch_failing_midway_leaves_nothing_behind(tmp_path):
         with pytest.raises(Exception, match="refused"):
             store.add_labels([{"item_key": "1", "label": "cat"}, {"item_key": "2", "label": "dog"}])
         assert store.current_labels() == {} and store.team_progress()["unlabeled_items"] == 2
+
+
+def test_a_round_can_be_completed_after_it_was_recorded(store_url):
+    with make_store(store_url) as store:
+        store.record_round({"model_version": 1, "accuracy": 0.5})
+        store.record_round({"model_version": 2, "accuracy": 0.6})
+        assert store.update_round(1, {"model_version": 1, "accuracy": 0.5, "coverage": 0.9})
+        assert not store.update_round(7, {"model_version": 7})
+        assert store.rounds() == [
+            {"model_version": 1, "accuracy": 0.5, "coverage": 0.9},
+            {"model_version": 2, "accuracy": 0.6},
+        ]

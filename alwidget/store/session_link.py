@@ -184,6 +184,13 @@ class SessionStore:
         """Append a history entry (a failure is a warning, not an error)."""
         self._background("learning history", lambda: self.store.record_round(entry))
 
+    def update_round(self, entry: Mapping[str, object]) -> None:
+        """Rewrite the stored history entry of ``entry["model_version"]`` (warning on failure)."""
+        self._background(
+            "learning history",
+            lambda: self.store.update_round(entry["model_version"], entry),
+        )
+
     def save_model(self, model_version: int, members: Sequence) -> None:
         """Save the members' weights as the latest checkpoint (a failure is a warning)."""
         state_dicts = [member.state_dict() for member in members]

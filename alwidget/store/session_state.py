@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 
 from .records import utc_now
 from .schema import checkpoints, queue_items, rounds
@@ -19,6 +19,26 @@ class SessionStateMixin:
         encoded = dump_round(data)
         with self._transaction(write=True) as conn:
             conn.execute(insert(rounds).values(recorded_at=utc_now(), data=encoded))
+
+    def update_round(self, model_version: int, data: Mapping[str, object]) -> bool:
+        """Replace the latest history entry whose ``model_version`` matches.
+
+        For figures computed after the round was recorded (e.g. coverage of that model).
+
+        Returns
+        -------
+        bool
+            False when no entry has that model version (nothing is written then).
+        """
+        encoded = dump_round(data)
+        with self._transaction(write=True) as conn:
+            for round_id, text in conn.execute(
+                select(rounds.c.id, rounds.c.data).order_by(rounds.c.id.desc())
+            ):
+                if load_round(text).get("model_version") == model_version:
+                    conn.execute(update(rounds).where(rounds.c.id == round_id).values(data=encoded))
+                    return True
+        return False
 
     def rounds(self) -> list[dict[str, object]]:
         """The learning history, oldest first, as recorded."""
