@@ -325,6 +325,33 @@ class Session(LabelingMixin, PersistenceMixin):
             return features
         return features[[self._resolve_position(i) for i in ids]]
 
+    def coverage(self, radius: float | None = None, *, n_farthest: int = 10) -> dict:
+        """How well the labels cover the pool in the model's embedding space.
+
+        An item is covered when a labeled item lies within ``radius`` of it (Euclidean, on
+        :meth:`embeddings`). The figures are also stored as ``"coverage"`` in the history
+        entry of the current model version, so learning curves can show them per round.
+
+        Parameters
+        ----------
+        radius : float, optional
+            Defaults to a radius fixed by the pool's own density
+            (:func:`alwidget.strategies.kcenter.default_coverage_radius`).
+        n_farthest : int
+            How many of the least covered unlabeled items to list.
+
+        Returns
+        -------
+        dict
+            ``k_center_radius`` (largest distance from any item to its nearest labeled
+            item), ``covered_fraction``, ``radius``, ``farthest_uncovered`` (pool positions)
+            and ``farthest_uncovered_ids``, ``model_version``, and the rest of
+            :func:`alwidget.strategies.kcenter.coverage_report`.
+        """
+        from .coverage import session_coverage
+
+        return session_coverage(self, radius, n_farthest=n_farthest)
+
     def evaluate(self) -> dict | None:
         """Accuracy and mean log-likelihood of the current model.
 

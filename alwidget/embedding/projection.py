@@ -1,0 +1,311 @@
+"""A 2-D UMAP map of the pool that stays in place while the model is retrained.
+
+``MapProjector`` fits umap-learn on a sample of the pool (always including the rows the caller
+must see placed exactly, such as labeled items and the current batch) and places every other
+row with the fitted model's ``transform``. After a retrain the features change basis, so
+``refresh`` first maps the new features linearly onto the features the map was fitted on and
+then transforms them with the *same* fitted UMAP: the fitted sample acts as fixed landmarks and
+clusters do not jump. ``refit`` starts over on the current features and turns the result onto
+the previous layout.
+
+umap-learn compiles its kernels with numba. ``umap`` is imported lazily, on the first fit, through
+:func:`alwidget.embedding.umap_loader.import_umap`, which makes all the kernels on the default
+path cacheable: set ``NUMBA_CACHE_DIR`` to a writable folder so later processes load compiled
+code instead of spending 10–50 s compiling (the very first process still compiles).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .alignment import SimilarityTransform, fit_linear_alignment, fit_similarity
+from .umap_loader import import_umap
+
+__all__ = ["MapProjector", "MIN_ROWS_FOR_UMAP", "EXACT_NEIGHBOURS_MAX_ROWS"]
+
+# Below this many rows a neighbour graph says nothing; the map falls back to the first two
+# principal components so a brand-new project still shows its handful of items.
+MIN_ROWS_FOR_UMAP = 8
+
+# umap-learn computes exact neighbours (sklearn, BLAS) below 4096 fitted rows and switches to
+# pynndescent above, whose numba code is recompiled in every process (~40 s on 2 cores). The
+# default fit sample stays below the switch.
+EXACT_NEIGHBOURS_MAX_ROWS = 4095
+
+
+def _as_feature_matrix(embeddings, what: str = "embeddings") -> np.ndarray:
+    array = np.asarray(embeddings)
+    if array.ndim != 2:
+        raise ValueError(f"{what} must be a 2-D array (items x features), got shape {array.shape}")
+    if array.shape[0] == 0:
+        raise ValueError(f"{what} has no rows: there is nothing to place on the map")
+    if array.shape[1] == 0:
+        raise ValueError(f"{what} has no feature columns")
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise ValueError(f"{what} must be real numbers, got dtype {array.dtype}")
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    bad_rows = np.flatnonzero(~np.isfinite(array).all(axis=1))
+    if bad_rows.size:
+        shown = ", ".join(str(i) for i in bad_rows[:5])
+        raise ValueError(f"{what} has NaN or infinite values in {bad_rows.size} row(s), e.g. row {shown}")
+    return array
+
+
+def _as_row_indices(rows, n_rows: int, what: str) -> np.ndarray:
+    if rows is None:
+        return np.zeros(0, dtype=np.int64)
+    array = np.asarray(rows)
+    if array.dtype == bool:
+        if array.shape != (n_rows,):
+            raise ValueError(f"{what} as a mask must have shape ({n_rows},), got {array.shape}")
+        return np.flatnonzero(array)
+    array = array.reshape(-1)
+    if array.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"{what} must be row positions (integers) or a boolean mask, got dtype {array.dtype}")
+    if array.min() < 0 or array.max() >= n_rows:
+        raise ValueError(f"{what} has positions outside 0..{n_rows - 1}")
+    return np.unique(array.astype(np.int64))
+
+
+def _principal_plane(features: np.ndarray) -> np.ndarray:
+    """First two principal components (zero-padded), for pools too small for UMAP."""
+    centred = features.astype(np.float64) - features.mean(axis=0)
+    if centred.shape[0] == 1:
+        return np.zeros((1, 2), dtype=np.float32)
+    u, s, _ = np.linalg.svd(centred, full_matrices=False)
+    coords = u[:, :2] * s[:2]
+    # SVD signs are arbitrary; fix them so the same input always gives the same picture.
+    signs = np.sign(coords[np.abs(coords).argmax(axis=0), np.arange(coords.shape[1])])
+    coords = coords * np.where(signs == 0, 1.0, signs)
+    if coords.shape[1] < 2:
+        coords = np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))
+    return coords.astype(np.float32)
+
+
+class MapProjector:
+    """Project a pool's embeddings to 2-D with UMAP and keep the layout stable across retrains.
+
+    Parameters
+    ----------
+    fit_sample_size : int
+        How many rows UMAP is fitted on; the rest are placed with ``transform``. Rows passed as
+        ``keep`` are always in the sample, even if that makes it larger. The default stays on
+        umap-learn's exact-neighbour path (see ``EXACT_NEIGHBOURS_MAX_ROWS``).
+    n_neighbors, min_dist, metric :
+        Passed to ``umap.UMAP``. ``n_neighbors`` is lowered to ``n_fitted - 1`` on small pools.
+    seed : int or None
+        Seeds the sample and UMAP, making results repeatable. umap-learn then runs on one
+        thread; ``None`` lets it use every core with run-to-run differences.
+    transform_chunk_rows : int
+        Rows transformed per call, bounding memory (exact neighbours build a
+        chunk x sample distance matrix).
+    alignment_ridge : float
+        Relative ridge penalty of the linear map from new features to fitted ones in
+        ``refresh``; keeps it well posed when features outnumber fitted rows.
+
+    Attributes
+    ----------
+    coordinates_N_2 : np.ndarray or None
+        The current map, one row per pool item.
+    fit_rows : np.ndarray or None
+        Pool positions UMAP was fitted on (the landmarks).
+    alignment_r2 : float or None
+        How well the last ``refresh`` could express the new features in the fitted ones
+        (1 = perfectly). When it drops (below ~0.5), the map describes an old model: ``refit``.
+    method : str or None
+        ``"umap"`` or ``"pca"`` (pools under ``MIN_ROWS_FOR_UMAP`` rows).
+    n_fits : int
+        How many layouts were fitted so far (``refresh`` never adds one).
+    """
+
+    def __init__(
+        self,
+        *,
+        fit_sample_size: int = 4000,
+        n_neighbors: int = 15,
+        min_dist: float = 0.1,
+        metric: str = "euclidean",
+        seed: int | None = 0,
+        transform_chunk_rows: int = 12_000,
+        alignment_ridge: float = 1e-3,
+    ):
+        if int(fit_sample_size) != fit_sample_size or fit_sample_size < 2:
+            raise ValueError(f"fit_sample_size must be an integer >= 2, got {fit_sample_size!r}")
+        if int(n_neighbors) != n_neighbors or n_neighbors < 2:
+            raise ValueError(f"n_neighbors must be an integer >= 2, got {n_neighbors!r}")
+        if not 0 <= min_dist:
+            raise ValueError(f"min_dist must be >= 0, got {min_dist!r}")
+        if int(transform_chunk_rows) != transform_chunk_rows or transform_chunk_rows < 1:
+            raise ValueError(f"transform_chunk_rows must be a positive integer, got {transform_chunk_rows!r}")
+        if alignment_ridge < 0:
+            raise ValueError(f"alignment_ridge must be >= 0, got {alignment_ridge!r}")
+        self.fit_sample_size = int(fit_sample_size)
+        self.n_neighbors = int(n_neighbors)
+        self.min_dist = float(min_dist)
+        self.metric = metric
+        self.seed = seed
+        self.transform_chunk_rows = int(transform_chunk_rows)
+        self.alignment_ridge = float(alignment_ridge)
+        self.coordinates_N_2: np.ndarray | None = None
+        self.fit_rows: np.ndarray | None = None
+        self.alignment_r2: float | None = None
+        self.method: str | None = None
+        self.n_fits = 0
+        self._umap = None
+        self._reference_features: np.ndarray | None = None  # features of fit_rows at fit time
+        # UMAP's own frame -> the coordinates shown; a refit turns its new frame onto the old one.
+        self._display = SimilarityTransform.identity()
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether ``fit`` has run, so ``refresh`` has a layout to keep."""
+        return self.coordinates_N_2 is not None
+
+    @property
+    def n_items(self) -> int:
+        """Rows in the current map (0 before the first fit)."""
+        return 0 if self.coordinates_N_2 is None else int(self.coordinates_N_2.shape[0])
+
+    def fit(self, embeddings_N_D, keep=None) -> np.ndarray:
+        """Fit a new map on a sample of the rows and place all of them.
+
+        Parameters
+        ----------
+        embeddings_N_D : array-like, shape (N, D)
+            One feature row per pool item.
+        keep : array-like of int or bool mask, optional
+            Rows that must be in the fitted sample (labeled items, the current batch).
+
+        Returns
+        -------
+        np.ndarray, shape (N, 2)
+            The map coordinates (also stored as ``coordinates_N_2``).
+        """
+        features = _as_feature_matrix(embeddings_N_D)
+        keep_rows = _as_row_indices(keep, features.shape[0], "keep")
+        self._display = SimilarityTransform.identity()
+        self.coordinates_N_2 = self._new_layout(features, keep_rows)
+        return self.coordinates_N_2
+
+    def refresh(self, embeddings_N_D) -> np.ndarray:
+        """Re-place every row after a retrain without moving the landmarks.
+
+        The new features are mapped onto the fitted ones by a ridge least-squares fit on the
+        landmark rows (the new model's feature basis is arbitrary), then transformed with the
+        fitted UMAP. ``alignment_r2`` reports how much of the fitted features that map explains.
+
+        Parameters
+        ----------
+        embeddings_N_D : array-like, shape (N, D')
+            New features for the same rows in the same order; D' may differ from D.
+
+        Returns
+        -------
+        np.ndarray, shape (N, 2)
+        """
+        if not self.is_fitted:
+            raise RuntimeError("the map has not been fitted yet: call fit(embeddings) first")
+        features = _as_feature_matrix(embeddings_N_D)
+        if features.shape[0] != self.n_items:
+            raise ValueError(
+                f"refresh got {features.shape[0]} rows but the map holds {self.n_items}: the pool "
+                "changed size, so call refit(embeddings) instead"
+            )
+        if self.method == "pca":
+            return self.refit(features)
+        alignment = fit_linear_alignment(
+            features[self.fit_rows], self._reference_features, ridge=self.alignment_ridge
+        )
+        self.alignment_r2 = alignment.r2
+        self.coordinates_N_2 = self._display.apply(self._transform(alignment.apply(features)))
+        return self.coordinates_N_2
+
+    def refit(self, embeddings_N_D, keep=None) -> np.ndarray:
+        """Fit UMAP afresh on the current features, turned to match the previous map.
+
+        The new layout is rotated or reflected, scaled and shifted (a similarity transform,
+        which leaves the picture's shape alone) to lie closest to the previous coordinates,
+        so clusters that exist in both stay where the user saw them.
+
+        Parameters
+        ----------
+        embeddings_N_D : array-like, shape (N, D)
+        keep : array-like of int or bool mask, optional
+            Rows that must be in the fitted sample.
+
+        Returns
+        -------
+        np.ndarray, shape (N, 2)
+        """
+        features = _as_feature_matrix(embeddings_N_D)
+        keep_rows = _as_row_indices(keep, features.shape[0], "keep")
+        previous = self.coordinates_N_2
+        same_rows = previous is not None and previous.shape[0] == features.shape[0]
+        raw = self._new_layout(features, keep_rows)
+        self._display = fit_similarity(raw, previous) if same_rows else SimilarityTransform.identity()
+        self.coordinates_N_2 = self._display.apply(raw)
+        return self.coordinates_N_2
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _choose_fit_rows(self, n_rows: int, keep_rows: np.ndarray) -> np.ndarray:
+        if n_rows <= self.fit_sample_size:
+            return np.arange(n_rows)
+        n_extra = max(self.fit_sample_size - keep_rows.size, 0)
+        others = np.setdiff1d(np.arange(n_rows), keep_rows, assume_unique=True)
+        rng = np.random.default_rng(self.seed)
+        extra = rng.choice(others, size=min(n_extra, others.size), replace=False)
+        return np.union1d(keep_rows, extra)
+
+    def _fit_umap(self, features: np.ndarray):
+        umap = import_umap()
+        n_neighbors = min(self.n_neighbors, features.shape[0] - 1)
+        model = umap.UMAP(
+            n_components=2,
+            n_neighbors=n_neighbors,
+            min_dist=self.min_dist,
+            metric=self.metric,
+            random_state=self.seed,
+            n_jobs=1 if self.seed is not None else -1,
+            transform_seed=42 if self.seed is None else int(self.seed),
+        )
+        with warnings.catch_warnings():
+            # Tiny graphs make the spectral init fall back to random, and duplicate rows are
+            # common in real pools; both are handled by umap-learn and not the user's concern.
+            warnings.filterwarnings("ignore", message=".*(disconnected|spectral|n_jobs|duplicate).*")
+            model.fit(features)
+        return model
+
+    def _transform(self, features: np.ndarray) -> np.ndarray:
+        chunks = []
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*(disconnected|n_jobs).*")
+            for start in range(0, features.shape[0], self.transform_chunk_rows):
+                chunks.append(self._umap.transform(features[start : start + self.transform_chunk_rows]))
+        return np.concatenate(chunks).astype(np.float32)
+
+    def _new_layout(self, features, keep_rows) -> np.ndarray:
+        """Fit a layout and return every row's coordinates in UMAP's own frame."""
+        self.alignment_r2 = None
+        self.n_fits += 1
+        if features.shape[0] < MIN_ROWS_FOR_UMAP:
+            self._umap = None
+            self.method = "pca"
+            self.fit_rows = np.arange(features.shape[0])
+            self._reference_features = features.copy()
+            return _principal_plane(features)
+        fit_rows = self._choose_fit_rows(features.shape[0], keep_rows)
+        self._umap = self._fit_umap(features[fit_rows])
+        self.method = "umap"
+        self.fit_rows = fit_rows
+        self._reference_features = features[fit_rows].copy()
+        coords = np.empty((features.shape[0], 2), dtype=np.float32)
+        coords[fit_rows] = self._umap.embedding_
+        rest = np.setdiff1d(np.arange(features.shape[0]), fit_rows, assume_unique=True)
+        if rest.size:
+            coords[rest] = self._transform(features[rest])
+        return coords

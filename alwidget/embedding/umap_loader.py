@@ -1,0 +1,80 @@
+"""Import umap-learn once, with its uncached numba kernels made cacheable.
+
+umap-learn 0.5 compiles a few numba kernels without ``cache=True`` (the neighbour-graph
+weights, exact neighbours, the layout epoch). Compiling them costs 10–50 s in *every* new
+process on a 2-core machine, before any real work. We wrap exactly those kernels again with
+``cache=True`` (same Python function, same options), so numba stores the machine code in
+``NUMBA_CACHE_DIR`` (or umap's ``__pycache__``) and later processes load it in well under a
+second. umap-learn's own code keeps calling them by module-global name, so nothing else
+changes. Kernels that are missing or already cached are left alone, so a newer umap-learn
+only loses the speed-up, never correctness.
+
+Set ``NUMBA_CACHE_DIR`` to a writable folder before the first import when the site-packages
+folder is read-only.
+"""
+
+from __future__ import annotations
+
+import threading
+
+__all__ = ["import_umap", "CACHED_KERNELS"]
+
+# (module, attribute) of each kernel to make cacheable; one entry per name umap calls it by.
+CACHED_KERNELS = (
+    ("umap.umap_", "smooth_knn_dist"),
+    ("umap.umap_", "compute_membership_strengths"),
+    ("umap.umap_", "fast_knn_indices"),
+    ("umap.umap_", "submatrix"),
+    ("umap.utils", "fast_knn_indices"),
+    ("umap.utils", "submatrix"),
+    ("umap.layouts", "_nb_optimize_layout_euclidean_single_epoch"),
+    ("umap.layouts", "_nb_optimize_layout_euclidean_single_epoch_parallel"),
+)
+
+_lock = threading.Lock()
+_state: dict = {}
+
+
+def _cacheable_copy(dispatcher):
+    import numba
+
+    options = dict(dispatcher.targetoptions)
+    for option in ("cache", "nopython"):  # nopython is implied by njit and warns if repeated
+        options.pop(option, None)
+    return numba.njit(cache=True, locals=dict(dispatcher.locals), **options)(dispatcher.py_func)
+
+
+def import_umap():
+    """Return the ``umap`` module, patched as described in the module docstring (once)."""
+    with _lock:
+        if "module" in _state:
+            return _state["module"]
+        import importlib
+        import warnings
+
+        with warnings.catch_warnings():
+            # umap announces that its optional TensorFlow-based ParametricUMAP is unavailable.
+            warnings.filterwarnings("ignore", message=".*ParametricUMAP.*")
+            import umap
+        from numba.core.caching import NullCache
+        from numba.core.registry import CPUDispatcher
+
+        replacements: dict[int, object] = {}
+        patched = []
+        for module_name, attribute in CACHED_KERNELS:
+            module = importlib.import_module(module_name)
+            original = getattr(module, attribute, None)
+            if not isinstance(original, CPUDispatcher) or not isinstance(original._cache, NullCache):
+                continue
+            if id(original) not in replacements:
+                replacements[id(original)] = _cacheable_copy(original)
+            setattr(module, attribute, replacements[id(original)])
+            patched.append(f"{module_name}.{attribute}")
+        _state["module"] = umap
+        _state["patched"] = patched
+        return umap
+
+
+def patched_kernels() -> list[str]:
+    """Names of the kernels :func:`import_umap` made cacheable (empty before the import)."""
+    return list(_state.get("patched", []))

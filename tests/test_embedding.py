@@ -1,0 +1,172 @@
+"""The map projection: sampling, determinism, stable refresh, refit orientation, tiny pools,
+alignment figures with known answers."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+
+from alwidget.embedding import (
+    MIN_ROWS_FOR_UMAP,
+    MapProjector,
+    fit_linear_alignment,
+    mean_displacement,
+    procrustes_align,
+    procrustes_disparity,
+)
+from alwidget.embedding.umap_loader import import_umap, patched_kernels
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    features, clusters = make_blobs(400, n_features=12, centers=4, cluster_std=1.0, random_state=3)
+    return features.astype(np.float32), clusters
+
+
+@pytest.fixture(scope="module")
+def fitted(blobs):
+    features, _ = blobs
+    projector = MapProjector(fit_sample_size=150, seed=0)
+    coords = projector.fit(features, keep=[5, 390, 391])
+    return projector, coords.copy()
+
+
+def _cluster_separation(coords, clusters) -> float:
+    """Smallest distance between cluster centres over the largest within-cluster spread."""
+    centres = np.array([coords[clusters == c].mean(axis=0) for c in np.unique(clusters)])
+    spread = max(np.linalg.norm(coords[clusters == c] - centres[c], axis=1).mean() for c in np.unique(clusters))
+    gaps = [np.linalg.norm(a - b) for i, a in enumerate(centres) for b in centres[i + 1 :]]
+    return min(gaps) / spread
+
+
+def test_fit_samples_keeps_required_rows_and_places_everything(blobs, fitted):
+    features, clusters = blobs
+    projector, coords = fitted
+    assert coords.shape == (400, 2) and np.isfinite(coords).all()
+    assert projector.fit_rows.size == 150 and {5, 390, 391} <= set(projector.fit_rows.tolist())
+    assert projector.method == "umap" and projector.n_fits == 1
+    # Transformed (not fitted) rows land with their cluster: the map shows the blobs apart.
+    assert _cluster_separation(coords, clusters) > 2.0
+
+
+def test_same_seed_same_map(blobs, fitted):
+    features, _ = blobs
+    again = MapProjector(fit_sample_size=150, seed=0).fit(features, keep=[5, 390, 391])
+    np.testing.assert_array_equal(again, fitted[1])
+
+
+def test_cacheable_kernels_are_used_by_umap():
+    umap = import_umap()
+    assert "umap.umap_.smooth_knn_dist" in patched_kernels()
+    assert umap.umap_.smooth_knn_dist._cache.__class__.__name__ == "FunctionCache"
+
+
+def test_refresh_after_feature_change_keeps_layout_and_does_not_refit(blobs, fitted):
+    features, clusters = blobs
+    projector, coords = fitted
+    rng = np.random.default_rng(1)
+    rotation = np.linalg.qr(rng.normal(size=(12, 12)))[0]
+    # A "retrained model": same geometry in another basis, rescaled, a little noise, more columns.
+    retrained = np.hstack([features @ rotation * 3.0 + 0.05 * rng.normal(size=features.shape),
+                           rng.normal(size=(400, 4))]).astype(np.float32)
+    refreshed = projector.refresh(retrained)
+    assert projector.n_fits == 1
+    assert projector.alignment_r2 > 0.99
+    assert mean_displacement(coords, refreshed) < 0.05
+    assert procrustes_disparity(coords, refreshed) < 0.02
+    # A fresh fit of the same features is far less aligned with the old picture.
+    fresh = MapProjector(fit_sample_size=150, seed=7).fit(retrained)
+    assert mean_displacement(coords, fresh) > 3 * mean_displacement(coords, refreshed)
+    projector.refresh(features)  # restore for other tests
+
+
+def test_refresh_rejects_a_different_pool_size(fitted, blobs):
+    projector, _ = fitted
+    with pytest.raises(ValueError, match="changed size.*refit"):
+        projector.refresh(blobs[0][:-1])
+
+
+def test_refresh_before_fit_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="fit"):
+        MapProjector().refresh(np.zeros((20, 3)))
+
+
+def test_refit_is_turned_onto_the_previous_map(blobs):
+    features, _ = blobs
+    projector = MapProjector(fit_sample_size=150, seed=0)
+    first = projector.fit(features)
+    projector.seed = 1  # another seed: another arrangement and orientation of the same clusters
+    refitted = projector.refit(features)
+    fresh = MapProjector(fit_sample_size=150, seed=1).fit(features)
+    assert projector.n_fits == 2
+    # Same picture as a fresh fit (only turned, scaled and shifted) ...
+    assert procrustes_disparity(fresh, refitted) < 1e-6
+
+    def squared_gap(coords):
+        return float(((coords - coords.mean(0) - (first - first.mean(0))) ** 2).sum())
+
+    # ... in the orientation closest to what the user saw: better than any quarter turn or mirror.
+    scale = np.sqrt(squared_gap(0 * first) / ((fresh - fresh.mean(0)) ** 2).sum())
+    for turn in ([[0, -1], [1, 0]], [[-1, 0], [0, -1]], [[0, 1], [-1, 0]], [[1, 0], [0, -1]], [[-1, 0], [0, 1]]):
+        assert squared_gap(refitted) <= squared_gap(fresh @ np.array(turn) * scale)
+
+
+@pytest.mark.parametrize("n_rows", [1, 2, MIN_ROWS_FOR_UMAP - 1])
+def test_tiny_pools_fall_back_to_principal_plane(n_rows):
+    features = np.arange(n_rows * 3, dtype=np.float32).reshape(n_rows, 3) ** 1.5
+    projector = MapProjector()
+    coords = projector.fit(features)
+    assert projector.method == "pca" and coords.shape == (n_rows, 2) and np.isfinite(coords).all()
+    assert projector.refresh(features + 1).shape == (n_rows, 2)
+
+
+def test_small_pool_just_above_the_fallback_uses_umap():
+    features = np.random.default_rng(0).normal(size=(MIN_ROWS_FOR_UMAP, 5))
+    projector = MapProjector(n_neighbors=15)
+    coords = projector.fit(features)
+    assert projector.method == "umap" and np.isfinite(coords).all()
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((0, 3)), "no rows"),
+        (np.zeros((4, 0)), "no feature columns"),
+        (np.zeros(5), "2-D"),
+        (np.array([[1.0, np.nan]] * 10), "NaN or infinite"),
+        (np.array([["a", "b"]] * 10), "real numbers"),
+    ],
+)
+def test_bad_embeddings_name_the_problem(bad, message):
+    with pytest.raises(ValueError, match=message):
+        MapProjector().fit(bad)
+
+
+def test_bad_keep_and_settings_are_rejected(blobs):
+    with pytest.raises(ValueError, match="outside"):
+        MapProjector().fit(blobs[0], keep=[400])
+    with pytest.raises(ValueError, match="fit_sample_size"):
+        MapProjector(fit_sample_size=1)
+    with pytest.raises(ValueError, match="n_neighbors"):
+        MapProjector(n_neighbors=1)
+
+
+def test_linear_alignment_recovers_an_affine_map():
+    rng = np.random.default_rng(0)
+    source = rng.normal(size=(200, 5))
+    weights = rng.normal(size=(5, 3))
+    target = source @ weights + np.array([1.0, -2.0, 3.0])
+    alignment = fit_linear_alignment(source, target, ridge=0.0)
+    np.testing.assert_allclose(alignment.apply(source), target, atol=1e-4)
+    assert alignment.r2 == pytest.approx(1.0)
+    unrelated = fit_linear_alignment(rng.normal(size=(200, 5)), target)
+    assert unrelated.r2 < 0.2
+
+
+def test_layout_figures_with_known_answers():
+    square = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    turned = square @ np.array([[0.0, -1.0], [1.0, 0.0]]) * 3.0 + 5.0
+    assert procrustes_disparity(square, turned) == pytest.approx(0.0, abs=1e-12)
+    assert procrustes_disparity(square, square[[1, 0, 2, 3]]) > 0.1
+    # Every point moves by 0.5; the diagonal of the unit square's box is sqrt(2).
+    assert mean_displacement(square, square + [0.3, 0.4]) == pytest.approx(0.5 / np.sqrt(2))
+    np.testing.assert_allclose(procrustes_align(square @ [[0.0, -1.0], [1.0, 0.0]] + 2.0, square), square, atol=1e-6)
