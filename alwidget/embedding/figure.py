@@ -231,7 +231,8 @@ def _base_traces(layers: MapLayers, rows: np.ndarray, color_by: str) -> list[go.
         members = rows[values == class_index]
         if members.size:
             marker = dict(size=size, color=class_colour(class_index), line=outline)
-            traces.append(_scatter(layers, members, f"{prefix}: {class_name}", marker=marker))
+            # Legend entries render a subset of HTML: a class name must show as text.
+            traces.append(_scatter(layers, members, f"{prefix}: {html.escape(str(class_name))}", marker=marker))
     return traces
 
 

@@ -1,0 +1,363 @@
+"""``MapView``: the embedding map beside the labeling panel.
+
+A plotly ``FigureWidget`` (WebGL) of the pool's UMAP layout with labels, the current batch and
+the least covered items. Click a point to focus the item; lasso or box-select points to queue
+them next or to label them all with one class. Fitting, refreshing after a retrain and refits
+run in one background thread; errors appear in the view's own error box.
+
+The view talks to the outside only through callables (``on_focus``, ``on_queue``,
+``on_bulk_label``) and the session's public methods, so it works beside any panel.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import threading
+import traceback
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import ipywidgets as widgets
+import numpy as np
+import plotly.graph_objects as go
+
+from ..embedding.figure import COLOR_MODES
+from ..embedding.projection import MapProjector
+from ..embedding.session_map import SessionMap
+from .render import render_pool_item
+
+__all__ = ["MapView"]
+
+_COLOR_OPTIONS = (("assigned label", "label"), ("predicted class", "predicted"), ("acquisition score", "score"))
+_PREVIEW_PX = 160
+
+
+class MapView(widgets.VBox):
+    """Interactive embedding map of a session's pool.
+
+    Parameters
+    ----------
+    session : alwidget.Session
+    on_focus : callable, optional
+        ``on_focus(item_id)`` when a point is clicked (e.g. the panel's focus method).
+    on_queue : callable, optional
+        ``on_queue(ids)`` for "Label these next"; default ``session.prioritize``.
+    on_bulk_label : callable, optional
+        ``on_bulk_label(ids, class_name)``; default labels each id through ``session.label``.
+    color_by : {"label", "predicted", "score"}
+    max_points : int or None
+        Points drawn at most (labeled, batch and least covered items always drawn).
+    projector : MapProjector, optional
+        Layout settings (fit sample size, UMAP parameters, seed).
+    feature_fn, coverage_radius, prediction_sample_size :
+        See :class:`alwidget.embedding.session_map.SessionMap`.
+    start : bool
+        Fit the first layout in the background right away.
+    height : int
+        Figure height in pixels.
+    """
+
+    def __init__(
+        self,
+        session,
+        *,
+        on_focus: Callable | None = None,
+        on_queue: Callable | None = None,
+        on_bulk_label: Callable | None = None,
+        color_by: str = "label",
+        max_points: int | None = 30_000,
+        projector: MapProjector | None = None,
+        feature_fn: Callable | None = None,
+        coverage_radius: float | None = None,
+        prediction_sample_size: int | None = 5000,
+        start: bool = True,
+        height: int = 560,
+    ):
+        if color_by not in COLOR_MODES:
+            raise ValueError(f"unknown color_by {color_by!r}; choose one of {', '.join(COLOR_MODES)}")
+        super().__init__()
+        self.add_class("alwidget-map")
+        self.session = session
+        self.map = SessionMap(
+            session,
+            projector=projector,
+            feature_fn=feature_fn,
+            coverage_radius=coverage_radius,
+            prediction_sample_size=prediction_sample_size,
+        )
+        self.on_focus = on_focus
+        self.on_queue = on_queue or session.prioritize
+        self.on_bulk_label = on_bulk_label or (lambda ids, name: session.label(list(ids), [name] * len(ids)))
+        self.max_points = max_points
+        self.height = int(height)
+        self.last_error = ""
+        self.last_outcome = ""
+        self.selected_rows = np.zeros(0, dtype=np.int64)
+        self._selection_by_trace: dict[int, np.ndarray] = {}
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alwidget-map")
+        self._pending: list[Future] = []
+        self._queued: dict[str, Future] = {}  # kind -> a job of that kind not started yet
+        self._pending_lock = threading.Lock()
+        self._draw_lock = threading.Lock()
+        self._build(color_by)
+        if start:
+            self.update()
+
+    # ------------------------------------------------------------------------ layout
+    def _build(self, color_by: str) -> None:
+        self.figure = go.FigureWidget(layout=dict(height=self.height, title=dict(text="fitting the map…")))
+        self.color_dropdown = widgets.Dropdown(options=_COLOR_OPTIONS, value=color_by, description="Colour by")
+        self.color_dropdown.observe(lambda _change: self._submit("redraw", self._redraw_job), "value")
+        self.update_button = widgets.Button(description="Update map", icon="refresh",
+                                            tooltip="re-place points for the current model (layout kept)")
+        self.update_button.on_click(lambda _b: self._guarded(self.update))
+        self.refit_button = widgets.Button(description="Refit layout", icon="random",
+                                           tooltip="fit UMAP afresh on the current features (slower)")
+        self.refit_button.on_click(lambda _b: self._guarded(self.refit))
+        self.status = widgets.HTML("")
+        self.status.add_class("alwidget-map-status")
+        self.item_pane = widgets.HTML("<i>hover or click a point to see the item</i>",
+                                      layout=widgets.Layout(width="220px", min_height="200px"))
+        self.item_pane.add_class("alwidget-map-item")
+        self.selection_info = widgets.HTML("<i>lasso or box-select points to act on them</i>")
+        self.queue_button = widgets.Button(description="Label these next", icon="arrow-up", disabled=True,
+                                           tooltip="put the selected unlabeled items at the front of the queue")
+        self.queue_button.on_click(lambda _b: self._guarded(self.queue_selection))
+        self.bulk_class = widgets.Dropdown(options=list(self.session.classes), layout=widgets.Layout(width="110px"))
+        self.bulk_button = widgets.Button(description="Label all as", icon="tags", disabled=True,
+                                          tooltip="give every selected unlabeled item the chosen class")
+        self.bulk_button.on_click(lambda _b: self._guarded(self.label_selection, self.bulk_class.value))
+        self.errors = widgets.Output(layout=widgets.Layout(max_height="140px", overflow="auto"))
+        self.errors.add_class("alwidget-map-errors")
+        side = widgets.VBox(
+            [self.item_pane, self.selection_info, self.queue_button, widgets.HBox([self.bulk_button, self.bulk_class])],
+            layout=widgets.Layout(width="240px"),
+        )
+        controls = widgets.HBox([self.color_dropdown, self.update_button, self.refit_button],
+                                layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
+        body = widgets.HBox([widgets.Box([self.figure], layout=widgets.Layout(flex="1 1 auto")), side])
+        self.children = [controls, self.status, body, self.errors]
+
+    @property
+    def color_by(self) -> str:
+        return self.color_dropdown.value
+
+    # ----------------------------------------------------------------- background work
+    def _submit(self, kind: str, job) -> Future:
+        # A burst of labels or queue changes must not pile up redraws: a job of the same kind
+        # that has not started yet will see the newest state anyway, so reuse it.
+        def run():
+            with self._pending_lock:
+                self._queued.pop(kind, None)
+            try:
+                return job()
+            except Exception as error:  # noqa: BLE001 - shown in the view
+                self._report(error, f"{kind} failed: ")
+                raise
+
+        with self._pending_lock:
+            if kind in self._queued:
+                return self._queued[kind]
+            future = self._executor.submit(run)
+            self._queued[kind] = future
+            self._pending.append(future)
+        return future
+
+    def update(self) -> Future:
+        """Bring the map up to date in the background: first fit, or re-place the points
+        for a retrained model keeping the layout (no refit), then redraw."""
+        return self._submit("update", lambda: self._layout_job(refit=False))
+
+    def refit(self) -> Future:
+        """Fit the layout afresh in the background (oriented like the old one), then redraw."""
+        return self._submit("refit", lambda: self._layout_job(refit=True))
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until every queued job has finished (for scripts and tests).
+
+        Raises
+        ------
+        TimeoutError
+            If a job is still running after ``timeout`` seconds.
+        """
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        for future in pending:
+            try:
+                future.result(timeout=timeout)
+            except TimeoutError:
+                raise
+            except Exception:  # noqa: BLE001 - already reported in the view
+                pass
+
+    def _layout_job(self, refit: bool) -> str:
+        self._set_status("fitting the layout…" if refit or not self.map.projector.is_fitted else "updating the map…")
+        outcome = self.map.update(refit=refit)
+        self.last_outcome = outcome
+        self._redraw_job()
+        hint = ""
+        r2 = self.map.projector.alignment_r2
+        if outcome == "refreshed" and r2 is not None and r2 < 0.5:
+            hint = (f" · the model's features changed a lot since the layout was fitted (R² {r2:.2f}):"
+                    " <b>Refit layout</b> for a faithful map")
+        self._set_status(f"layout {outcome} for model v{self.map.layout_model_version}{hint}")
+        return outcome
+
+    def _redraw_job(self) -> None:
+        if not self.map.projector.is_fitted:
+            return
+        new = self.map.figure(self.color_by, max_points=self.max_points, height=self.height)
+        with self._draw_lock:
+            self._selection_by_trace = {}
+            self.figure.data = []
+            self.figure.layout = new.layout
+            self.figure.add_traces(list(new.data))
+            for trace in self.figure.data:
+                trace.on_click(self._on_trace_click)
+                trace.on_hover(self._on_trace_hover)
+                trace.on_selection(self._on_trace_selection)
+                trace.on_deselect(self._on_trace_deselect)
+        self.handle_selection([])
+
+    # ----------------------------------------------------------------- plotly events
+    @staticmethod
+    def _rows_of(trace, points) -> np.ndarray:
+        return np.asarray(trace.customdata, dtype=np.int64)[list(points.point_inds)]
+
+    def _on_trace_click(self, trace, points, _state) -> None:
+        if points.point_inds:
+            self._guarded(self.handle_click, self._rows_of(trace, points))
+
+    def _on_trace_hover(self, trace, points, _state) -> None:
+        if points.point_inds:
+            self._guarded(self.show_item, self.map.ids_at(self._rows_of(trace, points)[:1])[0])
+
+    def _on_trace_selection(self, trace, points, _selector) -> None:
+        # plotly calls this once per trace for one lasso; the selection is their union.
+        self._selection_by_trace[points.trace_index] = self._rows_of(trace, points)
+        union = np.unique(np.concatenate(list(self._selection_by_trace.values())))
+        self._guarded(self.handle_selection, union)
+
+    def _on_trace_deselect(self, _trace, _points) -> None:
+        self._selection_by_trace = {}
+        self._guarded(self.handle_selection, [])
+
+    # ------------------------------------------------------------------- public actions
+    def handle_click(self, rows) -> None:
+        """A click on points at these pool positions: show the first and focus it."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if rows.size == 0:
+            return
+        item_id = self.map.ids_at(rows[:1])[0]
+        self.show_item(item_id)
+        if self.on_focus is not None:
+            self.on_focus(item_id)
+
+    def handle_selection(self, rows) -> None:
+        """A lasso/box selection of these pool positions (empty = cleared)."""
+        self.selected_rows = np.unique(np.asarray(rows, dtype=np.int64).reshape(-1))
+        unlabeled = self.selected_unlabeled_ids()
+        n_labeled = self.selected_rows.size - len(unlabeled)
+        if self.selected_rows.size == 0:
+            text = "<i>lasso or box-select points to act on them</i>"
+        else:
+            text = f"<b>{self.selected_rows.size}</b> selected"
+            if n_labeled:
+                text += f" ({n_labeled} already labeled, left out)"
+        self.selection_info.value = text
+        self.queue_button.disabled = self.bulk_button.disabled = not unlabeled
+
+    @property
+    def selected_ids(self) -> list:
+        """Ids of the selected items."""
+        return self.map.ids_at(self.selected_rows)
+
+    def selected_unlabeled_ids(self) -> list:
+        labeled = set(self.session.labeled_ids)
+        return [item_id for item_id in self.selected_ids if item_id not in labeled]
+
+    def queue_selection(self) -> list:
+        """Send the selected unlabeled items to ``on_queue`` ("label these next")."""
+        ids = self.selected_unlabeled_ids()
+        if not ids:
+            raise ValueError("select unlabeled points first (lasso or box select on the map)")
+        self.on_queue(ids)
+        self._set_status(f"{len(ids)} selected item(s) will be asked next")
+        return ids
+
+    def label_selection(self, class_name: str) -> list:
+        """Give every selected unlabeled item ``class_name`` through ``on_bulk_label``,
+        then recompute coverage and redraw in the background."""
+        ids = self.selected_unlabeled_ids()
+        if not ids:
+            raise ValueError("select unlabeled points first (lasso or box select on the map)")
+        self.on_bulk_label(ids, class_name)
+        self._set_status(f"labeled {len(ids)} item(s) as {html.escape(str(class_name))}")
+        self.refresh_overlays()
+        return ids
+
+    def refresh_overlays(self) -> Future:
+        """Recompute coverage and redraw labels/batch without moving any point."""
+        return self._submit("redraw", lambda: (self.map.refresh_coverage(), self._redraw_job()))
+
+    def set_batch(self, ids) -> Future:
+        """Mark the current batch (drawn as diamonds) and redraw in the background."""
+        self.map.set_batch(ids)
+        return self._submit("redraw", self._redraw_job)
+
+    def show_item(self, item_id) -> None:
+        """Show one item (thumbnail or escaped text) with its label and coverage in the side pane."""
+        rendered = render_pool_item(self.session.pool, item_id)
+        if rendered.focus_png:
+            data = base64.b64encode(rendered.focus_png).decode("ascii")
+            body = (f'<img src="data:image/png;base64,{data}" width="{_PREVIEW_PX}" '
+                    'style="image-rendering: pixelated" alt="item image">')
+        else:
+            body = f'<div style="max-height:220px;overflow:auto">{rendered.focus_html}</div>'
+        label = self.session.labels.get(item_id)
+        lines = [f"<b>item {html.escape(str(item_id))}</b>",
+                 "label: " + (html.escape(str(label)) if label is not None else "<i>unlabeled</i>")]
+        report = self.map.coverage
+        if report is not None and report["n_labeled"]:
+            distance = report["distances_N"][self.session.pool.position(item_id)]
+            covered = "covered" if distance <= report["radius"] else "not covered"
+            lines.append(f"distance to nearest label {distance:.3g} ({covered} at r = {report['radius']:.3g})")
+        self.item_pane.value = "<br>".join(lines) + "<br>" + body
+
+    def follow(self, panel) -> None:
+        """Keep the map in step with a labeling panel such as :class:`alwidget.Widget`:
+        update after each retrain (``model_version``), refresh coverage after labels
+        (``n_labels``) and mark its queued items as the batch (``queue``)."""
+        traits = panel.trait_names() if hasattr(panel, "trait_names") else []
+        if "model_version" in traits:
+            panel.observe(lambda _change: self.update(), "model_version")
+        if "n_labels" in traits:
+            panel.observe(lambda _change: self.refresh_overlays(), "n_labels")
+        if "queue" in traits:
+            panel.observe(lambda change: self.set_batch([item.id for item in change["new"]]), "queue")
+            self.set_batch([item.id for item in panel.queue])
+
+    def close(self) -> None:
+        """Stop background work and close the child widgets."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        for child in (self.figure, *self.children):
+            child.close()
+        super().close()
+
+    # ------------------------------------------------------------------------ internals
+    def _set_status(self, text: str) -> None:
+        self.status.value = text
+
+    def _guarded(self, function, *args) -> None:
+        self.last_error = ""
+        try:
+            function(*args)
+        except Exception as error:  # noqa: BLE001 - shown to the user
+            self._report(error)
+
+    def _report(self, error: BaseException, context: str = "") -> None:
+        self.last_error = f"{context}{type(error).__name__}: {error}"
+        detail = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        self.errors.append_stderr(f"{context}{detail}")
+        self._set_status(f'<span style="color:#b00020">{html.escape(self.last_error)}</span>')
