@@ -59,17 +59,18 @@ class Zygote:
         return line.rstrip("\n")
 
     def trial(
-        self, url: str, trial: int, kill_after: float, after_first_label: bool, mode: str = "store"
+        self, url: str, trial: int, kill_after: float, wait_for: str = "", mode: str = "store"
     ) -> tuple[list[str], int]:
         """Start a child and SIGKILL it ``kill_after`` seconds after it started (which may
-        be while it opens the store) or after its first label; return its lines."""
+        be while it opens the store), or after its first line starting with ``wait_for``
+        (``"L "``: its first label, ``"C "``: its first checkpoint); return its lines."""
         command = {"url": url, "trial": trial, "mode": mode}
         self.process.stdin.write(json.dumps(command) + "\n")
         self.process.stdin.flush()
         lines: list[str] = []
         pid = None
         while pid is None or (
-            after_first_label and not any(line[:2] in ("L ", "E ") for line in lines)
+            wait_for and not any(line.startswith((wait_for, "E ")) for line in lines)
         ):
             line = self._line()
             if line.startswith(f"pid {trial} "):
@@ -146,6 +147,11 @@ def check_trial(url: str, trial: int, lines: list[str]) -> dict[str, int]:
     return {kind: len(values) for kind, values in reported.items()}
 
 
+# A third of the kills count from the child's start (often landing while it opens the
+# store), a third from its first label, a third from its first checkpoint (deep in the loop).
+WAIT_FOR = ("", "L ", "C ")
+
+
 def run_crash_trials(
     url: str, n_trials: int, seed: int, max_delay: float = 0.3
 ) -> list[dict[str, int]]:
@@ -155,7 +161,7 @@ def run_crash_trials(
     try:
         for trial in range(n_trials):
             lines, status = zygote.trial(
-                url, trial, kill_after=rng.uniform(0.0, max_delay), after_first_label=trial % 2 == 1
+                url, trial, kill_after=rng.uniform(0.0, max_delay), wait_for=WAIT_FOR[trial % 3]
             )
             assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, lines[-3:]
             summaries.append(check_trial(url, trial, lines))
@@ -178,10 +184,7 @@ def test_sigkill_never_loses_a_returned_write_sqlite(tmp_path):
     summaries = run_crash_trials(f"sqlite:///{path}", n_trials=60, seed=20261121)
     report("sqlite", summaries)
     labeled = [s["L"] for s in summaries]
-    # Half the kills land from the start (often while opening the store), half after the
-    # first label (deep in the loop).
-    assert sum(n >= 5 for n in labeled) >= 15
-    assert sum(s["C"] for s in summaries) >= 10
+    assert sum(n >= 13 for n in labeled) >= 20  # the trials killed after a checkpoint
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     # Every trial's data is still there after all later crashes and reopenings.
@@ -194,7 +197,7 @@ def test_sigkill_never_loses_a_returned_write_sqlite(tmp_path):
 def test_sigkill_never_loses_a_returned_write_postgresql(postgres_url):
     summaries = run_crash_trials(postgres_url, n_trials=25, seed=7, max_delay=0.4)
     report("postgresql", summaries)
-    assert sum(s["L"] >= 5 for s in summaries) >= 6
+    assert sum(s["L"] >= 13 for s in summaries) >= 8
 
 
 def test_sigkill_during_session_labeling_never_loses_a_returned_label(tmp_path):
@@ -208,7 +211,7 @@ def test_sigkill_during_session_labeling_never_loses_a_returned_label(tmp_path):
     try:
         for trial in range(50):
             lines, status = zygote.trial(
-                url, trial, kill_after=rng.uniform(0.0, 0.3), after_first_label=trial % 2 == 1,
+                url, trial, kill_after=rng.uniform(0.0, 0.3), wait_for=WAIT_FOR[trial % 2],
                 mode="session",
             )  # fmt: skip
             assert os.WIFSIGNALED(status), lines[-3:]
