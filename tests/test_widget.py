@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from fixtures.widget_sessions import Gate, gated_session, tabular_pool, true_class
 
@@ -260,3 +261,24 @@ def test_close_stops_a_running_training(gate):
     widget.wait(timeout=30)
     assert widget.session.model_version == 0 and not widget.session.is_training
     assert widget.strip.comm is None and widget.label_buttons["a"].comm is None
+
+
+def test_learning_curve_without_held_out_split_is_cross_validated(gate):
+    gate.opened.set()
+    rows = np.random.default_rng(3).normal(size=(90, 4)).astype(np.float32)
+    targets = (rows[:, 0] > 0).astype(int)
+    pool = al.Pool(rows, targets=targets, classes=["neg", "pos"])  # no test split
+    widget = al.Widget(gated_session(gate, pool=pool, cv_folds=3), batch_size=6)
+    try:
+        for _ in range(12):
+            widget.label(true_class(widget.session, widget.focused_item.id))
+            widget.wait(timeout=30)
+        widget.retrain().result(timeout=120)
+        widget.wait(timeout=60)
+        accuracy = widget.session.history[-1]["accuracy"]
+        assert accuracy is not None
+        assert widget.learning_curve.points == [(12, pytest.approx(accuracy))]
+        assert widget.learning_curve.figure.layout.yaxis.title.text == "cross-validated accuracy"
+        assert f"cross-validated accuracy {accuracy:.1%}" in widget.counts.value
+    finally:
+        widget.close()

@@ -87,11 +87,12 @@ class Widget(WidgetViews, WidgetLinks, widgets.VBox):
         self._labeled: set = set()
         self._validation_points: list[tuple[int, float | None]] = []
         self._focus_when_queued = None  # an item asked for (e.g. a map click) not queued yet
+        self._has_held_out = session.pool.test is not None
         self._build_views()
         self.auto_retrain_every = int(auto_retrain_every)
         self._sync_counts()
         self._render_counts()  # the traits start at their defaults, so no change fires for them
-        self.learning_curve.update(session.history)
+        self.learning_curve.update(session.history, held_out=self._has_held_out)
         self._apply_refill(fetch_batch(session, self.batch_size, self._rendered))
 
     # ----------------------------------------------------------------- public API
@@ -357,7 +358,7 @@ class Widget(WidgetViews, WidgetLinks, widgets.VBox):
             self.train_status.value = (f"model v{self.session.model_version}: {report.n_labels} labels, "
                                        f"{report.steps} steps, loss {report.train_loss:.3f}, {result.seconds:.1f} s")
             self._validation_points.append((report.n_labels, report.validation_accuracy))
-            self.learning_curve.update(self.session.history, self._validation_points)
+            self.learning_curve.update(self.session.history, self._validation_points, held_out=self._has_held_out)
             self.status = "retrained; batch refreshed"
         self._after_queue_change()
 

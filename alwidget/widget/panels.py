@@ -68,7 +68,7 @@ def why_html(detail, *, strategy: str, ranked_by: int | None, current_model_vers
 
 
 def counts_html(counts: dict, *, n_labels: int, since_retrain: int, model_version: int, stale: bool,
-                accuracy: float | None) -> str:
+                accuracy: float | None, accuracy_name: str = "held-out accuracy") -> str:
     """Labeled count per class, labels since the last retrain, and whether the ranking is stale."""
     cells = "".join(
         f'<span class="alwidget-count"><span class="alwidget-class">{_escape(name)}</span>: <b>{count}</b></span>'
@@ -76,7 +76,7 @@ def counts_html(counts: dict, *, n_labels: int, since_retrain: int, model_versio
     )
     model = "untrained model" if model_version == 0 else f"model v{model_version}"
     score = "" if accuracy is None or (isinstance(accuracy, float) and math.isnan(accuracy)) else (
-        f", held-out accuracy {accuracy:.1%}"
+        f", {_escape(accuracy_name)} {accuracy:.1%}"
     )
     stale_note = (
         f'<div class="alwidget-stale">Ranking stale: {since_retrain} label(s) arrived after the model '
@@ -107,8 +107,13 @@ STYLE = """
 """
 
 
+def accuracy_name(held_out: bool) -> str:
+    """How the session's accuracy was measured: on the held-out split, or cross-validated."""
+    return "held-out accuracy" if held_out else "cross-validated accuracy"
+
+
 class LearningCurve:
-    """A live plotly chart of held-out accuracy against the number of labels."""
+    """A live plotly chart of accuracy (held-out or cross-validated) against the number of labels."""
 
     def __init__(self):
         import plotly.graph_objects as go
@@ -123,15 +128,17 @@ class LearningCurve:
             ),
         )
 
-    def update(self, history: list[dict], validation_points=()) -> None:
+    def update(self, history: list[dict], validation_points=(), *, held_out: bool = True) -> None:
         """Redraw from :attr:`alwidget.Session.history` (entries with ``n_labels`` and ``accuracy``).
 
-        When the pool has no held-out split (every ``accuracy`` is ``None``), the validation
-        accuracy of each training run (labels held out of that run) is drawn instead:
+        ``held_out`` says whether that accuracy is on a held-out split (else the session
+        cross-validated on the labels). When no run has an accuracy (cross-validation off or
+        too few labels), each run's validation accuracy (labels held out of that run) is drawn:
         ``validation_points`` as ``(n_labels, accuracy)`` pairs.
         """
         points = [(h["n_labels"], h["accuracy"]) for h in history if h.get("accuracy") is not None]
-        name, axis = "held-out accuracy", "held-out accuracy"
+        name = accuracy_name(held_out)
+        axis = name
         if not points:
             points = [(n, acc) for n, acc in validation_points if acc is not None]
             if points:

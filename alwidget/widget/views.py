@@ -10,7 +10,7 @@ import html
 import ipywidgets as widgets
 
 from . import keys as keymod
-from .panels import STYLE, LearningCurve, counts_html, why_html
+from .panels import STYLE, LearningCurve, accuracy_name, counts_html, why_html
 from .queue import clamp_focus
 from .strip import BatchStrip
 
@@ -141,6 +141,7 @@ class WidgetViews:
         self.counts.value = counts_html(
             self.session.label_counts(), n_labels=self.n_labels, since_retrain=self.labels_since_retrain,
             model_version=self.model_version, stale=self.stale, accuracy=accuracy,
+            accuracy_name=accuracy_name(self._has_held_out),
         )
 
     def _render_status(self, change) -> None:
