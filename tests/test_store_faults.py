@@ -173,11 +173,13 @@ def test_an_unreachable_postgresql_server_is_reported_quickly():
     assert isinstance(caught.value, StoreError)
 
 
+@pytest.mark.postgres
 def test_a_missing_postgresql_database_is_reported(postgres_server):
     with pytest.raises(StoreUnavailableError, match="does not exist"):
         open_store(postgres_server.url("no_such_database"))
 
 
+@pytest.mark.postgres
 def test_a_dropped_connection_is_replaced_transparently(postgres_url):
     import psycopg
 
