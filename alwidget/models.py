@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-__all__ = ["GalCNN", "MLP", "MODELS", "ModelFactory", "has_dropout", "reset_parameters"]
+__all__ = ["GalCNN", "MLP", "MODELS", "ModelFactory", "has_dropout", "reset_parameters", "add_output_unit"]
 
 
 class _Stack(nn.Sequential):
@@ -187,3 +187,35 @@ class ModelFactory:
         if not isinstance(model, nn.Module):
             raise TypeError(f"the model factory returned {type(model).__name__}, not an nn.Module")
         return model
+
+
+def add_output_unit(model: nn.Module) -> nn.Module:
+    """Give ``model``'s last linear layer one more output, in place, keeping the others.
+
+    The new class starts with zero weights and a bias far below the others, so predictions
+    for the existing classes are unchanged until the next training run teaches it.
+
+    Raises
+    ------
+    ValueError
+        When the model has no ``nn.Linear`` to widen.
+    """
+    named = [(name, module) for name, module in model.named_modules() if isinstance(module, nn.Linear)]
+    if not named:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear output layer to widen")
+    name, old = named[-1]
+    wider = nn.Linear(old.in_features, old.out_features + 1, bias=old.bias is not None)
+    wider = wider.to(device=old.weight.device, dtype=old.weight.dtype)
+    with torch.no_grad():
+        wider.weight.zero_()
+        wider.weight[: old.out_features] = old.weight
+        if old.bias is not None:
+            wider.bias[: old.out_features] = old.bias
+            wider.bias[old.out_features] = old.bias.min() - 20.0
+    parent_name, _, attribute = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    if attribute.isdigit() and isinstance(parent, nn.Sequential):
+        parent[int(attribute)] = wider
+    else:
+        setattr(parent, attribute, wider)
+    return model

@@ -63,6 +63,13 @@ class PersistenceMixin:
 
         link = SessionStore(store, self.pool, self.classes, self.annotator)
         try:
+            added = [name for name in link.classes if name not in self.classes]
+            if added and not self._factory.can_change_classes:
+                raise ValueError(
+                    f"the store has classes {added} added after the pool's, but the model "
+                    f"{self._factory.name} cannot grow its output; pass a factory taking num_classes="
+                )
+            self._grow_classes(added)
             self._restore(link.restored_state())
         except BaseException:
             link.close()
@@ -126,6 +133,10 @@ class PersistenceMixin:
         self._persistence.record_undo(
             self.pool.ids[position], annotator=meta.get("annotator", self.annotator)
         )
+
+    def _persist_classes(self) -> None:
+        if self._persistence is not None:
+            self._persistence.store.set_classes(self.classes)
 
     def _persist_queue(self) -> None:
         if self._persistence is not None:

@@ -26,7 +26,7 @@ from .errors import (
 )
 from .labeling import LabelingMixin
 from .persistence import PersistenceMixin
-from .models import ModelFactory, has_dropout
+from .models import ModelFactory, add_output_unit, has_dropout
 from .predict import Prediction, pick_device, predict
 from .evaluation import classification_metrics, cross_validate
 from .training import TrainConfig, TrainReport, combine_reports, train_model
@@ -197,6 +197,43 @@ class Session(LabelingMixin, PersistenceMixin):
             raise
         with self._lock:
             self._scored = None
+
+    def add_class(self, name: str) -> int:
+        """Add a new class (e.g. typed by the annotator) and return its index.
+
+        The current models get one more output, so queries keep working before the next
+        retrain (the new class starts with probability ≈ 0); later trainings build models
+        with the new width. The class list is saved in the store, so a resumed session has it.
+
+        Raises
+        ------
+        ValueError
+            An empty or existing name, or a model whose output size cannot change (an
+            ``nn.Module`` instance or a factory without a ``num_classes`` parameter).
+        """
+        name = str(name).strip()
+        if not name:
+            raise ValueError("a class name cannot be empty")
+        if name in self.classes:
+            raise ValueError(f"class {name!r} already exists")
+        if not self._factory.can_change_classes:
+            raise ValueError(
+                f"the model {self._factory.name} has a fixed number of outputs, so a class cannot be "
+                "added; pass a factory taking num_classes= (or a built-in model name)"
+            )
+        with self._lock:
+            self._grow_classes([name])
+            self._persist_classes()
+        return len(self.classes) - 1
+
+    def _grow_classes(self, names: list[str]) -> None:
+        for name in names:
+            self.classes.append(name)
+            self._factory.num_classes += 1
+            for member in self._members:
+                add_output_unit(member)
+        self._scored = None
+        self._embedding_cache = None
 
     # ------------------------------------------------------------------------ training
     def _labeled_snapshot(self) -> tuple[np.ndarray, np.ndarray]:

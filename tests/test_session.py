@@ -224,3 +224,33 @@ def test_without_a_held_out_split_accuracy_is_cross_validated():
     assert evaluation["method"].startswith("3-fold") and evaluation["n_test"] == 30
     assert evaluation["accuracy"] > 0.9
     assert session.history[-1]["accuracy"] == evaluation["accuracy"]
+
+
+def test_a_class_added_while_labeling_is_used_kept_and_resumed(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = al.Pool(rng.normal(size=(40, 4)), classes=["cat", "dog"])
+    store = f"sqlite:///{tmp_path / 'labels.db'}"
+    session = al.Session(rows, "mlp", strategy="bald", seed=0, store=store, train_config=FAST)
+    before = session.predict([0, 1])
+    assert session.add_class("bird") == 2
+    after = session.predict([0, 1])
+    assert after.shape == (2, 20, 3)
+    np.testing.assert_allclose(np.exp(after[..., 2]), 0.0, atol=1e-6)  # no mass until trained
+    np.testing.assert_allclose(after[..., :2], before, atol=1e-5)
+    session.label([0, 1, 2, 3, 4, 5], ["cat", "dog", "bird", "cat", "dog", "bird"])
+    session.retrain()
+    assert session.query(3).items[0].probabilities.keys() == {"cat", "dog", "bird"}
+    with pytest.raises(ValueError, match="already exists"):
+        session.add_class("dog")
+    session.close()
+    resumed = al.Session(rows, "mlp", strategy="bald", seed=0, store=store, train_config=FAST)
+    assert resumed.classes == ["cat", "dog", "bird"]
+    assert resumed.labels[2] == "bird" and resumed.model_version == 1
+    np.testing.assert_allclose(resumed.predict([7]), session.predict([7]), atol=1e-6)
+
+
+def test_a_fixed_width_model_cannot_grow():
+    rows = al.Pool(np.zeros((10, 3)), classes=["a", "b"])
+    session = al.Session(rows, nn.Linear(3, 2), store=False)
+    with pytest.raises(ValueError, match="fixed number of outputs"):
+        session.add_class("c")

@@ -89,9 +89,12 @@ class SessionStore:
         else:
             if store is None:
                 store = os.environ.get(STORE_ENV) or None
-            self.store = open_store(
-                store, pool_fingerprint=fingerprint, classes=list(classes), annotator=annotator
-            )
+            self.store = open_store(store, pool_fingerprint=fingerprint, annotator=annotator)
+        # Classes added during labeling (Session.add_class) come after the pool's own.
+        stored = list(self.store.classes or [])
+        self.classes = list(classes) + [name for name in stored if name not in classes]
+        if self.classes != stored:
+            self.store.set_classes(self.classes)
         self._batch_scores: dict[str, tuple[float, str, int]] = {}
         self._batch_ids: list = []
 
