@@ -282,3 +282,33 @@ def test_learning_curve_without_held_out_split_is_cross_validated(gate):
         assert f"cross-validated accuracy {accuracy:.1%}" in widget.counts.value
     finally:
         widget.close()
+
+
+def test_a_typed_new_class_gets_stored_a_button_and_a_key():
+    session = al.Session(tabular_pool(), "mlp", strategy="entropy", seed=0, store=False)
+    widget = al.Widget(session, batch_size=4, allow_new_classes=True)
+    try:
+        first = widget.focused_item
+        widget.new_class_text.value = "<i>weird</i>"
+        widget.new_class_button.click()
+        assert widget.last_error == ""
+        assert session.labels == {first.id: "<i>weird</i>"}
+        assert session.classes[-1] == "<i>weird</i>"
+        button = widget.label_buttons["<i>weird</i>"]
+        assert button in widget.label_row.children and widget.new_class_text.value == ""
+        key = next(k for k, name in widget.key_map.items() if name == "<i>weird</i>")
+        assert key in widget.key_catcher.watched_keys
+        second = widget.focused_item
+        browser_key(widget, key, focused=str(second.id))
+        assert session.labels[second.id] == "<i>weird</i>"
+        assert session.label_counts()["<i>weird</i>"] == 2
+        assert "&lt;i&gt;weird&lt;/i&gt;" in widget.counts.value  # shown as text, not markup
+    finally:
+        widget.close()
+
+
+def test_new_classes_are_off_unless_asked(widget):
+    with pytest.raises(AlwidgetError, match="allow_new_classes=True"):
+        widget.label_new_class("zebra")
+    widget.new_class_button.click()
+    assert "allow_new_classes" in widget.last_error

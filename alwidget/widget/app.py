@@ -48,6 +48,9 @@ class Widget(WidgetViews, WidgetLinks, widgets.VBox):
     refill_below : int, optional
         Fetch more items in the background when this few remain queued (default: half a
         batch), so the next item is ready at once.
+    allow_new_classes : bool
+        Show a text box to add a class while labeling (:meth:`label_new_class`); the
+        session's model must be able to grow (a built-in name or a ``num_classes`` factory).
 
     Examples
     --------
@@ -69,7 +72,8 @@ class Widget(WidgetViews, WidgetLinks, widgets.VBox):
     last_error = traitlets.Unicode("")
 
     def __init__(self, session, *, batch_size: int | None = None, key_map: dict | None = None,
-                 auto_retrain_every: int = 0, refill_below: int | None = None):
+                 auto_retrain_every: int = 0, refill_below: int | None = None,
+                 allow_new_classes: bool = False):
         if auto_retrain_every < 0:
             raise ValueError(f"auto_retrain_every must be ≥ 0 (0 = off), got {auto_retrain_every}")
         super().__init__()
@@ -78,6 +82,7 @@ class Widget(WidgetViews, WidgetLinks, widgets.VBox):
         self.batch_size = int(batch_size or session.batch_size)
         self.refill_below = max(1, self.batch_size // 2) if refill_below is None else int(refill_below)
         self.key_map = keymod.build_key_map(session.classes, key_map)
+        self.allow_new_classes = bool(allow_new_classes)
         self._lock = threading.RLock()
         self._jobs = BackgroundJobs()
         self._rendered: dict = {}
@@ -136,6 +141,28 @@ class Widget(WidgetViews, WidgetLinks, widgets.VBox):
         self._after_queue_change()
         self._maybe_auto_retrain()
         return detail.id
+
+    def label_new_class(self, name: str):
+        """Add ``name`` as a class (``Session.add_class``) and label the focused item with it.
+
+        Needs ``allow_new_classes=True``. The class gets a button and the next free key.
+
+        Returns
+        -------
+        object
+            The labeled item's id.
+        """
+        if not self.allow_new_classes:
+            raise AlwidgetError("new classes are off: create the widget with allow_new_classes=True")
+        with self._lock:
+            if self.focused_item is None:
+                raise AlwidgetError("nothing to label: the queue is empty")
+            name = str(name).strip()
+            if name not in self.session.classes:
+                self.session.add_class(name)
+                self._show_new_class(name)
+            self.new_class_text.value = ""
+        return self.label(name)
 
     def skip(self):
         """Move past the focused item without labeling it (it may come back after a retrain)."""

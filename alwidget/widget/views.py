@@ -28,16 +28,12 @@ class WidgetViews:
             format="png", layout=widgets.Layout(width="240px", height="240px", object_fit="contain"))
         self.focus_html = widgets.HTML()
         self.label_buttons: dict[str, widgets.Button] = {}
-        key_of = {name: key for key, name in self.key_map.items()}
         for name in self.session.classes:
-            hint = key_of.get(name)
-            button = widgets.Button(
-                description=name if hint in (None, name) else f"{name} ({hint})",
-                tooltip=f"label as {name}" + (f" — key {hint}" if hint else ""),
-                layout=widgets.Layout(width="auto", min_width="44px"),
-            )
-            button.on_click(lambda _b, name=name: self._guarded(self.label, name))
-            self.label_buttons[name] = button
+            self.label_buttons[name] = self._class_button(name)
+        self.new_class_text = widgets.Text(placeholder="new class", layout=widgets.Layout(width="140px"))
+        self.new_class_button = widgets.Button(description="Add & label", icon="plus",
+                                               tooltip="add this class and label the focused item with it")
+        self.new_class_button.on_click(lambda _b: self._guarded(self.label_new_class, self.new_class_text.value))
         self.skip_button = widgets.Button(description="Skip (s)", icon="forward")
         self.skip_button.on_click(lambda _b: self._guarded(self.skip))
         self.undo_button = widgets.Button(description="Undo (u)", icon="undo")
@@ -67,9 +63,11 @@ class WidgetViews:
             [self.focus_image, self.focus_html],
             layout=widgets.Layout(min_width="260px", align_items="center"),
         )
-        label_row = widgets.HBox(list(self.label_buttons.values()), layout=widgets.Layout(flex_flow="row wrap"))
-        left = widgets.VBox([focus_box, label_row, widgets.HBox([self.skip_button, self.undo_button]),
-                             self.error_banner])
+        self.label_row = widgets.HBox(list(self.label_buttons.values()), layout=widgets.Layout(flex_flow="row wrap"))
+        new_class_row = widgets.HBox([self.new_class_text, self.new_class_button],
+                                     layout=widgets.Layout(display="flex" if self.allow_new_classes else "none"))
+        left = widgets.VBox([focus_box, self.label_row, new_class_row,
+                             widgets.HBox([self.skip_button, self.undo_button]), self.error_banner])
         training_row = widgets.HBox(
             [self.retrain_button, self.train_progress, self.train_status],
             layout=widgets.Layout(align_items="center", flex_flow="row wrap"),
@@ -94,6 +92,25 @@ class WidgetViews:
         self.observe(self._render_counts, names=["n_labels", "labels_since_retrain", "model_version", "stale"])
         self.observe(self._render_status, names=["status"])
         self.observe(self._render_error, names=["last_error"])
+
+    def _class_button(self, name: str) -> widgets.Button:
+        hint = next((key for key, class_name in self.key_map.items() if class_name == name), None)
+        button = widgets.Button(
+            description=name if hint in (None, name) else f"{name} ({hint})",
+            tooltip=f"label as {name}" + (f" — key {hint}" if hint else ""),
+            layout=widgets.Layout(width="auto", min_width="44px"),
+        )
+        button.on_click(lambda _b: self._guarded(self.label, name))
+        return button
+
+    def _show_new_class(self, name: str) -> None:
+        """A button (and, if one is free, a key) for a class added while labeling."""
+        free_key = next((key for key in keymod.DEFAULT_LABEL_KEYS if key not in self.key_map), None)
+        if free_key is not None:
+            self.key_map[free_key] = name
+            self.key_catcher.watched_keys = [*self.key_catcher.watched_keys, free_key]
+        self.label_buttons[name] = self._class_button(name)
+        self.label_row.children = list(self.label_buttons.values())
 
     def _render_queue(self, _change=None) -> None:
         with self._lock:
