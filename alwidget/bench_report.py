@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench import THRESHOLDS, median_labels
+from .bench import DEFAULT_STRATEGIES, THRESHOLDS, median_labels
 
 __all__ = ["PAPER_FIGURES", "summarize", "format_table", "format_timings", "write_figure"]
 
@@ -46,7 +46,12 @@ def summarize(runs: list[dict]) -> dict:
         "min", "max"}}}}``.
     """
     grouped: dict = {}
-    for run in sorted(runs, key=lambda r: (r["dataset"], r["strategy"], r["seed"])):
+    def order(run):  # the paper baselines first, then the batch-aware strategies
+        known = list(DEFAULT_STRATEGIES)
+        rank = known.index(run["strategy"]) if run["strategy"] in known else len(known)
+        return run["dataset"], rank, run["strategy"], run["seed"]
+
+    for run in sorted(runs, key=order):
         grouped.setdefault(run["dataset"], {}).setdefault(run["strategy"], []).append(run)
     summary: dict = {}
     for dataset, by_strategy in grouped.items():
