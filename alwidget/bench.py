@@ -239,7 +239,7 @@ def run_file_name(dataset: str, strategy: str, seed: int) -> str:
 
 
 def run_bench(settings: BenchSettings, strategies, seeds, out: Path, *, jobs: int = 1,
-              resume: bool = False, log=None) -> list[dict]:
+              resume: bool = False, report_only: bool = False, log=None) -> list[dict]:
     """Run every (seed, strategy) pair, seed-major so a cut-short benchmark still holds
     whole seeds; each finished run is written to ``out/runs/`` at once.
 
@@ -247,6 +247,7 @@ def run_bench(settings: BenchSettings, strategies, seeds, out: Path, *, jobs: in
     -------
     list of dict
         The run results (from :func:`run_one`), including those found when resuming.
+        With ``report_only`` nothing runs: the finished runs with identical settings.
     """
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
     runs_dir = Path(out) / "runs"
@@ -255,7 +256,7 @@ def run_bench(settings: BenchSettings, strategies, seeds, out: Path, *, jobs: in
     for seed in seeds:
         for strategy in strategies:
             path = runs_dir / run_file_name(settings.dataset, strategy, seed)
-            if resume and path.is_file():
+            if (resume or report_only) and path.is_file():
                 previous = json.loads(path.read_text())
                 if previous.get("settings") == asdict(settings):
                     results.append(previous)
@@ -263,6 +264,10 @@ def run_bench(settings: BenchSettings, strategies, seeds, out: Path, *, jobs: in
                     continue
             todo.append((strategy, seed))
 
+    if report_only:
+        if todo:
+            log(f"report only: {len(todo)} runs missing: " + ", ".join(f"{name} seed {seed}" for name, seed in todo))
+        return results
     total = len(results) + len(todo)
 
     def finished(result: dict) -> None:
@@ -327,6 +332,8 @@ def add_bench_arguments(parser) -> None:
     parser.add_argument("--out", help="results folder (default benchmarks/results/<dataset>, "
                         "or benchmarks/results/smoke with --smoke)")
     parser.add_argument("--resume", action="store_true", help="keep finished runs with identical settings")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: summarize the finished runs in --out that have these settings")
     parser.add_argument("--no-png", action="store_true", help="skip the PNG export of the figure")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny CI version: " + ", ".join(f"{k}={v}" for k, v in SMOKE.items()) + ", seed 0")
@@ -394,10 +401,16 @@ def main_bench(args, parser) -> int:
           file=sys.stderr, flush=True)
     started = time.perf_counter()
     try:
-        runs = run_bench(settings, strategies, seeds, out, jobs=args.jobs, resume=args.resume)
+        runs = run_bench(settings, strategies, seeds, out, jobs=args.jobs, resume=args.resume,
+                         report_only=args.report_only)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if not runs:
+        print(f"error: no finished runs with these settings in {out / 'runs'}", file=sys.stderr)
+        return 2
+    seeds = sorted({run["seed"] for run in runs})
+    strategies = [name for name in strategies if any(run["strategy"] == name for run in runs)]
     summary = summarize(runs)
     results = {
         "settings": asdict(settings), "strategies": strategies, "seeds": seeds, "jobs": args.jobs,

@@ -98,6 +98,12 @@ def test_smoke_bench_writes_consistent_results(mnist_root, tmp_path):
     assert again.returncode == 0, again.stderr
     assert "resume: kept mnist-random-seed0.json" in again.stderr
 
+    report_only = run("--smoke", "--data-root", str(mnist_root), "--strategies", "random,coreset", "--no-png",
+                      "--out", str(out), "--report-only")
+    assert report_only.returncode == 0, report_only.stderr
+    assert "report only: 1 runs missing: coreset seed 0" in report_only.stderr
+    assert [r["strategy"] for r in json.loads((out / "results.json").read_text())["runs"]] == ["random"]
+
 
 @pytest.mark.parametrize(
     "args, message",
