@@ -11,7 +11,7 @@ import numpy as np
 
 from .bench import DEFAULT_STRATEGIES, THRESHOLDS, median_labels
 
-__all__ = ["PAPER_FIGURES", "summarize", "format_table", "format_timings", "write_figure"]
+__all__ = ["PAPER_FIGURES", "format_table", "format_timings", "summarize", "write_figure"]
 
 # Labels (initial 20 included) to first reach 90% / 95% test accuracy; None = not within the
 # paper's budget. Gal, Islam & Ghahramani 2017 (10% / 5% test error); Kirsch, van Amersfoort
@@ -173,7 +173,7 @@ def _write_png(figure, path: Path) -> dict:
         os.environ.setdefault("BROWSER_PATH", chromium)
     try:
         figure.write_image(path)
-    except Exception as error:  # kaleido missing, or no browser it can drive
+    except Exception as error:  # noqa: BLE001 - kaleido missing, no browser it can drive, or a browser crash
         return {"png": None, "png_error": f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}"}
     return {"png": str(path), "png_error": None}
 

@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--batch", type=_positive_int, default=10)
     demo.add_argument("--seed", type=int, default=0)
 
-    from .bench import add_bench_arguments
+    from .bench_cli import add_bench_arguments
 
     bench = commands.add_parser(
         "bench", help="benchmark strategies on real MNIST (Gal et al. 2017 protocol)",
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         return _run_demo(args, parser)
     if args.command == "bench":
-        from .bench import main_bench
+        from .bench_cli import main_bench
 
         return main_bench(args, parser)
     parser.error(f"unknown command {args.command}")

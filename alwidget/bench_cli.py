@@ -1,0 +1,138 @@
+"""Flags and entry point of ``python -m alwidget bench`` (the runner is :mod:`alwidget.bench`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from .bench import DEFAULT_STRATEGIES, BenchSettings, run_bench
+
+__all__ = ["SMOKE", "add_bench_arguments", "main_bench", "settings_from_args"]
+
+SMOKE = {"limit": 600, "test_limit": 300, "budget": 40, "train_steps": 20, "train_batch": 16,
+         "mc_samples": 5, "score_subset": 200}
+
+
+def add_bench_arguments(parser) -> None:
+    """Flags of ``python -m alwidget bench``."""
+    parser.add_argument("--dataset", choices=["mnist", "repeated-mnist"], default="mnist")
+    parser.add_argument("--data-root", required=True, help="folder with the MNIST idx files (e.g. ../shared/data)")
+    parser.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES), help="comma-separated strategy names")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated integer seeds")
+    parser.add_argument("--budget", type=int, default=300, help="stop at this many labels (initial included)")
+    parser.add_argument("--initial", type=int, default=20, help="class-balanced initial labels")
+    parser.add_argument("--batch", type=int, default=10, help="labels acquired per step")
+    parser.add_argument("--mc-samples", type=int, default=20, help="MC-dropout samples T")
+    parser.add_argument("--score-subset", type=int, default=2000,
+                        help="score a random subset of this many unlabeled items per step (Gal et al.: 2000; 0 = all)")
+    parser.add_argument("--limit", type=int, help="random subset of the training images as the pool "
+                        "(for repeated-mnist: before the 3 copies)")
+    parser.add_argument("--test-limit", type=int, help="evaluate on a random subset of the 10 000 test images")
+    parser.add_argument("--train-steps", type=int, default=BenchSettings.train_steps, help="Adam steps per training run")
+    parser.add_argument("--warm-steps", type=int, default=None,
+                        help="continue from the previous model for this many steps after the first training "
+                        "(default: fresh weights and --train-steps every time, as in the papers)")
+    parser.add_argument("--train-batch", type=int, default=BenchSettings.train_batch, help="items per training step")
+    parser.add_argument("--lr", type=float, default=BenchSettings.lr)
+    parser.add_argument("--weight-decay", type=float, default=BenchSettings.weight_decay)
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (worker processes, 1 torch thread each)")
+    parser.add_argument("--out", help="results folder (default benchmarks/results/<dataset>, "
+                        "or benchmarks/results/smoke with --smoke)")
+    parser.add_argument("--resume", action="store_true", help="keep finished runs with identical settings")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: summarize the finished runs in --out that have these settings")
+    parser.add_argument("--no-png", action="store_true", help="skip the PNG export of the figure")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny CI version: " + ", ".join(f"{k}={v}" for k, v in SMOKE.items()) + ", seed 0")
+
+
+def _parse_list(text: str, convert, flag: str, parser) -> list:
+    try:
+        values = [convert(part.strip()) for part in text.split(",") if part.strip()]
+    except ValueError:
+        parser.error(f"{flag} must be a comma-separated list, got {text!r}")
+    if not values:
+        parser.error(f"{flag} is empty")
+    return values
+
+
+def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
+    """Checked settings, strategies, seeds and output folder from parsed flags."""
+    from .strategies import available
+
+    strategies = _parse_list(args.strategies, str, "--strategies", parser)
+    unknown = [name for name in strategies if name not in available()]
+    if unknown:
+        parser.error(f"unknown strategies {unknown}; choose from {', '.join(available())}")
+    seeds = _parse_list("0" if args.smoke and args.seeds == "0,1,2" else args.seeds, int, "--seeds", parser)
+    values = {
+        "dataset": args.dataset, "data_root": args.data_root, "limit": args.limit, "test_limit": args.test_limit,
+        "initial": args.initial, "batch_size": args.batch, "budget": args.budget, "mc_samples": args.mc_samples,
+        "score_subset": args.score_subset or None, "train_steps": args.train_steps, "warm_steps": args.warm_steps, "train_batch": args.train_batch,
+        "lr": args.lr, "weight_decay": args.weight_decay,
+    }
+    if args.smoke:
+        values.update(SMOKE)
+    for name in ("initial", "batch_size", "budget", "mc_samples", "train_steps", "train_batch"):
+        if values[name] < 1:
+            parser.error(f"--{name.replace('_', '-')} must be ≥ 1, got {values[name]}")
+    if values["warm_steps"] is not None and values["warm_steps"] < 1:
+        parser.error(f"--warm-steps must be ≥ 1, got {values['warm_steps']}")
+    if values["budget"] < values["initial"]:
+        parser.error(f"--budget {values['budget']} is below --initial {values['initial']}")
+    if values["mc_samples"] < 2:
+        parser.error("--mc-samples must be ≥ 2: BALD and BatchBALD need several MC-dropout samples")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be ≥ 1, got {args.jobs}")
+    if not Path(args.data_root).is_dir():
+        parser.error(f"--data-root {args.data_root} is not a folder")
+    out = Path(args.out) if args.out else Path("benchmarks/results") / ("smoke" if args.smoke else args.dataset)
+    return BenchSettings(**values), strategies, seeds, out
+
+
+def main_bench(args, parser) -> int:
+    """Run the benchmark the flags describe, write JSON/figure, print the tables."""
+    from .bench_report import format_table, format_timings, summarize, write_figure
+
+    settings, strategies, seeds, out = settings_from_args(args, parser)
+    test_note = "the full 10 000-image test set" if settings.test_limit is None else \
+        f"a random {settings.test_limit}-image subset of the test set (not the full 10 000)"
+    pool_note = "every unlabeled item" if settings.score_subset is None else \
+        f"a random {settings.score_subset} unlabeled items per step (as Gal et al. scored 2000)"
+    print(f"bench {settings.dataset}: {len(strategies)} strategies x seeds {seeds}, {settings.initial} balanced "
+          f"initial labels, +{settings.batch_size} per step up to {settings.budget}; {settings.model}, "
+          f"T={settings.mc_samples}; scoring {pool_note}; evaluated on {test_note}; {settings.train_steps} Adam "
+          f"steps of {settings.train_batch} per training run"
+          + ("" if settings.warm_steps is None else f", later runs warm-started for {settings.warm_steps} steps")
+          + f", no validation split; {args.jobs} worker(s)",
+          file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    try:
+        runs = run_bench(settings, strategies, seeds, out, jobs=args.jobs, resume=args.resume,
+                         report_only=args.report_only)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not runs:
+        print(f"error: no finished runs with these settings in {out / 'runs'}", file=sys.stderr)
+        return 2
+    seeds = sorted({run["seed"] for run in runs})
+    strategies = [name for name in strategies if any(run["strategy"] == name for run in runs)]
+    summary = summarize(runs)
+    results = {
+        "settings": asdict(settings), "strategies": strategies, "seeds": seeds, "jobs": args.jobs,
+        "evaluated_on": test_note, "scored": pool_note, "wall_seconds": round(time.perf_counter() - started, 1),
+        "summary": summary, "runs": runs,
+    }
+    figure = write_figure(summary, out, png=not args.no_png)
+    results["figure"] = figure
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    table = format_table(summary, {settings.dataset: settings.budget}) + "\n" + format_timings(summary)
+    (out / "summary.md").write_text(f"{test_note}; scoring {pool_note}\n{table}\n")
+    print(table)
+    print(f"\nwall time {results['wall_seconds']:.0f} s; results in {out / 'results.json'}; figure {figure['html']}"
+          + (f" and {figure['png']}" if figure["png"] else f" (no PNG: {figure['png_error']})"))
+    return 0
