@@ -13,6 +13,7 @@ from alwidget.embedding import (
     procrustes_align,
     procrustes_disparity,
 )
+from alwidget.embedding.landmarks import exact_neighbours, place_on_map
 from alwidget.embedding.umap_loader import import_umap, patched_kernels
 
 
@@ -170,3 +171,26 @@ def test_layout_figures_with_known_answers():
     # Every point moves by 0.5; the diagonal of the unit square's box is sqrt(2).
     assert mean_displacement(square, square + [0.3, 0.4]) == pytest.approx(0.5 / np.sqrt(2))
     np.testing.assert_allclose(procrustes_align(square @ [[0.0, -1.0], [1.0, 0.0]] + 2.0, square), square, atol=1e-6)
+
+
+def test_exact_neighbours_match_brute_force():
+    rng = np.random.default_rng(4)
+    points, landmarks = rng.normal(size=(300, 7)), rng.normal(size=(90, 7))
+    landmarks[5] = points[17]  # a duplicate must come out at distance exactly 0
+    indices, distances = exact_neighbours(points, landmarks, k=6, chunk_rows=64)
+    brute = np.sqrt(((points[:, None] - landmarks[None]) ** 2).sum(-1))
+    np.testing.assert_array_equal(indices, np.argsort(brute, axis=1, kind="stable")[:, :6])
+    np.testing.assert_allclose(distances, np.sort(brute, axis=1)[:, :6], rtol=1e-5)
+    assert indices[17, 0] == 5 and distances[17, 0] == 0.0
+
+
+def test_fast_placement_agrees_with_umap_transform(blobs, fitted):
+    features, clusters = blobs
+    projector, _ = fitted
+    model, landmarks = projector._umap, features[projector.fit_rows]
+    others = np.setdiff1d(np.arange(400), projector.fit_rows)
+    ours = place_on_map(model, landmarks, features[others], n_epochs=30, seed=0)
+    theirs = model.transform(features[others])  # umap-learn's own, 100 epochs
+    assert mean_displacement(theirs, ours) < 0.03
+    # With no epochs a landmark lands exactly on its own position.
+    np.testing.assert_array_equal(place_on_map(model, landmarks, landmarks[:20], n_epochs=0), model.embedding_[:20])

@@ -2,10 +2,10 @@
 
 ``MapProjector`` fits umap-learn on a sample of the pool (always including the rows the caller
 must see placed exactly, such as labeled items and the current batch) and places every other
-row with the fitted model's ``transform``. After a retrain the features change basis, so
-``refresh`` first maps the new features linearly onto the features the map was fitted on and
-then transforms them with the *same* fitted UMAP: the fitted sample acts as fixed landmarks and
-clusters do not jump. ``refit`` starts over on the current features and turns the result onto
+row on that fitted map (UMAP's ``transform``; :mod:`alwidget.embedding.landmarks` does it fast
+for the euclidean metric). After a retrain the features change basis, so ``refresh`` first maps
+the new features linearly onto the features the map was fitted on and then places them on the
+*same* fitted map: the fitted sample acts as fixed landmarks and clusters do not jump. ``refit`` starts over on the current features and turns the result onto
 the previous layout.
 
 umap-learn compiles its kernels with numba. ``umap`` is imported lazily, on the first fit, through
@@ -21,6 +21,7 @@ import warnings
 import numpy as np
 
 from .alignment import SimilarityTransform, fit_linear_alignment, fit_similarity
+from .landmarks import place_on_map
 from .umap_loader import import_umap
 
 __all__ = ["MapProjector", "MIN_ROWS_FOR_UMAP", "EXACT_NEIGHBOURS_MAX_ROWS"]
@@ -101,11 +102,19 @@ class MapProjector:
         Seeds the sample and UMAP, making results repeatable. umap-learn then runs on one
         thread; ``None`` lets it use every core with run-to-run differences.
     transform_chunk_rows : int
-        Rows transformed per call, bounding memory (exact neighbours build a
-        chunk x sample distance matrix).
+        Rows placed per block, bounding memory (exact neighbours build a chunk x sample
+        distance matrix).
     alignment_ridge : float
         Relative ridge penalty of the linear map from new features to fitted ones in
         ``refresh``; keeps it well posed when features outnumber fitted rows.
+    n_epochs : int or None
+        Layout optimisation epochs of the fit (umap-learn's default: 500 up to 10 000 fitted
+        rows).
+    transform_epochs : int
+        Epochs that refine the rows placed on a fitted map (rows outside the sample, and every
+        row in ``refresh``) after their first placement at the membership-weighted mean of their
+        nearest landmarks (see :mod:`alwidget.embedding.landmarks`); 0 keeps that mean. With the
+        euclidean metric; other metrics use ``UMAP.transform`` and its own epoch count.
 
     Attributes
     ----------
@@ -130,8 +139,10 @@ class MapProjector:
         min_dist: float = 0.1,
         metric: str = "euclidean",
         seed: int | None = 0,
-        transform_chunk_rows: int = 12_000,
+        transform_chunk_rows: int = 10_000,
         alignment_ridge: float = 1e-3,
+        n_epochs: int | None = None,
+        transform_epochs: int = 20,
     ):
         if int(fit_sample_size) != fit_sample_size or fit_sample_size < 2:
             raise ValueError(f"fit_sample_size must be an integer >= 2, got {fit_sample_size!r}")
@@ -150,6 +161,10 @@ class MapProjector:
         self.seed = seed
         self.transform_chunk_rows = int(transform_chunk_rows)
         self.alignment_ridge = float(alignment_ridge)
+        self.n_epochs = None if n_epochs is None else int(n_epochs)
+        if int(transform_epochs) != transform_epochs or transform_epochs < 0:
+            raise ValueError(f"transform_epochs must be an integer >= 0, got {transform_epochs!r}")
+        self.transform_epochs = int(transform_epochs)
         self.coordinates_N_2: np.ndarray | None = None
         self.fit_rows: np.ndarray | None = None
         self.alignment_r2: float | None = None
@@ -269,6 +284,7 @@ class MapProjector:
             n_neighbors=n_neighbors,
             min_dist=self.min_dist,
             metric=self.metric,
+            n_epochs=self.n_epochs,
             random_state=self.seed,
             n_jobs=1 if self.seed is not None else -1,
             transform_seed=42 if self.seed is None else int(self.seed),
@@ -281,6 +297,11 @@ class MapProjector:
         return model
 
     def _transform(self, features: np.ndarray) -> np.ndarray:
+        if self.metric == "euclidean":
+            return place_on_map(
+                self._umap, self._reference_features, features, n_epochs=self.transform_epochs,
+                seed=self.seed, chunk_rows=self.transform_chunk_rows,
+            )
         chunks = []
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*(disconnected|n_jobs).*")
