@@ -1,0 +1,86 @@
+"""The embedding map in a real JupyterLab 4 + Chromium: it draws the pool, and clicking a
+point of the current batch focuses that item in the labeling panel."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+from fixtures.browser import ARTIFACTS_DIR
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+N_ITEMS = 300
+
+MAP_CELL = f"""
+import numpy as np
+from sklearn.datasets import make_blobs
+import alwidget as al
+from alwidget.widget.map_view import MapView
+
+features, clusters = make_blobs({N_ITEMS}, n_features=6, centers=3, random_state=0)
+pool = al.Pool(features.astype(np.float32), targets=clusters, classes=["a", "b", "c"],
+               ids=[f"p{{i}}" for i in range({N_ITEMS})])
+session = al.Session(pool, model="mlp", strategy="entropy", seed=0, cv_folds=0)
+panel = al.Widget(session, batch_size=6)
+map_view = MapView(session, on_focus=lambda item_id: panel.focus(0, item_key=str(item_id)),
+                   start=False, height=420)
+map_view.follow(panel)
+map_view.update()
+map_view.wait(300)
+assert map_view.last_error == "", map_view.last_error
+display(panel, map_view)
+"""
+
+# Pixel position (in the page) of point `point` of the trace named `name`, and its pool row.
+POINT_JS = """([name, point]) => {
+    const gd = document.querySelector('.alwidget-map .js-plotly-plot');
+    const index = gd._fullData.findIndex(t => t.name === name);
+    const trace = gd._fullData[index];
+    const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+    const box = gd.getBoundingClientRect();
+    return {x: box.left + xa._offset + xa.l2p(trace.x[point]),
+            y: box.top + ya._offset + ya.l2p(trace.y[point]),
+            row: Number(trace.customdata[point])};
+}"""
+
+DRAWN_ROWS_JS = """() => {
+    const gd = document.querySelector('.alwidget-map .js-plotly-plot');
+    const rows = new Set();
+    for (const trace of gd._fullData) for (const row of trace.customdata) rows.add(Number(row));
+    return rows.size;
+}"""
+
+
+def test_map_renders_the_pool_and_a_click_focuses_the_item_in_the_panel(jupyterlab_server, lab_page, tmp_path):
+    from playwright.sync_api import expect
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(MAP_CELL)])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "map.ipynb"
+    nbformat.write(notebook, path)
+    lab_page.open_notebook(jupyterlab_server.add_notebook(path))
+    lab_page.run_all_cells(timeout_s=400)
+    lab_page.assert_widgets_rendered()
+    page = lab_page.page
+
+    plot = page.locator(".alwidget-map .js-plotly-plot")
+    plot.wait_for(timeout=60_000)
+    plot.scroll_into_view_if_needed()
+    page.wait_for_function(DRAWN_ROWS_JS.replace("return rows.size;", f"return rows.size === {N_ITEMS};"),
+                           timeout=60_000)
+    assert page.locator(".alwidget-map canvas").count() > 0  # WebGL scatter
+    expect(page.locator(".alwidget-map .legendtext", has_text="current batch")).to_be_visible()
+
+    focused = page.locator(".alwidget-root .alwidget-card-focused")
+    first_focused = focused.get_attribute("data-item-id")
+    target = page.evaluate(POINT_JS, ["current batch", 2])
+    expected_id = f"p{target['row']}"
+    assert expected_id != first_focused  # the panel starts on the first queued item
+    page.mouse.move(target["x"], target["y"])
+    expect(page.locator(".alwidget-map-item")).to_contain_text(f"item {expected_id}", timeout=15_000)
+    page.mouse.click(target["x"], target["y"])
+    expect(focused).to_have_attribute("data-item-id", expected_id, timeout=15_000)
+
+    assert page.locator(".alwidget-map-errors").inner_text().strip() == ""
+    ARTIFACTS_DIR.mkdir(exist_ok=True)
+    page.locator(".alwidget-map").screenshot(path=str(ARTIFACTS_DIR / "embedding-map.png"))
