@@ -7,14 +7,14 @@ positions (13 s of 30 s for 60 000 rows). The steps here are the same as umap-le
 (exact k nearest landmarks, ``smooth_knn_dist``, ``compute_membership_strengths`` with
 ``bipartite=True``, a membership-weighted average of the landmarks' positions, then
 ``optimize_layout_euclidean`` against the fixed landmarks), with the neighbour search done by
-a matrix product and ``torch.topk`` and the average by one sparse product. Euclidean metric only;
-:class:`alwidget.embedding.MapProjector` uses ``UMAP.transform`` for other metrics.
+a matrix product and ``torch.topk`` and the average over a dense (rows x k) weight array.
+Euclidean metric only; :class:`alwidget.embedding.MapProjector` uses ``UMAP.transform`` for
+other metrics.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse
 
 __all__ = ["exact_neighbours", "place_on_map"]
 
@@ -46,16 +46,19 @@ def exact_neighbours(points_N_D: np.ndarray, landmarks_M_D: np.ndarray, k: int, 
     return indices, distances
 
 
-def _first_placement(graph: scipy.sparse.csr_matrix, landmark_coords: np.ndarray) -> np.ndarray:
+def _first_placement(indices_N_K: np.ndarray, weights_N_K: np.ndarray, landmark_coords: np.ndarray) -> np.ndarray:
     """umap-learn's ``init_graph_transform``, vectorised: the membership-weighted mean of the
-    neighbouring landmarks, or exactly a landmark's position when the point coincides with it."""
-    row_sums = np.asarray(graph.sum(axis=1)).ravel()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        placed = np.asarray(graph @ landmark_coords, dtype=np.float64) / row_sums[:, None]
-    exact_rows, exact_cols = (graph == 1).nonzero()
-    if exact_rows.size:
-        first = np.unique(exact_rows, return_index=True)[1]
-        placed[exact_rows[first]] = landmark_coords[exact_cols[first]]
+    neighbouring landmarks, or exactly a landmark's position when the point coincides with it.
+    (A row without neighbours, impossible with the euclidean metric, goes to its nearest
+    landmark instead of umap-learn's NaN.)"""
+    neighbour_coords = landmark_coords[np.maximum(indices_N_K, 0)].astype(np.float64)
+    row_sums = weights_N_K.sum(axis=1)
+    placed = (weights_N_K[:, :, None] * neighbour_coords).sum(axis=1) / np.where(row_sums > 0, row_sums, 1.0)[:, None]
+    exact = weights_N_K == 1.0
+    has_exact = exact.any(axis=1)
+    placed[has_exact] = neighbour_coords[has_exact, exact[has_exact].argmax(axis=1)]
+    empty = row_sums == 0
+    placed[empty] = neighbour_coords[empty, 0]
     return placed.astype(np.float32)
 
 
@@ -85,27 +88,28 @@ def place_on_map(model, landmark_features: np.ndarray, features_N_D: np.ndarray,
     sigmas, rhos = smooth_knn_dist(
         distances, float(n_neighbors), local_connectivity=float(max(0.0, model.local_connectivity - 1.0))
     )
-    rows, cols, values, _ = compute_membership_strengths(indices, distances, sigmas, rhos, bipartite=True)
-    shape = (features_N_D.shape[0], landmark_features.shape[0])
-    graph = scipy.sparse.coo_matrix((values, (rows, cols)), shape=shape)
+    _, _, values, _ = compute_membership_strengths(indices, distances, sigmas, rhos, bipartite=True)
+    weights = values.reshape(indices.shape)  # 0 where a neighbour was dropped (index -1)
     landmark_coords = np.asarray(model.embedding_, dtype=np.float32)
-    csr = graph.tocsr()
-    csr.eliminate_zeros()
-    placed = _first_placement(csr, landmark_coords)
-    if n_epochs <= 0 or graph.nnz == 0:
+    placed = _first_placement(indices, weights, landmark_coords)
+    if n_epochs <= 0 or not (weights > 0).any():
         return placed
-    graph.data[graph.data < graph.data.max() / float(n_epochs)] = 0.0
-    graph.eliminate_zeros()
+    # As umap-learn: edges too weak to be sampled once in n_epochs are dropped.
+    keep = weights.ravel() >= weights.max() / float(n_epochs)
+    keep &= weights.ravel() > 0
+    head = np.repeat(np.arange(indices.shape[0], dtype=np.int32), indices.shape[1])[keep]
+    tail = indices.ravel()[keep].astype(np.int32)
+    edge_weights = weights.ravel()[keep]
     rng = np.random.RandomState(seed)
     rng_state = rng.randint(np.iinfo(np.int32).min + 1, np.iinfo(np.int32).max - 1, 3).astype(np.int64)
     return optimize_layout_euclidean(
         placed,
         landmark_coords.copy(),
-        graph.row,
-        graph.col,
+        head,
+        tail,
         int(n_epochs),
-        graph.shape[1],
-        make_epochs_per_sample(graph.data, int(n_epochs)),
+        landmark_coords.shape[0],
+        make_epochs_per_sample(edge_weights, int(n_epochs)),
         model._a,
         model._b,
         rng_state,

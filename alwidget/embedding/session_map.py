@@ -75,6 +75,7 @@ class SessionMap:
         self.coverage: dict | None = None
         self.batch_ids: list = []
         self._predictions: tuple | None = None  # (model_version, predicted_N, scores_N)
+        self._hover: list[str] | None = None
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ pool bookkeeping
@@ -128,20 +129,22 @@ class SessionMap:
         labels = self.labels_N()
         with self._lock:
             batch_rows = self.rows_of(self.batch_ids)
-        needs_layout = refit or not self.projector.is_fitted or version != self.layout_model_version
-        features = self._features() if needs_layout or self.feature_fn is not None else None
         keep = np.union1d(np.flatnonzero(labels >= 0), batch_rows)
         if not self.projector.is_fitted:
-            self.projector.fit(features, keep)
             outcome = "fitted"
         elif refit or self.projector.n_items != self.n_items:
-            self.projector.refit(features, keep)
             outcome = "refitted"
         elif version != self.layout_model_version:
-            self.projector.refresh(features)
             outcome = "refreshed"
         else:
             outcome = "unchanged"
+        features = self._features() if outcome != "unchanged" or self.feature_fn is not None else None
+        if outcome == "fitted":
+            self.projector.fit(features, keep)
+        elif outcome == "refitted":
+            self.projector.refit(features, keep)
+        elif outcome == "refreshed":
+            self.projector.refresh(features)
         self.layout_model_version = version
         self.coverage = self._coverage(features, labels)
         return outcome
@@ -193,11 +196,14 @@ class SessionMap:
 
     # ------------------------------------------------------------------------ drawing
     def hover_texts(self) -> list[str]:
-        """Per-item hover header: the id, plus the escaped text for text pools."""
-        pool = self.session.pool
-        if pool.kind == "text":
-            return [f"<b>{html.escape(str(item_id))}</b><br>{text_hover(pool.item(item_id))}" for item_id in pool.ids]
-        return [f"<b>item {html.escape(str(item_id))}</b>" for item_id in pool.ids]
+        """Per-item hover header: the id, plus the escaped text for text pools (built once)."""
+        if self._hover is None:
+            pool = self.session.pool
+            if pool.kind == "text":
+                self._hover = [f"<b>{html.escape(str(i))}</b><br>{text_hover(pool.item(i))}" for i in pool.ids]
+            else:
+                self._hover = [f"<b>item {html.escape(str(i))}</b>" for i in pool.ids]
+        return self._hover
 
     def layers(self, color_by: str = "label") -> MapLayers:
         """What to draw now (needs :meth:`update` to have run once)."""

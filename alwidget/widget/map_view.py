@@ -146,7 +146,7 @@ class MapView(widgets.VBox):
     # ----------------------------------------------------------------- background work
     def _submit(self, kind: str, job) -> Future:
         # A burst of labels or queue changes must not pile up redraws: a job of the same kind
-        # that has not started yet will see the newest state anyway, so reuse it.
+        # (same work) that has not started yet will see the newest state anyway, so reuse it.
         def run():
             with self._pending_lock:
                 self._queued.pop(kind, None)
@@ -299,7 +299,7 @@ class MapView(widgets.VBox):
 
     def refresh_overlays(self) -> Future:
         """Recompute coverage and redraw labels/batch without moving any point."""
-        return self._submit("redraw", lambda: (self.map.refresh_coverage(), self._redraw_job()))
+        return self._submit("overlays", lambda: (self.map.refresh_coverage(), self._redraw_job()))
 
     def set_batch(self, ids) -> Future:
         """Mark the current batch (drawn as diamonds) and redraw in the background."""
