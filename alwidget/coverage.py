@@ -11,10 +11,16 @@ import numpy as np
 
 from .strategies.kcenter import coverage_report
 
-__all__ = ["session_coverage", "COVERAGE_HISTORY_KEYS"]
+__all__ = ["COVERAGE_HISTORY_KEYS", "session_coverage"]
 
 # The figures copied into the session's history entry of the model they describe.
-COVERAGE_HISTORY_KEYS = ("radius", "k_center_radius", "covered_fraction", "unlabeled_covered_fraction", "n_labeled")
+COVERAGE_HISTORY_KEYS = (
+    "radius",
+    "k_center_radius",
+    "covered_fraction",
+    "unlabeled_covered_fraction",
+    "n_labeled",
+)
 
 
 def _labeled_mask_and_version(session) -> tuple[np.ndarray, int]:
@@ -24,7 +30,9 @@ def _labeled_mask_and_version(session) -> tuple[np.ndarray, int]:
         return mask, session.model_version
 
 
-def session_coverage(session, radius: float | None = None, *, n_farthest: int = 10) -> dict:
+def session_coverage(
+    session, radius: float | None = None, *, n_farthest: int = 10
+) -> dict:
     """Coverage report for ``session`` (see :meth:`alwidget.Session.coverage`)."""
     for _attempt in range(3):
         mask, version = _labeled_mask_and_version(session)
@@ -34,7 +42,9 @@ def session_coverage(session, radius: float | None = None, *, n_farthest: int = 
             break
     report = coverage_report(features, mask, radius, n_farthest=n_farthest)
     report["model_version"] = version
-    report["farthest_uncovered_ids"] = [session.pool.ids[p] for p in report["farthest_uncovered"].tolist()]
+    report["farthest_uncovered_ids"] = [
+        session.pool.ids[p] for p in report["farthest_uncovered"].tolist()
+    ]
     summary = {key: report[key] for key in COVERAGE_HISTORY_KEYS}
     with session._lock:
         for entry in reversed(session.history):

@@ -45,7 +45,9 @@ DEFAULT_DATA = REPO.parent / "shared" / "data"
 TARGETS = {"fit_s_60000": 60.0, "refresh_s": 5.0}
 
 
-def session_features(data_root: Path, n_labels: int, batch: int, seed: int, log) -> tuple[list, np.ndarray, np.ndarray]:
+def session_features(
+    data_root: Path, n_labels: int, batch: int, seed: int, log
+) -> tuple[list, np.ndarray, np.ndarray]:
     """Penultimate features of the Gal CNN for three consecutive model versions, the true
     classes and the positions labeled by the last version."""
     import torch
@@ -54,7 +56,14 @@ def session_features(data_root: Path, n_labels: int, batch: int, seed: int, log)
 
     torch.set_num_threads(os.cpu_count() or 1)
     pool = al.datasets.load_mnist(data_root)
-    session = al.Session(pool, model="gal_cnn", strategy="entropy", seed=seed, score_subset=2000, cv_folds=0)
+    session = al.Session(
+        pool,
+        model="gal_cnn",
+        strategy="entropy",
+        seed=seed,
+        score_subset=2000,
+        cv_folds=0,
+    )
     rng = np.random.default_rng(seed)
     first = rng.choice(len(pool), size=n_labels, replace=False)
     session.label([pool.ids[p] for p in first], [int(pool.targets[p]) for p in first])
@@ -68,13 +77,17 @@ def session_features(data_root: Path, n_labels: int, batch: int, seed: int, log)
         trained = time.perf_counter()
         versions.append(session.embeddings().astype(np.float32))
         accuracy = session.evaluate()["accuracy"]
-        log(f"model v{session.model_version}: {session.n_labels} labels, train {trained - started:.0f} s, "
-            f"embeddings {time.perf_counter() - trained:.0f} s, test accuracy {accuracy:.3f}")
+        log(
+            f"model v{session.model_version}: {session.n_labels} labels, train {trained - started:.0f} s, "
+            f"embeddings {time.perf_counter() - trained:.0f} s, test accuracy {accuracy:.3f}"
+        )
     labeled = np.asarray(sorted(pool.position(i) for i in session.labeled_ids))
     return versions, pool.targets.copy(), labeled
 
 
-def pca_features(data_root: Path, n_labels: int, seed: int, log) -> tuple[list, np.ndarray, np.ndarray]:
+def pca_features(
+    data_root: Path, n_labels: int, seed: int, log
+) -> tuple[list, np.ndarray, np.ndarray]:
     """PCA-64 of the pixels; "retrains" are a random rotation plus 5 % noise (a simulation)."""
     from sklearn.decomposition import PCA
 
@@ -94,11 +107,21 @@ def pca_features(data_root: Path, n_labels: int, seed: int, log) -> tuple[list, 
     return versions, pool.targets.copy(), labeled
 
 
-def knn_agreement(coords: np.ndarray, classes: np.ndarray, n_items: int = 2000, k: int = 10, seed: int = 0) -> float:
+def knn_agreement(
+    coords: np.ndarray,
+    classes: np.ndarray,
+    n_items: int = 2000,
+    k: int = 10,
+    seed: int = 0,
+) -> float:
     from sklearn.neighbors import NearestNeighbors
 
-    rows = np.random.default_rng(seed).choice(len(coords), size=min(n_items, len(coords)), replace=False)
-    _, neighbours = NearestNeighbors(n_neighbors=k + 1).fit(coords).kneighbors(coords[rows])
+    rows = np.random.default_rng(seed).choice(
+        len(coords), size=min(n_items, len(coords)), replace=False
+    )
+    _, neighbours = (
+        NearestNeighbors(n_neighbors=k + 1).fit(coords).kneighbors(coords[rows])
+    )
     return float((classes[neighbours[:, 1:]] == classes[rows, None]).mean())
 
 
@@ -109,7 +132,10 @@ def measure_size(n_items, versions, classes, labeled, fit_sample, seed) -> dict:
     rows = np.arange(len(classes))
     if n_items < len(classes):  # the labeled items plus a seeded sample of the others
         others = np.setdiff1d(rows, labeled)
-        rows = np.union1d(labeled, rng.choice(others, size=max(n_items - labeled.size, 0), replace=False))
+        rows = np.union1d(
+            labeled,
+            rng.choice(others, size=max(n_items - labeled.size, 0), replace=False),
+        )
     keep = np.flatnonzero(np.isin(rows, labeled))
     v1, v2, v3 = (features[rows] for features in versions)
     truth = classes[rows]
@@ -131,10 +157,13 @@ def measure_size(n_items, versions, classes, labeled, fit_sample, seed) -> dict:
     refit_s = time.perf_counter() - started
 
     def stability(first, second) -> dict:
-        return {"disparity": procrustes_disparity(first, second), "displacement": mean_displacement(first, second)}
+        return {
+            "disparity": procrustes_disparity(first, second),
+            "displacement": mean_displacement(first, second),
+        }
 
     return {
-        "n_items": int(len(rows)),
+        "n_items": len(rows),
         "n_fitted": int(projector.fit_rows.size),
         "fit_s": fit_s,
         "refresh_s": refresh_s,
@@ -152,15 +181,19 @@ def measure_size(n_items, versions, classes, labeled, fit_sample, seed) -> dict:
 
 
 def print_table(results: list[dict]) -> None:
-    print("\n| items | fitted | fit s | refresh s (v2, v3) | refit s | R² v2 | fit→refresh disp / move "
-          "| refresh→refresh disp / move | fit→refit disp / move | 10-NN same digit fit / refresh / refit |")
+    print(
+        "\n| items | fitted | fit s | refresh s (v2, v3) | refit s | R² v2 | fit→refresh disp / move "
+        "| refresh→refresh disp / move | fit→refit disp / move | 10-NN same digit fit / refresh / refit |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         a, b, c = r["fit_to_refresh"], r["refresh_to_refresh"], r["fit_to_refit"]
-        print(f"| {r['n_items']:,} | {r['n_fitted']:,} | {r['fit_s']:.1f} | {r['refresh_s']:.1f}, {r['refresh2_s']:.1f} "
-              f"| {r['refit_s']:.1f} | {r['alignment_r2_v2']:.3f} | {a['disparity']:.3f} / {a['displacement']:.3f} "
-              f"| {b['disparity']:.3f} / {b['displacement']:.3f} | {c['disparity']:.3f} / {c['displacement']:.3f} "
-              f"| {r['knn_agree_fit']:.3f} / {r['knn_agree_refresh']:.3f} / {r['knn_agree_refit']:.3f} |")
+        print(
+            f"| {r['n_items']:,} | {r['n_fitted']:,} | {r['fit_s']:.1f} | {r['refresh_s']:.1f}, {r['refresh2_s']:.1f} "
+            f"| {r['refit_s']:.1f} | {r['alignment_r2_v2']:.3f} | {a['disparity']:.3f} / {a['displacement']:.3f} "
+            f"| {b['disparity']:.3f} / {b['displacement']:.3f} | {c['disparity']:.3f} / {c['displacement']:.3f} "
+            f"| {r['knn_agree_fit']:.3f} / {r['knn_agree_refresh']:.3f} / {r['knn_agree_refit']:.3f} |"
+        )
 
 
 def main(argv=None) -> int:
@@ -168,11 +201,20 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 10000, 60000])
     parser.add_argument("--features", choices=["session", "pca"], default="session")
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--labels", type=int, default=300, help="random labels for model v1")
-    parser.add_argument("--batch", type=int, default=100, help="labels acquired before each further retrain")
+    parser.add_argument(
+        "--labels", type=int, default=300, help="random labels for model v1"
+    )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=100,
+        help="labels acquired before each further retrain",
+    )
     parser.add_argument("--fit-sample", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cold-cache", action="store_true", help="compile numba kernels from scratch")
+    parser.add_argument(
+        "--cold-cache", action="store_true", help="compile numba kernels from scratch"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     if any(size < 10 for size in args.sizes):
@@ -182,16 +224,23 @@ def main(argv=None) -> int:
             parser.error("--cold-cache must be decided before numba is imported")
         os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="alwidget-numba-cold-")
     elif "NUMBA_CACHE_DIR" not in os.environ:
-        print("note: NUMBA_CACHE_DIR is unset; numba caches in umap's __pycache__", flush=True)
+        print(
+            "note: NUMBA_CACHE_DIR is unset; numba caches in umap's __pycache__",
+            flush=True,
+        )
 
     def log(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
     log(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     if args.features == "session":
-        versions, classes, labeled = session_features(args.data_root, args.labels, args.batch, args.seed, log)
+        versions, classes, labeled = session_features(
+            args.data_root, args.labels, args.batch, args.seed, log
+        )
     else:
-        versions, classes, labeled = pca_features(args.data_root, args.labels, args.seed, log)
+        versions, classes, labeled = pca_features(
+            args.data_root, args.labels, args.seed, log
+        )
 
     from alwidget.embedding import MapProjector
     from alwidget.embedding.umap_loader import import_umap
@@ -199,25 +248,49 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     import_umap()
     import_s = time.perf_counter() - started
-    warm_up = np.random.default_rng(0).normal(size=(300, versions[0].shape[1])).astype(np.float32)
-    MapProjector(fit_sample_size=200, seed=0).fit(warm_up)  # compiles or loads every kernel once
+    warm_up = (
+        np.random.default_rng(0)
+        .normal(size=(300, versions[0].shape[1]))
+        .astype(np.float32)
+    )
+    MapProjector(fit_sample_size=200, seed=0).fit(
+        warm_up
+    )  # compiles or loads every kernel once
     jit_s = time.perf_counter() - started
-    log(f"jit_s {jit_s:.1f} (import umap {import_s:.1f} s; cache {os.environ.get('NUMBA_CACHE_DIR', 'default')})")
+    log(
+        f"jit_s {jit_s:.1f} (import umap {import_s:.1f} s; cache {os.environ.get('NUMBA_CACHE_DIR', 'default')})"
+    )
 
     results = []
     for size in args.sizes:
-        result = measure_size(size, versions, classes, labeled, args.fit_sample, args.seed)
+        result = measure_size(
+            size, versions, classes, labeled, args.fit_sample, args.seed
+        )
         results.append(result)
-        log(f"{size:>6} items: fit {result['fit_s']:.1f} s, refresh {result['refresh_s']:.1f} s, "
-            f"refit {result['refit_s']:.1f} s, load average {os.getloadavg()[0]:.1f}")
+        log(
+            f"{size:>6} items: fit {result['fit_s']:.1f} s, refresh {result['refresh_s']:.1f} s, "
+            f"refit {result['refit_s']:.1f} s, load average {os.getloadavg()[0]:.1f}"
+        )
     print_table(results)
     largest = max(results, key=lambda r: r["n_items"])
-    print(f"\nfirst fit in a new process at {largest['n_items']:,} items: jit {jit_s:.1f} s + fit "
-          f"{largest['fit_s']:.1f} s = {jit_s + largest['fit_s']:.1f} s (target ≤ {TARGETS['fit_s_60000']:.0f} s); "
-          f"refresh {largest['refresh_s']:.1f} s (target ≤ {TARGETS['refresh_s']:.0f} s)")
+    print(
+        f"\nfirst fit in a new process at {largest['n_items']:,} items: jit {jit_s:.1f} s + fit "
+        f"{largest['fit_s']:.1f} s = {jit_s + largest['fit_s']:.1f} s (target ≤ {TARGETS['fit_s_60000']:.0f} s); "
+        f"refresh {largest['refresh_s']:.1f} s (target ≤ {TARGETS['refresh_s']:.0f} s)"
+    )
     if args.json:
-        args.json.write_text(json.dumps({"features": args.features, "jit_s": jit_s, "import_s": import_s,
-                                         "fit_sample": args.fit_sample, "results": results}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "features": args.features,
+                    "jit_s": jit_s,
+                    "import_s": import_s,
+                    "fit_sample": args.fit_sample,
+                    "results": results,
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

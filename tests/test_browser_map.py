@@ -51,11 +51,17 @@ DRAWN_ROWS_JS = """() => {
 }"""
 
 
-def test_map_renders_the_pool_and_a_click_focuses_the_item_in_the_panel(jupyterlab_server, lab_page, tmp_path):
+def test_map_renders_the_pool_and_a_click_focuses_the_item_in_the_panel(
+    jupyterlab_server, lab_page, tmp_path
+):
     from playwright.sync_api import expect
 
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(MAP_CELL)])
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     path = tmp_path / "map.ipynb"
     nbformat.write(notebook, path)
     lab_page.open_notebook(jupyterlab_server.add_notebook(path))
@@ -66,10 +72,14 @@ def test_map_renders_the_pool_and_a_click_focuses_the_item_in_the_panel(jupyterl
     plot = page.locator(".alwidget-map .js-plotly-plot")
     plot.wait_for(timeout=60_000)
     plot.scroll_into_view_if_needed()
-    page.wait_for_function(DRAWN_ROWS_JS.replace("return rows.size;", f"return rows.size === {N_ITEMS};"),
-                           timeout=60_000)
+    page.wait_for_function(
+        DRAWN_ROWS_JS.replace("return rows.size;", f"return rows.size === {N_ITEMS};"),
+        timeout=60_000,
+    )
     assert page.locator(".alwidget-map canvas").count() > 0  # WebGL scatter
-    expect(page.locator(".alwidget-map .legendtext", has_text="current batch")).to_be_visible()
+    expect(
+        page.locator(".alwidget-map .legendtext", has_text="current batch")
+    ).to_be_visible()
 
     focused = page.locator(".alwidget-root .alwidget-card-focused")
     first_focused = focused.get_attribute("data-item-id")
@@ -77,10 +87,14 @@ def test_map_renders_the_pool_and_a_click_focuses_the_item_in_the_panel(jupyterl
     expected_id = f"p{target['row']}"
     assert expected_id != first_focused  # the panel starts on the first queued item
     page.mouse.move(target["x"], target["y"])
-    expect(page.locator(".alwidget-map-item")).to_contain_text(f"item {expected_id}", timeout=15_000)
+    expect(page.locator(".alwidget-map-item")).to_contain_text(
+        f"item {expected_id}", timeout=15_000
+    )
     page.mouse.click(target["x"], target["y"])
     expect(focused).to_have_attribute("data-item-id", expected_id, timeout=15_000)
 
     assert page.locator(".alwidget-map-errors").inner_text().strip() == ""
     ARTIFACTS_DIR.mkdir(exist_ok=True)
-    page.locator(".alwidget-map").screenshot(path=str(ARTIFACTS_DIR / "embedding-map.png"))
+    page.locator(".alwidget-map").screenshot(
+        path=str(ARTIFACTS_DIR / "embedding-map.png")
+    )

@@ -5,21 +5,32 @@ umap-learn is imported on the first fit only (see :mod:`alwidget.embedding.umap_
 numba cache); nothing here imports ipywidgets.
 """
 
-from .alignment import fit_linear_alignment, mean_displacement, procrustes_align, procrustes_disparity
-from .figure import COLOR_MODES, MapLayers, build_map_figure, choose_drawn_rows, text_hover
+from .alignment import (
+    fit_linear_alignment,
+    mean_displacement,
+    procrustes_align,
+    procrustes_disparity,
+)
+from .figure import (
+    COLOR_MODES,
+    MapLayers,
+    build_map_figure,
+    choose_drawn_rows,
+    text_hover,
+)
 from .projection import EXACT_NEIGHBOURS_MAX_ROWS, MIN_ROWS_FOR_UMAP, MapProjector
 
 __all__ = [
-    "MapProjector",
-    "MIN_ROWS_FOR_UMAP",
+    "COLOR_MODES",
     "EXACT_NEIGHBOURS_MAX_ROWS",
+    "MIN_ROWS_FOR_UMAP",
     "MapLayers",
+    "MapProjector",
     "build_map_figure",
     "choose_drawn_rows",
-    "text_hover",
-    "COLOR_MODES",
     "fit_linear_alignment",
+    "mean_displacement",
     "procrustes_align",
     "procrustes_disparity",
-    "mean_displacement",
+    "text_hover",
 ]

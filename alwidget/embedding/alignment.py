@@ -9,11 +9,11 @@ import numpy as np
 __all__ = [
     "LinearAlignment",
     "SimilarityTransform",
-    "fit_similarity",
     "fit_linear_alignment",
+    "fit_similarity",
+    "mean_displacement",
     "procrustes_align",
     "procrustes_disparity",
-    "mean_displacement",
 ]
 
 
@@ -37,10 +37,14 @@ class LinearAlignment:
     def apply(self, source_N_D) -> np.ndarray:
         """Map rows of the source feature space into the target one (float32)."""
         source = np.asarray(source_N_D, dtype=np.float64)
-        return ((source - self.source_mean) @ self.weights + self.target_mean).astype(np.float32)
+        return ((source - self.source_mean) @ self.weights + self.target_mean).astype(
+            np.float32
+        )
 
 
-def fit_linear_alignment(source_N_D, target_N_E, ridge: float = 1e-3) -> LinearAlignment:
+def fit_linear_alignment(
+    source_N_D, target_N_E, ridge: float = 1e-3
+) -> LinearAlignment:
     """Least-squares affine map from ``source`` rows onto the matching ``target`` rows.
 
     Parameters
@@ -84,7 +88,7 @@ class SimilarityTransform:
     shift: np.ndarray
 
     @classmethod
-    def identity(cls, n_dims: int = 2) -> "SimilarityTransform":
+    def identity(cls, n_dims: int = 2) -> SimilarityTransform:
         return cls(np.eye(n_dims), 1.0, np.zeros(n_dims))
 
     def apply(self, points_N_2) -> np.ndarray:
@@ -92,26 +96,34 @@ class SimilarityTransform:
         return (self.scale * points @ self.rotation + self.shift).astype(np.float32)
 
 
-def fit_similarity(source_N_2, target_N_2, *, allow_scale: bool = True) -> SimilarityTransform:
+def fit_similarity(
+    source_N_2, target_N_2, *, allow_scale: bool = True
+) -> SimilarityTransform:
     """The rotation/reflection, uniform scale and shift taking ``source`` closest to ``target``
     (least squares; orthogonal Procrustes)."""
     source = np.asarray(source_N_2, dtype=np.float64)
     target = np.asarray(target_N_2, dtype=np.float64)
     if source.shape != target.shape or source.ndim != 2 or source.shape[0] < 1:
-        raise ValueError(f"procrustes needs two arrays of the same 2-D shape, got {source.shape} and {target.shape}")
+        raise ValueError(
+            f"procrustes needs two arrays of the same 2-D shape, got {source.shape} and {target.shape}"
+        )
     source_mean, target_mean = source.mean(axis=0), target.mean(axis=0)
     centred_source, centred_target = source - source_mean, target - target_mean
     u, singular_values, vt = np.linalg.svd(centred_source.T @ centred_target)
     rotation = u @ vt
     spread = float((centred_source**2).sum())
     scale = float(singular_values.sum() / spread) if allow_scale and spread > 0 else 1.0
-    return SimilarityTransform(rotation, scale, target_mean - scale * source_mean @ rotation)
+    return SimilarityTransform(
+        rotation, scale, target_mean - scale * source_mean @ rotation
+    )
 
 
 def procrustes_align(source_N_2, target_N_2, *, allow_scale: bool = True) -> np.ndarray:
     """``source`` rotated (or reflected), scaled and shifted to lie as close as possible to
     ``target``."""
-    return fit_similarity(source_N_2, target_N_2, allow_scale=allow_scale).apply(source_N_2)
+    return fit_similarity(source_N_2, target_N_2, allow_scale=allow_scale).apply(
+        source_N_2
+    )
 
 
 def procrustes_disparity(first_N_2, second_N_2) -> float:
@@ -120,12 +132,16 @@ def procrustes_disparity(first_N_2, second_N_2) -> float:
     first = np.asarray(first_N_2, dtype=np.float64)
     second = np.asarray(second_N_2, dtype=np.float64)
     if first.shape != second.shape or first.ndim != 2 or first.shape[0] < 2:
-        raise ValueError(f"need two layouts of the same shape with >= 2 rows, got {first.shape} and {second.shape}")
+        raise ValueError(
+            f"need two layouts of the same shape with >= 2 rows, got {first.shape} and {second.shape}"
+        )
     a = first - first.mean(axis=0)
     b = second - second.mean(axis=0)
     norm_a, norm_b = np.linalg.norm(a), np.linalg.norm(b)
     if norm_a == 0 or norm_b == 0:
-        raise ValueError("a layout with every point in one place has no shape to compare")
+        raise ValueError(
+            "a layout with every point in one place has no shape to compare"
+        )
     a, b = a / norm_a, b / norm_b
     singular_values = np.linalg.svd(a.T @ b, compute_uv=False)
     return float(max(1.0 - singular_values.sum() ** 2, 0.0))
@@ -137,7 +153,9 @@ def mean_displacement(first_N_2, second_N_2) -> float:
     first = np.asarray(first_N_2, dtype=np.float64)
     second = np.asarray(second_N_2, dtype=np.float64)
     if first.shape != second.shape or first.ndim != 2:
-        raise ValueError(f"need two layouts of the same shape, got {first.shape} and {second.shape}")
+        raise ValueError(
+            f"need two layouts of the same shape, got {first.shape} and {second.shape}"
+        )
     extent = float(np.linalg.norm(first.max(axis=0) - first.min(axis=0)))
     if extent == 0:
         raise ValueError("the first layout has zero extent")

@@ -15,15 +15,15 @@ import plotly.graph_objects as go
 
 __all__ = [
     "COLOR_MODES",
+    "TRACE_BATCH",
+    "TRACE_LABELED",
+    "TRACE_SCORE",
+    "TRACE_UNCOVERED",
+    "TRACE_UNLABELED",
     "MapLayers",
     "build_map_figure",
     "choose_drawn_rows",
     "text_hover",
-    "TRACE_UNLABELED",
-    "TRACE_LABELED",
-    "TRACE_BATCH",
-    "TRACE_UNCOVERED",
-    "TRACE_SCORE",
 ]
 
 COLOR_MODES = ("label", "predicted", "score")
@@ -97,7 +97,9 @@ class MapLayers:
     predicted_N: np.ndarray | None = None
     scores_N: np.ndarray | None = None
     batch_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    uncovered_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    uncovered_rows: np.ndarray = field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64)
+    )
     hover_N: list | None = None
     score_name: str = "score"
     title: str = ""
@@ -106,15 +108,25 @@ class MapLayers:
         self.coordinates_N_2 = np.asarray(self.coordinates_N_2, dtype=np.float32)
         n = self.coordinates_N_2.shape[0]
         if self.coordinates_N_2.ndim != 2 or self.coordinates_N_2.shape[1] != 2:
-            raise ValueError(f"coordinates_N_2 must have shape (N, 2), got {self.coordinates_N_2.shape}")
+            raise ValueError(
+                f"coordinates_N_2 must have shape (N, 2), got {self.coordinates_N_2.shape}"
+            )
         self.labels_N = self._per_item(self.labels_N, "labels_N", int)
         n_classes = len(self.class_names)
-        if self.labels_N.size and (self.labels_N.min() < -1 or self.labels_N.max() >= n_classes):
-            raise ValueError(f"labels_N must be -1 (unlabeled) or a class index below {n_classes}")
+        if self.labels_N.size and (
+            self.labels_N.min() < -1 or self.labels_N.max() >= n_classes
+        ):
+            raise ValueError(
+                f"labels_N must be -1 (unlabeled) or a class index below {n_classes}"
+            )
         if self.predicted_N is not None:
             self.predicted_N = self._per_item(self.predicted_N, "predicted_N", int)
-            if self.predicted_N.size and (self.predicted_N.min() < -1 or self.predicted_N.max() >= n_classes):
-                raise ValueError(f"predicted_N must be -1 (not predicted) or a class index below {n_classes}")
+            if self.predicted_N.size and (
+                self.predicted_N.min() < -1 or self.predicted_N.max() >= n_classes
+            ):
+                raise ValueError(
+                    f"predicted_N must be -1 (not predicted) or a class index below {n_classes}"
+                )
         if self.scores_N is not None:
             self.scores_N = self._per_item(self.scores_N, "scores_N", float)
         self.batch_rows = self._rows(self.batch_rows, "batch_rows", n)
@@ -127,9 +139,13 @@ class MapLayers:
         return int(self.coordinates_N_2.shape[0])
 
     def _per_item(self, values, name, kind) -> np.ndarray:
-        array = np.asarray(values, dtype=np.int64 if kind is int else np.float64).reshape(-1)
+        array = np.asarray(
+            values, dtype=np.int64 if kind is int else np.float64
+        ).reshape(-1)
         if array.shape[0] != self.n_items:
-            raise ValueError(f"{name} has {array.shape[0]} entries for {self.n_items} items")
+            raise ValueError(
+                f"{name} has {array.shape[0]} entries for {self.n_items} items"
+            )
         return array
 
     @staticmethod
@@ -140,7 +156,9 @@ class MapLayers:
         return np.unique(array)
 
 
-def choose_drawn_rows(layers: MapLayers, max_points: int | None, seed: int = 0) -> np.ndarray:
+def choose_drawn_rows(
+    layers: MapLayers, max_points: int | None, seed: int = 0
+) -> np.ndarray:
     """Rows to draw: all when they fit, else every labeled, batch and uncovered row plus a
     seeded random sample of the others up to ``max_points`` (sorted positions)."""
     n = layers.n_items
@@ -148,10 +166,15 @@ def choose_drawn_rows(layers: MapLayers, max_points: int | None, seed: int = 0) 
         return np.arange(n)
     if max_points < 1:
         raise ValueError(f"max_points must be positive or None, got {max_points}")
-    must = np.union1d(np.flatnonzero(layers.labels_N >= 0), np.union1d(layers.batch_rows, layers.uncovered_rows))
+    must = np.union1d(
+        np.flatnonzero(layers.labels_N >= 0),
+        np.union1d(layers.batch_rows, layers.uncovered_rows),
+    )
     others = np.setdiff1d(np.arange(n), must, assume_unique=True)
     n_others = max(max_points - must.size, 0)
-    sample = np.random.default_rng(seed).choice(others, size=min(n_others, others.size), replace=False)
+    sample = np.random.default_rng(seed).choice(
+        others, size=min(n_others, others.size), replace=False
+    )
     return np.union1d(must, sample)
 
 
@@ -161,16 +184,26 @@ def _hover(layers: MapLayers, rows: np.ndarray) -> list[str]:
     for row in rows.tolist():
         parts = [base[row] if base is not None else f"item {row}"]
         label = layers.labels_N[row]
-        parts.append("label: " + (html.escape(str(layers.class_names[label])) if label >= 0 else "—"))
+        parts.append(
+            "label: "
+            + (html.escape(str(layers.class_names[label])) if label >= 0 else "—")
+        )
         if layers.predicted_N is not None and layers.predicted_N[row] >= 0:
-            parts.append("predicted: " + html.escape(str(layers.class_names[layers.predicted_N[row]])))
+            parts.append(
+                "predicted: "
+                + html.escape(str(layers.class_names[layers.predicted_N[row]]))
+            )
         if layers.scores_N is not None and np.isfinite(layers.scores_N[row]):
-            parts.append(f"{html.escape(layers.score_name)}: {layers.scores_N[row]:.3g}")
+            parts.append(
+                f"{html.escape(layers.score_name)}: {layers.scores_N[row]:.3g}"
+            )
         texts.append("<br>".join(parts))
     return texts
 
 
-def _scatter(layers, rows, name, *, marker, legendgroup=None, showlegend=True) -> go.Scattergl:
+def _scatter(
+    layers, rows, name, *, marker, legendgroup=None, showlegend=True
+) -> go.Scattergl:
     return go.Scattergl(
         x=layers.coordinates_N_2[rows, 0],
         y=layers.coordinates_N_2[rows, 1],
@@ -185,7 +218,9 @@ def _scatter(layers, rows, name, *, marker, legendgroup=None, showlegend=True) -
     )
 
 
-def _base_traces(layers: MapLayers, rows: np.ndarray, color_by: str) -> list[go.Scattergl]:
+def _base_traces(
+    layers: MapLayers, rows: np.ndarray, color_by: str
+) -> list[go.Scattergl]:
     traces = []
     if color_by == "score":
         if layers.scores_N is None:
@@ -194,20 +229,31 @@ def _base_traces(layers: MapLayers, rows: np.ndarray, color_by: str) -> list[go.
         scored = np.isfinite(scores)
         if (~scored).any():
             traces.append(
-                _scatter(layers, rows[~scored], "not scored", marker=dict(size=4, color=_UNLABELED_COLOUR))
+                _scatter(
+                    layers,
+                    rows[~scored],
+                    "not scored",
+                    marker={"size": 4, "color": _UNLABELED_COLOUR},
+                )
             )
         traces.append(
             _scatter(
                 layers,
                 rows[scored],
                 TRACE_SCORE,
-                marker=dict(
-                    size=5,
-                    color=scores[scored],
-                    colorscale="Viridis",
-                    showscale=True,
-                    colorbar=dict(title=dict(text=f"{layers.score_name}<br>(higher = asked first)"), len=0.6, y=0.3),
-                ),
+                marker={
+                    "size": 5,
+                    "color": scores[scored],
+                    "colorscale": "Viridis",
+                    "showscale": True,
+                    "colorbar": {
+                        "title": {
+                            "text": f"{layers.score_name}<br>(higher = asked first)"
+                        },
+                        "len": 0.6,
+                        "y": 0.3,
+                    },
+                },
             )
         )
         return traces
@@ -215,24 +261,49 @@ def _base_traces(layers: MapLayers, rows: np.ndarray, color_by: str) -> list[go.
         values, prefix = layers.labels_N[rows], "label"
         unlabeled = rows[values < 0]
         if unlabeled.size:
-            traces.append(_scatter(layers, unlabeled, TRACE_UNLABELED, marker=dict(size=4, color=_UNLABELED_COLOUR)))
-        size, outline = 8, dict(width=1, color="white")
+            traces.append(
+                _scatter(
+                    layers,
+                    unlabeled,
+                    TRACE_UNLABELED,
+                    marker={"size": 4, "color": _UNLABELED_COLOUR},
+                )
+            )
+        size, outline = 8, {"width": 1, "color": "white"}
     elif color_by == "predicted":
         if layers.predicted_N is None:
-            raise ValueError("color_by='predicted' needs predicted_N (the model's predicted classes)")
+            raise ValueError(
+                "color_by='predicted' needs predicted_N (the model's predicted classes)"
+            )
         values, prefix = layers.predicted_N[rows], "predicted"
         unpredicted = rows[values < 0]
         if unpredicted.size:
-            traces.append(_scatter(layers, unpredicted, "not predicted", marker=dict(size=4, color=_UNLABELED_COLOUR)))
-        size, outline = 5, dict(width=0)
+            traces.append(
+                _scatter(
+                    layers,
+                    unpredicted,
+                    "not predicted",
+                    marker={"size": 4, "color": _UNLABELED_COLOUR},
+                )
+            )
+        size, outline = 5, {"width": 0}
     else:
-        raise ValueError(f"unknown color_by {color_by!r}; choose one of {', '.join(COLOR_MODES)}")
+        raise ValueError(
+            f"unknown color_by {color_by!r}; choose one of {', '.join(COLOR_MODES)}"
+        )
     for class_index, class_name in enumerate(layers.class_names):
         members = rows[values == class_index]
         if members.size:
-            marker = dict(size=size, color=class_colour(class_index), line=outline)
+            marker = {"size": size, "color": class_colour(class_index), "line": outline}
             # Legend entries render a subset of HTML: a class name must show as text.
-            traces.append(_scatter(layers, members, f"{prefix}: {html.escape(str(class_name))}", marker=marker))
+            traces.append(
+                _scatter(
+                    layers,
+                    members,
+                    f"{prefix}: {html.escape(str(class_name))}",
+                    marker=marker,
+                )
+            )
     return traces
 
 
@@ -268,13 +339,25 @@ def build_map_figure(
         diamonds and the least covered items as red rings.
     """
     if color_by not in COLOR_MODES:
-        raise ValueError(f"unknown color_by {color_by!r}; choose one of {', '.join(COLOR_MODES)}")
+        raise ValueError(
+            f"unknown color_by {color_by!r}; choose one of {', '.join(COLOR_MODES)}"
+        )
     rows = choose_drawn_rows(layers, max_points, seed)
     traces = _base_traces(layers, rows, color_by)
     labeled = rows[layers.labels_N[rows] >= 0]
     if color_by != "label" and labeled.size:
         traces.append(
-            _scatter(layers, labeled, TRACE_LABELED, marker=dict(size=9, symbol="circle-open", color="black", line=dict(width=1.5)))
+            _scatter(
+                layers,
+                labeled,
+                TRACE_LABELED,
+                marker={
+                    "size": 9,
+                    "symbol": "circle-open",
+                    "color": "black",
+                    "line": {"width": 1.5},
+                },
+            )
         )
     if layers.batch_rows.size:
         traces.append(
@@ -282,7 +365,12 @@ def build_map_figure(
                 layers,
                 layers.batch_rows,
                 TRACE_BATCH,
-                marker=dict(size=12, symbol="diamond", color="rgba(255, 215, 0, 0.9)", line=dict(width=1.5, color="black")),
+                marker={
+                    "size": 12,
+                    "symbol": "diamond",
+                    "color": "rgba(255, 215, 0, 0.9)",
+                    "line": {"width": 1.5, "color": "black"},
+                },
             )
         )
     if layers.uncovered_rows.size:
@@ -291,17 +379,30 @@ def build_map_figure(
                 layers,
                 layers.uncovered_rows,
                 TRACE_UNCOVERED,
-                marker=dict(size=16, symbol="circle-open", color=_UNCOVERED_COLOUR, line=dict(width=2.5)),
+                marker={
+                    "size": 16,
+                    "symbol": "circle-open",
+                    "color": _UNCOVERED_COLOUR,
+                    "line": {"width": 2.5},
+                },
             )
         )
-    drawn = f"showing {rows.size:,} of {layers.n_items:,} items" if rows.size < layers.n_items else f"{layers.n_items:,} items"
+    drawn = (
+        f"showing {rows.size:,} of {layers.n_items:,} items"
+        if rows.size < layers.n_items
+        else f"{layers.n_items:,} items"
+    )
     title = f"{layers.title}<br><sup>{drawn}</sup>" if layers.title else drawn
     figure = go.Figure(data=traces)
     figure.update_layout(
-        title=dict(text=title, x=0.01, font=dict(size=14)),
+        title={"text": title, "x": 0.01, "font": {"size": 14}},
         height=height,
-        margin=dict(l=10, r=10, t=60, b=10),
-        legend=dict(itemsizing="constant", title=dict(text="click a legend entry to hide it"), font=dict(size=11)),
+        margin={"l": 10, "r": 10, "t": 60, "b": 10},
+        legend={
+            "itemsizing": "constant",
+            "title": {"text": "click a legend entry to hide it"},
+            "font": {"size": 11},
+        },
         dragmode="lasso",
         hovermode="closest",
         plot_bgcolor="white",

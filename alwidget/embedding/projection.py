@@ -24,7 +24,7 @@ from .alignment import SimilarityTransform, fit_linear_alignment, fit_similarity
 from .landmarks import place_on_map
 from .umap_loader import import_umap
 
-__all__ = ["MapProjector", "MIN_ROWS_FOR_UMAP", "EXACT_NEIGHBOURS_MAX_ROWS"]
+__all__ = ["EXACT_NEIGHBOURS_MAX_ROWS", "MIN_ROWS_FOR_UMAP", "MapProjector"]
 
 # Below this many rows a neighbour graph says nothing; the map falls back to the first two
 # principal components so a brand-new project still shows its handful of items.
@@ -39,18 +39,24 @@ EXACT_NEIGHBOURS_MAX_ROWS = 4095
 def _as_feature_matrix(embeddings, what: str = "embeddings") -> np.ndarray:
     array = np.asarray(embeddings)
     if array.ndim != 2:
-        raise ValueError(f"{what} must be a 2-D array (items x features), got shape {array.shape}")
+        raise ValueError(
+            f"{what} must be a 2-D array (items x features), got shape {array.shape}"
+        )
     if array.shape[0] == 0:
         raise ValueError(f"{what} has no rows: there is nothing to place on the map")
     if array.shape[1] == 0:
         raise ValueError(f"{what} has no feature columns")
-    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(
+        array.dtype, np.complexfloating
+    ):
         raise ValueError(f"{what} must be real numbers, got dtype {array.dtype}")
     array = np.ascontiguousarray(array, dtype=np.float32)
     bad_rows = np.flatnonzero(~np.isfinite(array).all(axis=1))
     if bad_rows.size:
         shown = ", ".join(str(i) for i in bad_rows[:5])
-        raise ValueError(f"{what} has NaN or infinite values in {bad_rows.size} row(s), e.g. row {shown}")
+        raise ValueError(
+            f"{what} has NaN or infinite values in {bad_rows.size} row(s), e.g. row {shown}"
+        )
     return array
 
 
@@ -60,13 +66,17 @@ def _as_row_indices(rows, n_rows: int, what: str) -> np.ndarray:
     array = np.asarray(rows)
     if array.dtype == bool:
         if array.shape != (n_rows,):
-            raise ValueError(f"{what} as a mask must have shape ({n_rows},), got {array.shape}")
+            raise ValueError(
+                f"{what} as a mask must have shape ({n_rows},), got {array.shape}"
+            )
         return np.flatnonzero(array)
     array = array.reshape(-1)
     if array.size == 0:
         return np.zeros(0, dtype=np.int64)
     if not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"{what} must be row positions (integers) or a boolean mask, got dtype {array.dtype}")
+        raise ValueError(
+            f"{what} must be row positions (integers) or a boolean mask, got dtype {array.dtype}"
+        )
     if array.min() < 0 or array.max() >= n_rows:
         raise ValueError(f"{what} has positions outside 0..{n_rows - 1}")
     return np.unique(array.astype(np.int64))
@@ -145,13 +155,22 @@ class MapProjector:
         transform_epochs: int = 20,
     ):
         if int(fit_sample_size) != fit_sample_size or fit_sample_size < 2:
-            raise ValueError(f"fit_sample_size must be an integer >= 2, got {fit_sample_size!r}")
+            raise ValueError(
+                f"fit_sample_size must be an integer >= 2, got {fit_sample_size!r}"
+            )
         if int(n_neighbors) != n_neighbors or n_neighbors < 2:
-            raise ValueError(f"n_neighbors must be an integer >= 2, got {n_neighbors!r}")
+            raise ValueError(
+                f"n_neighbors must be an integer >= 2, got {n_neighbors!r}"
+            )
         if not 0 <= min_dist:
             raise ValueError(f"min_dist must be >= 0, got {min_dist!r}")
-        if int(transform_chunk_rows) != transform_chunk_rows or transform_chunk_rows < 1:
-            raise ValueError(f"transform_chunk_rows must be a positive integer, got {transform_chunk_rows!r}")
+        if (
+            int(transform_chunk_rows) != transform_chunk_rows
+            or transform_chunk_rows < 1
+        ):
+            raise ValueError(
+                f"transform_chunk_rows must be a positive integer, got {transform_chunk_rows!r}"
+            )
         if alignment_ridge < 0:
             raise ValueError(f"alignment_ridge must be >= 0, got {alignment_ridge!r}")
         self.fit_sample_size = int(fit_sample_size)
@@ -163,7 +182,9 @@ class MapProjector:
         self.alignment_ridge = float(alignment_ridge)
         self.n_epochs = None if n_epochs is None else int(n_epochs)
         if int(transform_epochs) != transform_epochs or transform_epochs < 0:
-            raise ValueError(f"transform_epochs must be an integer >= 0, got {transform_epochs!r}")
+            raise ValueError(
+                f"transform_epochs must be an integer >= 0, got {transform_epochs!r}"
+            )
         self.transform_epochs = int(transform_epochs)
         self.coordinates_N_2: np.ndarray | None = None
         self.fit_rows: np.ndarray | None = None
@@ -171,7 +192,9 @@ class MapProjector:
         self.method: str | None = None
         self.n_fits = 0
         self._umap = None
-        self._reference_features: np.ndarray | None = None  # features of fit_rows at fit time
+        self._reference_features: np.ndarray | None = (
+            None  # features of fit_rows at fit time
+        )
         # UMAP's own frame -> the coordinates shown; a refit turns its new frame onto the old one.
         self._display = SimilarityTransform.identity()
 
@@ -223,7 +246,9 @@ class MapProjector:
         np.ndarray, shape (N, 2)
         """
         if not self.is_fitted:
-            raise RuntimeError("the map has not been fitted yet: call fit(embeddings) first")
+            raise RuntimeError(
+                "the map has not been fitted yet: call fit(embeddings) first"
+            )
         features = _as_feature_matrix(embeddings_N_D)
         if features.shape[0] != self.n_items:
             raise ValueError(
@@ -233,10 +258,14 @@ class MapProjector:
         if self.method == "pca":
             return self.refit(features)
         alignment = fit_linear_alignment(
-            features[self.fit_rows], self._reference_features, ridge=self.alignment_ridge
+            features[self.fit_rows],
+            self._reference_features,
+            ridge=self.alignment_ridge,
         )
         self.alignment_r2 = alignment.r2
-        self.coordinates_N_2 = self._display.apply(self._transform(alignment.apply(features)))
+        self.coordinates_N_2 = self._display.apply(
+            self._transform(alignment.apply(features))
+        )
         return self.coordinates_N_2
 
     def refit(self, embeddings_N_D, keep=None) -> np.ndarray:
@@ -261,7 +290,11 @@ class MapProjector:
         previous = self.coordinates_N_2
         same_rows = previous is not None and previous.shape[0] == features.shape[0]
         raw = self._new_layout(features, keep_rows)
-        self._display = fit_similarity(raw, previous) if same_rows else SimilarityTransform.identity()
+        self._display = (
+            fit_similarity(raw, previous)
+            if same_rows
+            else SimilarityTransform.identity()
+        )
         self.coordinates_N_2 = self._display.apply(raw)
         return self.coordinates_N_2
 
@@ -292,21 +325,31 @@ class MapProjector:
         with warnings.catch_warnings():
             # Tiny graphs make the spectral init fall back to random, and duplicate rows are
             # common in real pools; both are handled by umap-learn and not the user's concern.
-            warnings.filterwarnings("ignore", message=".*(disconnected|spectral|n_jobs|duplicate).*")
+            warnings.filterwarnings(
+                "ignore", message=".*(disconnected|spectral|n_jobs|duplicate).*"
+            )
             model.fit(features)
         return model
 
     def _transform(self, features: np.ndarray) -> np.ndarray:
         if self.metric == "euclidean":
             return place_on_map(
-                self._umap, self._reference_features, features, n_epochs=self.transform_epochs,
-                seed=self.seed, chunk_rows=self.transform_chunk_rows,
+                self._umap,
+                self._reference_features,
+                features,
+                n_epochs=self.transform_epochs,
+                seed=self.seed,
+                chunk_rows=self.transform_chunk_rows,
             )
         chunks = []
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*(disconnected|n_jobs).*")
             for start in range(0, features.shape[0], self.transform_chunk_rows):
-                chunks.append(self._umap.transform(features[start : start + self.transform_chunk_rows]))
+                chunks.append(
+                    self._umap.transform(
+                        features[start : start + self.transform_chunk_rows]
+                    )
+                )
         return np.concatenate(chunks).astype(np.float32)
 
     def _new_layout(self, features, keep_rows) -> np.ndarray:

@@ -90,7 +90,9 @@ class SessionMap:
 
     def rows_of(self, ids) -> np.ndarray:
         """Pool positions of item ids."""
-        return np.asarray([self.session.pool.position(item_id) for item_id in ids], dtype=np.int64)
+        return np.asarray(
+            [self.session.pool.position(item_id) for item_id in ids], dtype=np.int64
+        )
 
     def labels_N(self) -> np.ndarray:
         """Assigned class index per item, -1 where unlabeled."""
@@ -98,7 +100,9 @@ class SessionMap:
         assigned = self.session.labels
         if assigned:
             classes = {name: index for index, name in enumerate(self.session.classes)}
-            labels[self.rows_of(list(assigned))] = [classes[name] for name in assigned.values()]
+            labels[self.rows_of(list(assigned))] = [
+                classes[name] for name in assigned.values()
+            ]
         return labels
 
     def set_batch(self, ids) -> None:
@@ -138,7 +142,11 @@ class SessionMap:
             outcome = "refreshed"
         else:
             outcome = "unchanged"
-        features = self._features() if outcome != "unchanged" or self.feature_fn is not None else None
+        features = (
+            self._features()
+            if outcome != "unchanged" or self.feature_fn is not None
+            else None
+        )
         if outcome == "fitted":
             self.projector.fit(features, keep)
         elif outcome == "refitted":
@@ -151,8 +159,12 @@ class SessionMap:
 
     def _coverage(self, features, labels) -> dict:
         if self.feature_fn is None:
-            return self.session.coverage(self.coverage_radius, n_farthest=self.n_farthest)
-        return coverage_report(features, labels >= 0, self.coverage_radius, n_farthest=self.n_farthest)
+            return self.session.coverage(
+                self.coverage_radius, n_farthest=self.n_farthest
+            )
+        return coverage_report(
+            features, labels >= 0, self.coverage_radius, n_farthest=self.n_farthest
+        )
 
     def refresh_coverage(self) -> dict:
         """Recompute coverage only (after labels changed; the layout stays)."""
@@ -170,7 +182,9 @@ class SessionMap:
         others = np.setdiff1d(np.arange(n), must, assume_unique=True)
         n_extra = max(self.prediction_sample_size - must.size, 0)
         rng = np.random.default_rng(getattr(self.session, "seed", 0))
-        return np.union1d(must, rng.choice(others, size=min(n_extra, others.size), replace=False))
+        return np.union1d(
+            must, rng.choice(others, size=min(n_extra, others.size), replace=False)
+        )
 
     def predictions(self) -> tuple[np.ndarray, np.ndarray]:
         """``(predicted_N, scores_N)``: class index (-1 where not predicted) and the
@@ -200,7 +214,10 @@ class SessionMap:
         if self._hover is None:
             pool = self.session.pool
             if pool.kind == "text":
-                self._hover = [f"<b>{html.escape(str(i))}</b><br>{text_hover(pool.item(i))}" for i in pool.ids]
+                self._hover = [
+                    f"<b>{html.escape(str(i))}</b><br>{text_hover(pool.item(i))}"
+                    for i in pool.ids
+                ]
             else:
                 self._hover = [f"<b>item {html.escape(str(i))}</b>" for i in pool.ids]
         return self._hover
@@ -215,7 +232,11 @@ class SessionMap:
         with self._lock:
             batch_rows = self.rows_of(self.batch_ids)
         report = self.coverage
-        uncovered = report["farthest_uncovered"] if report is not None else np.zeros(0, dtype=np.int64)
+        uncovered = (
+            report["farthest_uncovered"]
+            if report is not None
+            else np.zeros(0, dtype=np.int64)
+        )
         spec = strategies.get_strategy(self.session.strategy)
         return MapLayers(
             coordinates_N_2=self.projector.coordinates_N_2,
@@ -227,7 +248,8 @@ class SessionMap:
             uncovered_rows=uncovered,
             hover_N=self.hover_texts(),
             score_name=f"{spec.score} score",
-            title=html.escape(coverage_title(report)) + f" · model v{self.layout_model_version}",
+            title=html.escape(coverage_title(report))
+            + f" · model v{self.layout_model_version}",
         )
 
     def figure(self, color_by: str = "label", **options):

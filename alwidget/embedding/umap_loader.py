@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 
-__all__ = ["import_umap", "CACHED_KERNELS"]
+__all__ = ["CACHED_KERNELS", "import_umap"]
 
 # (module, attribute) of each kernel to make cacheable; one entry per name umap calls it by.
 CACHED_KERNELS = (
@@ -45,9 +45,14 @@ def _cacheable_copy(dispatcher):
     import numba
 
     options = dict(dispatcher.targetoptions)
-    for option in ("cache", "nopython"):  # nopython is implied by njit and warns if repeated
+    for option in (
+        "cache",
+        "nopython",
+    ):  # nopython is implied by njit and warns if repeated
         options.pop(option, None)
-    return numba.njit(cache=True, locals=dict(dispatcher.locals), **options)(dispatcher.py_func)
+    return numba.njit(cache=True, locals=dict(dispatcher.locals), **options)(
+        dispatcher.py_func
+    )
 
 
 def import_umap():
@@ -70,7 +75,9 @@ def import_umap():
         for module_name, attribute in CACHED_KERNELS:
             module = importlib.import_module(module_name)
             original = getattr(module, attribute, None)
-            if not isinstance(original, CPUDispatcher) or not isinstance(original._cache, NullCache):
+            if not isinstance(original, CPUDispatcher) or not isinstance(
+                original._cache, NullCache
+            ):
                 continue
             if id(original) not in replacements:
                 replacements[id(original)] = _cacheable_copy(original)

@@ -11,11 +11,11 @@ The view talks to the outside only through callables (``on_focus``, ``on_queue``
 
 from __future__ import annotations
 
-import base64
 import html
 import threading
 import traceback
 from collections.abc import Callable
+from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import ipywidgets as widgets
@@ -25,12 +25,15 @@ import plotly.graph_objects as go
 from ..embedding.figure import COLOR_MODES
 from ..embedding.projection import MapProjector
 from ..embedding.session_map import SessionMap
-from .render import render_pool_item
+from .map_pane import SELECTION_HINT, item_html, selection_html
 
 __all__ = ["MapView"]
 
-_COLOR_OPTIONS = (("assigned label", "label"), ("predicted class", "predicted"), ("acquisition score", "score"))
-_PREVIEW_PX = 160
+_COLOR_OPTIONS = (
+    ("assigned label", "label"),
+    ("predicted class", "predicted"),
+    ("acquisition score", "score"),
+)
 
 
 class MapView(widgets.VBox):
@@ -75,7 +78,9 @@ class MapView(widgets.VBox):
         height: int = 560,
     ):
         if color_by not in COLOR_MODES:
-            raise ValueError(f"unknown color_by {color_by!r}; choose one of {', '.join(COLOR_MODES)}")
+            raise ValueError(
+                f"unknown color_by {color_by!r}; choose one of {', '.join(COLOR_MODES)}"
+            )
         super().__init__()
         self.add_class("alwidget-map")
         self.session = session
@@ -88,16 +93,22 @@ class MapView(widgets.VBox):
         )
         self.on_focus = on_focus
         self.on_queue = on_queue or session.prioritize
-        self.on_bulk_label = on_bulk_label or (lambda ids, name: session.label(list(ids), [name] * len(ids)))
+        self.on_bulk_label = on_bulk_label or (
+            lambda ids, name: session.label(list(ids), [name] * len(ids))
+        )
         self.max_points = max_points
         self.height = int(height)
         self.last_error = ""
         self.last_outcome = ""
         self.selected_rows = np.zeros(0, dtype=np.int64)
         self._selection_by_trace: dict[int, np.ndarray] = {}
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alwidget-map")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="alwidget-map"
+        )
         self._pending: list[Future] = []
-        self._queued: dict[str, Future] = {}  # kind -> a job of that kind not started yet
+        self._queued: dict[
+            str, Future
+        ] = {}  # kind -> a job of that kind not started yet
         self._pending_lock = threading.Lock()
         self._draw_lock = threading.Lock()
         self._build(color_by)
@@ -106,37 +117,74 @@ class MapView(widgets.VBox):
 
     # ------------------------------------------------------------------------ layout
     def _build(self, color_by: str) -> None:
-        self.figure = go.FigureWidget(layout=dict(height=self.height, title=dict(text="fitting the map…")))
-        self.color_dropdown = widgets.Dropdown(options=_COLOR_OPTIONS, value=color_by, description="Colour by")
-        self.color_dropdown.observe(lambda _change: self._submit("redraw", self._redraw_job), "value")
-        self.update_button = widgets.Button(description="Update map", icon="refresh",
-                                            tooltip="re-place points for the current model (layout kept)")
+        self.figure = go.FigureWidget(
+            layout={"height": self.height, "title": {"text": "fitting the map…"}}
+        )
+        self.color_dropdown = widgets.Dropdown(
+            options=_COLOR_OPTIONS, value=color_by, description="Colour by"
+        )
+        self.color_dropdown.observe(
+            lambda _change: self._submit("redraw", self._redraw_job), "value"
+        )
+        self.update_button = widgets.Button(
+            description="Update map",
+            icon="refresh",
+            tooltip="re-place points for the current model (layout kept)",
+        )
         self.update_button.on_click(lambda _b: self._guarded(self.update))
-        self.refit_button = widgets.Button(description="Refit layout", icon="random",
-                                           tooltip="fit UMAP afresh on the current features (slower)")
+        self.refit_button = widgets.Button(
+            description="Refit layout",
+            icon="random",
+            tooltip="fit UMAP afresh on the current features (slower)",
+        )
         self.refit_button.on_click(lambda _b: self._guarded(self.refit))
         self.status = widgets.HTML("")
         self.status.add_class("alwidget-map-status")
-        self.item_pane = widgets.HTML("<i>hover or click a point to see the item</i>",
-                                      layout=widgets.Layout(width="220px", min_height="200px"))
+        self.item_pane = widgets.HTML(
+            "<i>hover or click a point to see the item</i>",
+            layout=widgets.Layout(width="220px", min_height="200px"),
+        )
         self.item_pane.add_class("alwidget-map-item")
-        self.selection_info = widgets.HTML("<i>lasso or box-select points to act on them</i>")
-        self.queue_button = widgets.Button(description="Label these next", icon="arrow-up", disabled=True,
-                                           tooltip="put the selected unlabeled items at the front of the queue")
+        self.selection_info = widgets.HTML(SELECTION_HINT)
+        self.queue_button = widgets.Button(
+            description="Label these next",
+            icon="arrow-up",
+            disabled=True,
+            tooltip="put the selected unlabeled items at the front of the queue",
+        )
         self.queue_button.on_click(lambda _b: self._guarded(self.queue_selection))
-        self.bulk_class = widgets.Dropdown(options=list(self.session.classes), layout=widgets.Layout(width="110px"))
-        self.bulk_button = widgets.Button(description="Label all as", icon="tags", disabled=True,
-                                          tooltip="give every selected unlabeled item the chosen class")
-        self.bulk_button.on_click(lambda _b: self._guarded(self.label_selection, self.bulk_class.value))
-        self.errors = widgets.Output(layout=widgets.Layout(max_height="140px", overflow="auto"))
+        self.bulk_class = widgets.Dropdown(
+            options=list(self.session.classes), layout=widgets.Layout(width="110px")
+        )
+        self.bulk_button = widgets.Button(
+            description="Label all as",
+            icon="tags",
+            disabled=True,
+            tooltip="give every selected unlabeled item the chosen class",
+        )
+        self.bulk_button.on_click(
+            lambda _b: self._guarded(self.label_selection, self.bulk_class.value)
+        )
+        self.errors = widgets.Output(
+            layout=widgets.Layout(max_height="140px", overflow="auto")
+        )
         self.errors.add_class("alwidget-map-errors")
         side = widgets.VBox(
-            [self.item_pane, self.selection_info, self.queue_button, widgets.HBox([self.bulk_button, self.bulk_class])],
+            [
+                self.item_pane,
+                self.selection_info,
+                self.queue_button,
+                widgets.HBox([self.bulk_button, self.bulk_class]),
+            ],
             layout=widgets.Layout(width="240px"),
         )
-        controls = widgets.HBox([self.color_dropdown, self.update_button, self.refit_button],
-                                layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
-        body = widgets.HBox([widgets.Box([self.figure], layout=widgets.Layout(flex="1 1 auto")), side])
+        controls = widgets.HBox(
+            [self.color_dropdown, self.update_button, self.refit_button],
+            layout=widgets.Layout(flex_flow="row wrap", align_items="center"),
+        )
+        body = widgets.HBox(
+            [widgets.Box([self.figure], layout=widgets.Layout(flex="1 1 auto")), side]
+        )
         self.children = [controls, self.status, body, self.errors]
 
     @property
@@ -152,7 +200,7 @@ class MapView(widgets.VBox):
                 self._queued.pop(kind, None)
             try:
                 return job()
-            except Exception as error:  # noqa: BLE001 - shown in the view
+            except Exception as error:
                 self._report(error, f"{kind} failed: ")
                 raise
 
@@ -182,32 +230,42 @@ class MapView(widgets.VBox):
             If a job is still running after ``timeout`` seconds.
         """
         with self._pending_lock:
-            pending, self._pending = self._pending, []
-        for future in pending:
-            try:
-                future.result(timeout=timeout)
-            except TimeoutError:
-                raise
-            except Exception:  # noqa: BLE001 - already reported in the view
-                pass
+            pending = list(self._pending)
+        _, not_done = futures.wait(pending, timeout=timeout)
+        with self._pending_lock:
+            self._pending = [future for future in self._pending if not future.done()]
+        if not_done:
+            raise TimeoutError(
+                f"{len(not_done)} map job(s) still running after {timeout} s"
+            )
 
     def _layout_job(self, refit: bool) -> str:
-        self._set_status("fitting the layout…" if refit or not self.map.projector.is_fitted else "updating the map…")
+        self._set_status(
+            "fitting the layout…"
+            if refit or not self.map.projector.is_fitted
+            else "updating the map…"
+        )
         outcome = self.map.update(refit=refit)
         self.last_outcome = outcome
         self._redraw_job()
         hint = ""
         r2 = self.map.projector.alignment_r2
         if outcome == "refreshed" and r2 is not None and r2 < 0.5:
-            hint = (f" · the model's features changed a lot since the layout was fitted (R² {r2:.2f}):"
-                    " <b>Refit layout</b> for a faithful map")
-        self._set_status(f"layout {outcome} for model v{self.map.layout_model_version}{hint}")
+            hint = (
+                f" · the model's features changed a lot since the layout was fitted (R² {r2:.2f}):"
+                " <b>Refit layout</b> for a faithful map"
+            )
+        self._set_status(
+            f"layout {outcome} for model v{self.map.layout_model_version}{hint}"
+        )
         return outcome
 
     def _redraw_job(self) -> None:
         if not self.map.projector.is_fitted:
             return
-        new = self.map.figure(self.color_by, max_points=self.max_points, height=self.height)
+        new = self.map.figure(
+            self.color_by, max_points=self.max_points, height=self.height
+        )
         with self._draw_lock:
             self._selection_by_trace = {}
             self.figure.data = []
@@ -231,7 +289,9 @@ class MapView(widgets.VBox):
 
     def _on_trace_hover(self, trace, points, _state) -> None:
         if points.point_inds:
-            self._guarded(self.show_item, self.map.ids_at(self._rows_of(trace, points)[:1])[0])
+            self._guarded(
+                self.show_item, self.map.ids_at(self._rows_of(trace, points)[:1])[0]
+            )
 
     def _on_trace_selection(self, trace, points, _selector) -> None:
         # plotly calls this once per trace for one lasso; the selection is their union.
@@ -259,13 +319,7 @@ class MapView(widgets.VBox):
         self.selected_rows = np.unique(np.asarray(rows, dtype=np.int64).reshape(-1))
         unlabeled = self.selected_unlabeled_ids()
         n_labeled = self.selected_rows.size - len(unlabeled)
-        if self.selected_rows.size == 0:
-            text = "<i>lasso or box-select points to act on them</i>"
-        else:
-            text = f"<b>{self.selected_rows.size}</b> selected"
-            if n_labeled:
-                text += f" ({n_labeled} already labeled, left out)"
-        self.selection_info.value = text
+        self.selection_info.value = selection_html(self.selected_rows.size, n_labeled)
         self.queue_button.disabled = self.bulk_button.disabled = not unlabeled
 
     @property
@@ -281,7 +335,9 @@ class MapView(widgets.VBox):
         """Send the selected unlabeled items to ``on_queue`` ("label these next")."""
         ids = self.selected_unlabeled_ids()
         if not ids:
-            raise ValueError("select unlabeled points first (lasso or box select on the map)")
+            raise ValueError(
+                "select unlabeled points first (lasso or box select on the map)"
+            )
         self.on_queue(ids)
         self._set_status(f"{len(ids)} selected item(s) will be asked next")
         return ids
@@ -291,15 +347,21 @@ class MapView(widgets.VBox):
         then recompute coverage and redraw in the background."""
         ids = self.selected_unlabeled_ids()
         if not ids:
-            raise ValueError("select unlabeled points first (lasso or box select on the map)")
+            raise ValueError(
+                "select unlabeled points first (lasso or box select on the map)"
+            )
         self.on_bulk_label(ids, class_name)
-        self._set_status(f"labeled {len(ids)} item(s) as {html.escape(str(class_name))}")
+        self._set_status(
+            f"labeled {len(ids)} item(s) as {html.escape(str(class_name))}"
+        )
         self.refresh_overlays()
         return ids
 
     def refresh_overlays(self) -> Future:
         """Recompute coverage and redraw labels/batch without moving any point."""
-        return self._submit("overlays", lambda: (self.map.refresh_coverage(), self._redraw_job()))
+        return self._submit(
+            "overlays", lambda: (self.map.refresh_coverage(), self._redraw_job())
+        )
 
     def set_batch(self, ids) -> Future:
         """Mark the current batch (drawn as diamonds) and redraw in the background."""
@@ -307,23 +369,11 @@ class MapView(widgets.VBox):
         return self._submit("redraw", self._redraw_job)
 
     def show_item(self, item_id) -> None:
-        """Show one item (thumbnail or escaped text) with its label and coverage in the side pane."""
-        rendered = render_pool_item(self.session.pool, item_id)
-        if rendered.focus_png:
-            data = base64.b64encode(rendered.focus_png).decode("ascii")
-            body = (f'<img src="data:image/png;base64,{data}" width="{_PREVIEW_PX}" '
-                    'style="image-rendering: pixelated" alt="item image">')
-        else:
-            body = f'<div style="max-height:220px;overflow:auto">{rendered.focus_html}</div>'
+        """Show one item (image or escaped text), its label and coverage in the side pane."""
         label = self.session.labels.get(item_id)
-        lines = [f"<b>item {html.escape(str(item_id))}</b>",
-                 "label: " + (html.escape(str(label)) if label is not None else "<i>unlabeled</i>")]
-        report = self.map.coverage
-        if report is not None and report["n_labeled"]:
-            distance = report["distances_N"][self.session.pool.position(item_id)]
-            covered = "covered" if distance <= report["radius"] else "not covered"
-            lines.append(f"distance to nearest label {distance:.3g} ({covered} at r = {report['radius']:.3g})")
-        self.item_pane.value = "<br>".join(lines) + "<br>" + body
+        self.item_pane.value = item_html(
+            self.session.pool, item_id, label, self.map.coverage
+        )
 
     def follow(self, panel) -> None:
         """Keep the map in step with a labeling panel such as :class:`alwidget.Widget`:
@@ -335,7 +385,10 @@ class MapView(widgets.VBox):
         if "n_labels" in traits:
             panel.observe(lambda _change: self.refresh_overlays(), "n_labels")
         if "queue" in traits:
-            panel.observe(lambda change: self.set_batch([item.id for item in change["new"]]), "queue")
+            panel.observe(
+                lambda change: self.set_batch([item.id for item in change["new"]]),
+                "queue",
+            )
             self.set_batch([item.id for item in panel.queue])
 
     def close(self) -> None:
@@ -358,6 +411,10 @@ class MapView(widgets.VBox):
 
     def _report(self, error: BaseException, context: str = "") -> None:
         self.last_error = f"{context}{type(error).__name__}: {error}"
-        detail = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        detail = "".join(
+            traceback.format_exception(type(error), error, error.__traceback__)
+        )
         self.errors.append_stderr(f"{context}{detail}")
-        self._set_status(f'<span style="color:#b00020">{html.escape(self.last_error)}</span>')
+        self._set_status(
+            f'<span style="color:#b00020">{html.escape(self.last_error)}</span>'
+        )
