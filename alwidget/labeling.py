@@ -22,7 +22,13 @@ class LabelingMixin:
 
     @property
     def labels(self) -> dict:
-        """Item id → class name, in labeling order (a copy)."""
+        """Item id → class name, in labeling order (a copy): the labels training uses.
+
+        In team mode, the team's consensus: per item the majority of the annotators'
+        current labels, ties going to the latest (as :meth:`LabelStore.current_labels`),
+        as of the last :meth:`refresh_labels` plus this session's own labels since;
+        :attr:`my_labels` holds this annotator's own.
+        """
         with self._lock:
             return {self.pool.ids[p]: self.classes[c] for p, c in self._labels.items()}
 
@@ -94,12 +100,15 @@ class LabelingMixin:
         label_list = [labels] if single or isinstance(labels, str) else list(labels)
         if len(id_list) != len(label_list):
             raise ValueError(f"got {len(id_list)} ids but {len(label_list)} labels")
+        who = annotator or self.annotator
         with self._lock:
             resolved = []
             seen = set()
             for item_id, label in zip(id_list, label_list):
                 position = self._resolve_position(item_id)
-                if position in self._labels:
+                if self._team is not None:
+                    self._check_team_can_label(position, who)  # only the annotator's own label is in the way
+                elif position in self._labels:
                     raise AlreadyLabeledError(
                         f"item {item_id!r} is already labeled {self.classes[self._labels[position]]!r}; undo it first"
                     )
@@ -107,9 +116,12 @@ class LabelingMixin:
                     raise AlreadyLabeledError(f"item {item_id!r} appears twice in one label() call")
                 seen.add(position)
                 resolved.append((position, self.class_index(label)))
-            self._persist_labels(resolved, annotator or self.annotator)  # committed first
+            records = self._persist_labels(resolved, who)  # committed first
+            if self._team is not None:
+                self._commit_team_labels(records)
+                return
             for position, class_index in resolved:
-                self._commit_label(position, class_index, annotator or self.annotator)
+                self._commit_label(position, class_index, who)
 
     def _commit_label(self, position: int, class_index: int, annotator: str) -> None:
         """Store one validated label. Persistence hooks in here before memory changes."""
@@ -121,9 +133,14 @@ class LabelingMixin:
             self._priority.remove(item_id)
 
     def unlabel(self, item_id) -> str:
-        """Undo the label of ``item_id``; returns the class name it had."""
+        """Undo the label of ``item_id``; returns the class name it had.
+
+        In team mode only this annotator's own label is undone; teammates' stay.
+        """
         with self._lock:
             position = self._resolve_position(item_id)
+            if self._team is not None:
+                return self._undo_team_label(position)
             if position not in self._labels:
                 raise NotLabeledError(f"item {item_id!r} has no label to undo")
             self._persist_undo(position)

@@ -111,15 +111,16 @@ class PersistenceMixin:
         self._labels_at_last_training = int(trained_on[-1]) if trained_on else len(self._labels)
 
     # ---------------------------------------------------------------- write-through
-    def _persist_labels(self, resolved: list[tuple[int, int]], annotator: str) -> None:
+    def _persist_labels(self, resolved: list[tuple[int, int]], annotator: str) -> list:
         """Commit validated (position, class index) pairs before memory shows them.
 
+        Returns the stored :class:`alwidget.store.LabelRecord` list (empty without a store).
         Raises :class:`alwidget.store.StoreUnavailableError` when the store cannot be
         written; nothing is then labeled.
         """
         if self._persistence is None:
-            return
-        self._persistence.record_labels(
+            return []
+        return self._persistence.record_labels(
             [(self.pool.ids[position], self.classes[index]) for position, index in resolved],
             annotator=annotator,
             model_version=self.model_version,
@@ -151,6 +152,8 @@ class PersistenceMixin:
     def _persist_round(self, entry: dict, members: list) -> None:
         """Save a finished training run: its history entry and the new weights."""
         if self._persistence is not None:
+            if self._team is not None:  # a team shares one history: say whose round it was
+                entry.setdefault("annotator", self.annotator)
             self._persistence.record_round(entry)
             self._persistence.save_model(entry["model_version"], members)
 

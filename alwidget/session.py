@@ -7,7 +7,6 @@ replace the old ones under a lock when training ends, so a failed run leaves the
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 from collections.abc import Callable
@@ -16,16 +15,16 @@ import numpy as np
 import torch
 
 from . import strategies
-from .acquisition import Batch, build_batch
 from .data import Pool
 from .errors import (
     NotEnoughClassesError,
-    PoolExhaustedError,
     StrategyModelMismatchError,
     TrainingInProgressError,
 )
 from .labeling import LabelingMixin
 from .persistence import PersistenceMixin
+from .querying import QueryMixin
+from .team import TeamMixin, team_settings
 from .models import ModelFactory, add_output_unit, has_dropout
 from .predict import Prediction, pick_device, predict
 from .evaluation import classification_metrics, cross_validate
@@ -42,7 +41,7 @@ def _default_mc_samples(spec: strategies.StrategySpec) -> int:
     return 20 if spec.score in strategies.NEEDS_SAMPLES else 1
 
 
-class Session(LabelingMixin, PersistenceMixin):
+class Session(QueryMixin, LabelingMixin, PersistenceMixin, TeamMixin):
     """Active learning over one pool: query a batch, label it, retrain, repeat.
 
     Parameters
@@ -73,8 +72,8 @@ class Session(LabelingMixin, PersistenceMixin):
         scored 2 000), to bound the cost on huge pools.
     chunk_size : int
         Items per forward pass when predicting.
-    annotator : str
-        Recorded with each label.
+    annotator : str, optional
+        Recorded with each label (``"user"`` when omitted; required in team mode).
     cv_folds : int
         Without a held-out split, each retrain also estimates accuracy by this many folds of
         cross-validation on the labels (costs ``cv_folds`` extra trainings; 0 turns it off).
@@ -84,6 +83,23 @@ class Session(LabelingMixin, PersistenceMixin):
         existing store is resumed (labels, queue, history, last model). ``None``: the file
         ``./alwidget-<pool fingerprint[:8]>.db`` (or ``$ALWIDGET_STORE`` when set);
         ``False`` or ``":memory:"``: kept in memory only.
+    team : bool
+        Team mode: several annotators, each with their own session (kernel, machine) on
+        one shared store (PostgreSQL, or a SQLite file on one machine), label one pool.
+        :meth:`query` ranks the items still needing labels, publishes the ranking to the
+        store's team queue and returns exactly the items the queue hands to this
+        annotator, so annotators get distinct items. :attr:`labels` then holds the team's
+        consensus (majority label per item, ties to the latest), which :meth:`retrain`
+        reloads from the store so everyone's labels train everyone's model;
+        :attr:`my_labels` holds this annotator's own, and :meth:`unlabel` undoes only
+        those. The store's learning history and checkpoint are shared by the team.
+        Default ``False``: one annotator, one label per item.
+    overlap : int
+        Team mode: how many distinct annotators label each item (2 or more gives
+        :meth:`agreement` figures). Every session of a team should pass the same value.
+    lease_seconds : float
+        Team mode: how long queried items stay reserved for this annotator without a
+        label; after that another annotator may get them (a late label is still kept).
     """
 
     def __init__(
@@ -100,9 +116,12 @@ class Session(LabelingMixin, PersistenceMixin):
         device: str | None = None,
         score_subset: int | None = None,
         chunk_size: int = 512,
-        annotator: str = "user",
+        annotator: str | None = None,
         cv_folds: int = 3,
         store=None,
+        team: bool = False,
+        overlap: int = 1,
+        lease_seconds: float = 600.0,
     ):
         if not isinstance(pool, Pool):
             raise TypeError(
@@ -116,7 +135,8 @@ class Session(LabelingMixin, PersistenceMixin):
         self.device = pick_device(device)
         self.score_subset = score_subset
         self.chunk_size = chunk_size
-        self.annotator = annotator
+        self._team = team_settings(team, overlap, lease_seconds, annotator)  # checked before the store opens
+        self.annotator = "user" if annotator is None else annotator
         if ensemble < 1 or int(ensemble) != ensemble:
             raise ValueError(f"ensemble must be a positive integer, got {ensemble!r}")
         self.ensemble = int(ensemble)
@@ -152,6 +172,8 @@ class Session(LabelingMixin, PersistenceMixin):
         self.cv_folds = int(cv_folds)
         self._last_cross_validation: dict | None = None
         self._attach_store(store)  # resumes labels, queue, history and model when it has them
+        if self._team is not None:
+            self._join_team()
 
     # ------------------------------------------------------------------ configuration
     def _member_seed(self, member: int) -> int:
@@ -204,6 +226,8 @@ class Session(LabelingMixin, PersistenceMixin):
         The current models get one more output, so queries keep working before the next
         retrain (the new class starts with probability ≈ 0); later trainings build models
         with the new width. The class list is saved in the store, so a resumed session has it.
+        In team mode, classes teammates added are taken over first (a name one of them added
+        just returns its index).
 
         Raises
         ------
@@ -222,6 +246,10 @@ class Session(LabelingMixin, PersistenceMixin):
                 "added; pass a factory taking num_classes= (or a built-in model name)"
             )
         with self._lock:
+            if self._team is not None:
+                self._sync_team_classes()  # classes teammates added come first, in the store's order
+                if name in self.classes:
+                    return self.classes.index(name)
             self._grow_classes([name])
             self._persist_classes()
         return len(self.classes) - 1
@@ -267,6 +295,8 @@ class Session(LabelingMixin, PersistenceMixin):
         if not self._training_lock.acquire(blocking=False):
             raise TrainingInProgressError("a training run is already in progress; wait for it to finish")
         try:
+            if self._team is not None:
+                self._refresh_before_training()  # everyone's labels train everyone's model
             positions, targets = self._labeled_snapshot()
             present = sorted({self.classes[t] for t in targets.tolist()})
             if len(present) < 2:
@@ -407,79 +437,6 @@ class Session(LabelingMixin, PersistenceMixin):
         return {**classification_metrics(prediction.log_probs_N_K_C, test.targets),
                 "method": "held-out", "model_version": self.model_version}
 
-    # ------------------------------------------------------------------------- query
-    def _scoring_for(self, positions: np.ndarray, want_embeddings: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """Log-probs (and embeddings) for ``positions``, reusing the last pass of this model."""
-        with self._lock:
-            cached, version = self._scored, self.model_version
-        if cached is not None and cached["model_version"] == version and (cached["embeddings"] is not None or not want_embeddings):
-            rows = cached["row_of"][positions]
-            if (rows >= 0).all():
-                embeddings = None if cached["embeddings"] is None else cached["embeddings"][rows]
-                return cached["log_probs"][rows], embeddings
-        prediction = self._predict(positions, mc_samples=self.mc_samples, embeddings=want_embeddings)
-        row_of = np.full(len(self.pool), -1, dtype=np.int64)
-        row_of[positions] = np.arange(len(positions))
-        with self._lock:
-            if self.model_version == version:
-                self._scored = {
-                    "model_version": version,
-                    "row_of": row_of,
-                    "log_probs": prediction.log_probs_N_K_C,
-                    "embeddings": prediction.embeddings_N_D,
-                    "n_labels": len(self._labels),
-                }
-        return prediction.log_probs_N_K_C, prediction.embeddings_N_D
-
-    def query(self, batch_size: int | None = None) -> Batch:
-        """The next batch to label, ranked by the session's strategy, with explanations.
-
-        Raises
-        ------
-        PoolExhaustedError
-            Every item is labeled.
-        """
-        spec = strategies.get_strategy(self.strategy)
-        size = self.batch_size if batch_size is None else batch_size
-        with self._lock:
-            unlabeled = self._unlabeled_positions()
-            priority = list(self._priority)
-            n_labels = len(self._labels)
-        if len(unlabeled) == 0:
-            raise PoolExhaustedError(f"every one of the {len(self.pool)} pool items is labeled: nothing left to query")
-        strategies.check_batch_size(len(unlabeled), size)
-        candidates = unlabeled
-        if self.score_subset is not None and len(unlabeled) > self.score_subset:
-            candidates = np.sort(self._rng.choice(unlabeled, size=self.score_subset, replace=False))
-            prioritized = np.array([self.pool.position(i) for i in priority], dtype=np.int64)
-            candidates = np.union1d(candidates, prioritized)
-        started = time.perf_counter()
-        log_probs, embeddings = self._scoring_for(candidates, spec.needs_embeddings)
-        with self._lock:
-            if self._scored is not None:
-                self._scored["n_labels"] = n_labels
-        labeled_embeddings = None
-        if spec.needs_embeddings and n_labels:
-            labeled_positions, _ = self._labeled_snapshot()
-            labeled_embeddings = self._predict(labeled_positions, mc_samples=1, embeddings=True).embeddings_N_D
-        predicted = time.perf_counter()
-        scores = _call_score(strategies.SCORES[spec.score], log_probs, self._rng)
-        scored = time.perf_counter()
-        inputs = strategies.AcquisitionInputs(log_probs, embeddings, labeled_embeddings, self._rng)
-        selection = strategies.SELECTORS[spec.selector](scores, size, inputs)
-        self.last_query_timings = {
-            "predict_seconds": predicted - started,
-            "score_seconds": scored - predicted,
-            "select_seconds": time.perf_counter() - scored,
-            "n_scored": int(len(candidates)),
-        }
-        candidate_ids = [self.pool.ids[p] for p in candidates]
-        batch = build_batch(
-            candidate_ids, log_probs, scores, selection, self.classes, self.strategy, self.model_version, priority
-        )
-        self._persist_batch(batch)
-        return batch
-
     def __repr__(self) -> str:
         return (
             f"Session({self.pool!r}, model={self._factory.name}, strategy={self.strategy!r}, "
@@ -487,8 +444,3 @@ class Session(LabelingMixin, PersistenceMixin):
             f"model_version={self.model_version})"
         )
 
-
-def _call_score(function, log_probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    if "rng" in inspect.signature(function).parameters:
-        return function(log_probs, rng=rng)
-    return function(log_probs)

@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .connection import sqlite_file
 from .errors import StoreError
-from .opening import open_store
+from .opening import open_store, store_classes
 from .records import LabelRecord
 from .store import LabelStore
 
@@ -97,6 +98,91 @@ class SessionStore:
             self.store.set_classes(self.classes)
         self._batch_scores: dict[str, tuple[float, str, int]] = {}
         self._batch_ids: list = []
+        #: Whether the saved queue includes the rest of the last batch. In team mode the
+        #: annotator's leases keep that batch instead, so only prioritized items are saved.
+        self.queue_batches = True
+
+    @property
+    def is_shared(self) -> bool:
+        """Whether other processes can open this store (False for an in-memory one)."""
+        url = self.store._engine.url
+        return url.get_backend_name() != "sqlite" or sqlite_file(url) is not None
+
+    def item_id(self, item_key: str):
+        """The pool id whose ``str()`` is ``item_key``."""
+        try:
+            return self._ids_by_key[item_key]
+        except KeyError:
+            raise StoreError(
+                f"{self.store.name} hands out item {item_key!r}, which is not in this pool"
+            ) from None
+
+    def publish(self, priorities: Mapping[str, float]) -> int:
+        """Put items in the team queue, keeping any priority of a higher generation.
+
+        A priority's integer part is the generation of the ranking that gave it (the
+        number of labels its model was trained on; prioritized items are far above any),
+        so a ranking by a model trained on fewer labels, or a ranking after a user's
+        "label these next", never pushes an item down. Within one generation the latest
+        ranking wins. Returns the number of items written or kept.
+        """
+        from sqlalchemy import Integer, cast, func
+
+        from .schema import work_items
+        from .team import _dialect_insert
+
+        if not priorities:
+            return 0
+        with self.store._transaction(write=True) as conn:
+
+            def generation(column):  # PostgreSQL's CAST rounds; floor() is what is meant
+                return func.floor(column) if conn.dialect.name == "postgresql" else cast(column, Integer)
+
+            statement = _dialect_insert(conn, work_items)
+            statement = statement.on_conflict_do_update(
+                index_elements=[work_items.c.item_key],
+                set_={"priority": statement.excluded.priority},
+                where=generation(work_items.c.priority) <= generation(statement.excluded.priority),
+            )
+            # In key order, the order every writer locks queue rows in, so publishers never deadlock.
+            rows = [{"item_key": key, "priority": float(priorities[key])} for key in sorted(priorities)]
+            conn.execute(statement, rows)
+        return len(priorities)
+
+    def item_votes(self, item_key: str) -> dict[str, tuple[int, str]]:
+        """Every annotator's current label on one item: ``{annotator: (event_id, label)}``."""
+        from .schema import label_events
+
+        store = self.store
+        query = store._active_labels_query(
+            label_events.c.id, label_events.c.annotator, label_events.c.label
+        ).where(label_events.c.item_key == item_key)
+        with store._transaction(write=False) as conn:
+            rows = conn.execute(query.order_by(label_events.c.id)).all()
+        return {who: (event_id, label) for event_id, who, label in rows}  # the latest per annotator
+
+    def team_snapshot(self) -> tuple[list[str] | None, dict[str, dict[str, tuple[int, str]]]]:
+        """Classes and every annotator's current label per item, read in one transaction.
+
+        Returns
+        -------
+        (classes, votes)
+            The store's classes (None when it has none) and ``{item_key: {annotator:
+            (event_id, label)}}``, the data :meth:`LabelStore.current_labels` resolves.
+        """
+        store = self.store
+        with store._transaction(write=False) as conn:
+            classes = store_classes(conn, None, store.name)
+            votes = store._current_votes(conn)
+        if classes is not None:
+            store.classes = classes  # teammates may have added classes since this store opened
+        unknown = [key for key in votes if key not in self._ids_by_key]
+        if unknown:
+            raise StoreError(
+                f"{store.name} holds labels for items that are not in the pool "
+                f"(e.g. {unknown[:3]}); open it with the pool it was made for"
+            )
+        return classes, votes
 
     # ----------------------------------------------------------------------- restoring
     def restored_state(self) -> RestoredState:
@@ -157,9 +243,9 @@ class SessionStore:
             )
         return self.store.add_labels(entries)
 
-    def record_undo(self, item_id, *, annotator: str) -> None:
-        """Commit an undo event for the annotator's label on ``item_id``."""
-        self.store.undo_label(str(item_id), annotator=annotator)
+    def record_undo(self, item_id, *, annotator: str) -> LabelRecord:
+        """Commit an undo event for the annotator's label on ``item_id``; return the label undone."""
+        return self.store.undo_label(str(item_id), annotator=annotator)
 
     def remember_batch(self, batch, priority: Sequence) -> None:
         """Keep the batch's scores for the labels to come and save the queue."""
@@ -172,7 +258,8 @@ class SessionStore:
 
     def save_queue(self, priority: Sequence) -> None:
         """Save prioritized items followed by the rest of the last batch."""
-        queue = list(dict.fromkeys(str(item_id) for item_id in [*priority, *self._batch_ids]))
+        batch_ids = self._batch_ids if self.queue_batches else []
+        queue = list(dict.fromkeys(str(item_id) for item_id in [*priority, *batch_ids]))
         self.store.save_queue(queue)
 
     def _background(self, what: str, action) -> None:
