@@ -41,7 +41,8 @@ class TrainConfig:
         Share of the labels held out for early stopping, once there are at least
         ``min_labels_for_validation`` labels; below that every label trains.
     patience : int
-        Evaluations without validation improvement before stopping.
+        Evaluations without validation improvement before stopping (never before
+        ``min_steps``).
     warm_start : bool
         Continue from the current weights instead of a fresh initialisation.
     """
@@ -54,7 +55,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     balanced: bool = True
     validation_fraction: float = 0.15
-    min_labels_for_validation: int = 100
+    min_labels_for_validation: int = 200
     patience: int = 5
     warm_start: bool = False
 
@@ -132,14 +133,18 @@ def _batch_sampler(targets: np.ndarray, config: TrainConfig, rng: np.random.Gene
             yield order[start : start + config.batch_size]
 
 
-def _accuracy(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, chunk: int = 1024) -> float:
+def _validation_score(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, chunk: int = 1024) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) on a validation split."""
     model.eval()
-    correct = 0
+    correct, loss = 0, 0.0
     with torch.inference_mode():
         for start in range(0, len(targets), chunk):
             logits = model(inputs[start : start + chunk])
-            correct += int((logits.argmax(dim=1) == targets[start : start + chunk]).sum())
-    return correct / max(len(targets), 1)
+            batch_targets = targets[start : start + chunk]
+            correct += int((logits.argmax(dim=1) == batch_targets).sum())
+            loss += float(nn.functional.cross_entropy(logits, batch_targets, reduction="sum"))
+    count = max(len(targets), 1)
+    return correct / count, loss / count
 
 
 def train_model(
@@ -181,7 +186,7 @@ def train_model(
     loss_fn = nn.CrossEntropyLoss()
     sampler = _batch_sampler(targets[train_positions], config, rng)
 
-    best_accuracy, best_state, best_step = -1.0, None, 0
+    best_accuracy, best_loss, best_state, best_step = -1.0, float("inf"), None, 0
     evaluations_without_gain, early_stopped = 0, False
     recent_losses: list[float] = []
     step = 0
@@ -201,13 +206,14 @@ def train_model(
         if progress is not None and (step % 10 == 0 or step == total_steps):
             progress({"step": step, "total_steps": total_steps, "loss": float(np.mean(recent_losses))})
         if len(validation_positions) and step % evaluate_every == 0:
-            accuracy = _accuracy(model, x_val, y_val)
-            if accuracy > best_accuracy:
-                best_accuracy, best_step, evaluations_without_gain = accuracy, step, 0
+            accuracy, validation_loss = _validation_score(model, x_val, y_val)
+            # A small validation split ties often on accuracy: the loss breaks the tie.
+            if (accuracy, -validation_loss) > (best_accuracy, -best_loss):
+                best_accuracy, best_loss, best_step, evaluations_without_gain = accuracy, validation_loss, step, 0
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 evaluations_without_gain += 1
-                if evaluations_without_gain >= config.patience:
+                if evaluations_without_gain >= config.patience and step >= config.min_steps:
                     early_stopped = True
                     break
     if best_state is not None:
