@@ -309,6 +309,10 @@ class Widget(WidgetViews, WidgetLinks, widgets.VBox):
             self.model_version = self.session.model_version
             self.stale = self.labels_since_retrain > 0
 
+    def _done_ids(self) -> set:
+        # In team mode a claimed item may carry a teammate's label and still need ours.
+        return set(self.session.my_labels if self.session.team else self.session.labeled_ids)
+
     def _is_excluded(self, item_id) -> bool:
         return item_id in self._skipped or item_id in self._labeled
 
@@ -323,7 +327,7 @@ class Widget(WidgetViews, WidgetLinks, widgets.VBox):
                 return
             if fetched.batch.model_version < self.session.model_version:
                 return  # ranked by a model a retrain has replaced; the refresh brings newer items
-            self._labeled = set(self.session.labeled_ids)
+            self._labeled = self._done_ids()
             new_items = [item for item in fetched.batch.items]
             merged = merge_refill(self.queue, new_items, self._is_excluded)[: len(self.queue) + self.batch_size]
             if len(merged) == len(self.queue) and not self.queue and self._skipped:
@@ -371,7 +375,7 @@ class Widget(WidgetViews, WidgetLinks, widgets.VBox):
                 return
             result: TrainingResult = future.result()
             self._skipped.clear()
-            self._labeled = set(self.session.labeled_ids)
+            self._labeled = self._done_ids()
             self._rendered.update(result.fetched.rendered)
             new_items = [] if result.fetched.batch is None else list(result.fetched.batch.items)
             queue, index = refreshed_queue(self.focused_item, new_items[: self.batch_size], self._is_excluded)
