@@ -81,7 +81,9 @@ class TeamQueueMixin:
                 index_elements=[work_items.c.item_key],
                 set_={"priority": statement.excluded.priority},
             )
-            conn.execute(statement, [{"item_key": k, "priority": p} for k, p in rows.items()])
+            # Rows in key order: two annotators upserting overlapping sets lock them in the
+            # same order on PostgreSQL, so they wait for each other instead of deadlocking.
+            conn.execute(statement, [{"item_key": k, "priority": rows[k]} for k in sorted(rows)])
         return len(rows)
 
     def claim(
