@@ -63,6 +63,7 @@ def session_features(
         seed=seed,
         score_subset=2000,
         cv_folds=0,
+        store=False,  # a benchmark must not leave (or resume) a label store
     )
     rng = np.random.default_rng(seed)
     first = rng.choice(len(pool), size=n_labels, replace=False)
@@ -125,7 +126,9 @@ def knn_agreement(
     return float((classes[neighbours[:, 1:]] == classes[rows, None]).mean())
 
 
-def measure_size(n_items, versions, classes, labeled, fit_sample, seed) -> dict:
+def measure_size(
+    n_items, versions, classes, labeled, fit_sample, seed, pca_components
+) -> dict:
     from alwidget.embedding import MapProjector, mean_displacement, procrustes_disparity
 
     rng = np.random.default_rng(seed)
@@ -139,7 +142,12 @@ def measure_size(n_items, versions, classes, labeled, fit_sample, seed) -> dict:
     keep = np.flatnonzero(np.isin(rows, labeled))
     v1, v2, v3 = (features[rows] for features in versions)
     truth = classes[rows]
-    projector = MapProjector(fit_sample_size=fit_sample, seed=seed)
+    settings = {
+        "fit_sample_size": fit_sample,
+        "seed": seed,
+        "pca_components": pca_components,
+    }
+    projector = MapProjector(**settings)
     started = time.perf_counter()
     fitted = projector.fit(v1, keep=keep).copy()
     fit_s = time.perf_counter() - started
@@ -150,7 +158,7 @@ def measure_size(n_items, versions, classes, labeled, fit_sample, seed) -> dict:
     started = time.perf_counter()
     refreshed_again = projector.refresh(v3).copy()
     refresh2_s = time.perf_counter() - started
-    refit_projector = MapProjector(fit_sample_size=fit_sample, seed=seed)
+    refit_projector = MapProjector(**settings)
     refit_projector.fit(v1, keep=keep)
     started = time.perf_counter()
     refitted = refit_projector.refit(v2, keep=keep)
@@ -211,11 +219,19 @@ def main(argv=None) -> int:
         help="labels acquired before each further retrain",
     )
     parser.add_argument("--fit-sample", type=int, default=4000)
+    parser.add_argument(
+        "--pca-components", type=int, default=32, help="0 = no PCA before UMAP"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--cold-cache", action="store_true", help="compile numba kernels from scratch"
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--features-cache",
+        type=Path,
+        help="read the three feature versions from this .npz if it exists, else save them",
+    )
     args = parser.parse_args(argv)
     if any(size < 10 for size in args.sizes):
         parser.error("--sizes must be at least 10 items each")
@@ -233,14 +249,30 @@ def main(argv=None) -> int:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
     log(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    if args.features == "session":
-        versions, classes, labeled = session_features(
-            args.data_root, args.labels, args.batch, args.seed, log
-        )
+    if args.features_cache is not None and args.features_cache.exists():
+        saved = np.load(args.features_cache)
+        versions = [saved["v1"], saved["v2"], saved["v3"]]
+        classes, labeled = saved["classes"], saved["labeled"]
+        log(f"features read from {args.features_cache} ({saved['kind']})")
     else:
-        versions, classes, labeled = pca_features(
-            args.data_root, args.labels, args.seed, log
-        )
+        if args.features == "session":
+            versions, classes, labeled = session_features(
+                args.data_root, args.labels, args.batch, args.seed, log
+            )
+        else:
+            versions, classes, labeled = pca_features(
+                args.data_root, args.labels, args.seed, log
+            )
+        if args.features_cache is not None:
+            np.savez(
+                args.features_cache,
+                v1=versions[0],
+                v2=versions[1],
+                v3=versions[2],
+                classes=classes,
+                labeled=labeled,
+                kind=args.features,
+            )
 
     from alwidget.embedding import MapProjector
     from alwidget.embedding.umap_loader import import_umap
@@ -264,7 +296,13 @@ def main(argv=None) -> int:
     results = []
     for size in args.sizes:
         result = measure_size(
-            size, versions, classes, labeled, args.fit_sample, args.seed
+            size,
+            versions,
+            classes,
+            labeled,
+            args.fit_sample,
+            args.seed,
+            args.pca_components or None,
         )
         results.append(result)
         log(
@@ -286,6 +324,7 @@ def main(argv=None) -> int:
                     "jit_s": jit_s,
                     "import_s": import_s,
                     "fit_sample": args.fit_sample,
+                    "pca_components": args.pca_components,
                     "results": results,
                 },
                 indent=2,

@@ -1,5 +1,6 @@
-"""The embedding map in a real JupyterLab 4 + Chromium: it draws the pool, and clicking a
-point of the current batch focuses that item in the labeling panel."""
+"""The embedding map in a real JupyterLab 4 + Chromium, attached to the labeling panel: it
+draws the pool, and clicking a point focuses that item in the panel (a queued one at once,
+any other after the panel fetches it)."""
 
 from __future__ import annotations
 
@@ -22,13 +23,12 @@ pool = al.Pool(features.astype(np.float32), targets=clusters, classes=["a", "b",
                ids=[f"p{{i}}" for i in range({N_ITEMS})])
 session = al.Session(pool, model="mlp", strategy="entropy", seed=0, cv_folds=0)
 panel = al.Widget(session, batch_size=6)
-map_view = MapView(session, on_focus=lambda item_id: panel.focus(0, item_key=str(item_id)),
-                   start=False, height=420)
-map_view.follow(panel)
+map_view = MapView(session, start=False, height=420)
+panel.attach_map(map_view)
 map_view.update()
 map_view.wait(300)
 assert map_view.last_error == "", map_view.last_error
-display(panel, map_view)
+panel
 """
 
 # Pixel position (in the page) of point `point` of the trace named `name`, and its pool row.
@@ -41,6 +41,18 @@ POINT_JS = """([name, point]) => {
     return {x: box.left + xa._offset + xa.l2p(trace.x[point]),
             y: box.top + ya._offset + ya.l2p(trace.y[point]),
             row: Number(trace.customdata[point])};
+}"""
+
+# Pool row (+1, so 0 means "not yet") of the point plotly hovers within 6 px of (x, y).
+HOVERED_ROW_JS = """([x, y]) => {
+    const gd = document.querySelector('.alwidget-map .js-plotly-plot');
+    const hovered = gd._hoverdata && gd._hoverdata[0];
+    if (!hovered) return 0;
+    const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+    const box = gd.getBoundingClientRect();
+    const px = box.left + xa._offset + xa.l2p(hovered.x);
+    const py = box.top + ya._offset + ya.l2p(hovered.y);
+    return Math.hypot(px - x, py - y) <= 6 ? Number(hovered.customdata) + 1 : 0;
 }"""
 
 DRAWN_ROWS_JS = """() => {
@@ -72,10 +84,18 @@ def test_map_renders_the_pool_and_a_click_focuses_the_item_in_the_panel(
     plot = page.locator(".alwidget-map .js-plotly-plot")
     plot.wait_for(timeout=60_000)
     plot.scroll_into_view_if_needed()
-    page.wait_for_function(
-        DRAWN_ROWS_JS.replace("return rows.size;", f"return rows.size === {N_ITEMS};"),
-        timeout=60_000,
-    )
+    try:
+        page.wait_for_function(
+            DRAWN_ROWS_JS.replace(
+                "return rows.size;", f"return rows.size === {N_ITEMS};"
+            ),
+            timeout=60_000,
+        )
+    except Exception as error:  # a Playwright timeout: say what the page saw
+        drawn = page.evaluate(DRAWN_ROWS_JS)
+        raise AssertionError(
+            f"map shows {drawn} of {N_ITEMS} items; console: {lab_page.console_errors}"
+        ) from error
     assert page.locator(".alwidget-map canvas").count() > 0  # WebGL scatter
     expect(
         page.locator(".alwidget-map .legendtext", has_text="current batch")
@@ -92,6 +112,28 @@ def test_map_renders_the_pool_and_a_click_focuses_the_item_in_the_panel(
     )
     page.mouse.click(target["x"], target["y"])
     expect(focused).to_have_attribute("data-item-id", expected_id, timeout=15_000)
+
+    # An item that is not queued: the panel fetches it (in the background) and focuses it.
+    # The hover pane says which item is under the pointer; that is the one to expect.
+    queued = set(
+        page.locator(".alwidget-root .alwidget-card").evaluate_all(
+            "cards => cards.map(c => c.dataset.itemId)"
+        )
+    )
+    pane = page.locator(".alwidget-map-item")
+    for point in range(N_ITEMS):
+        target = page.evaluate(POINT_JS, ["unlabeled", point])
+        page.mouse.move(target["x"], target["y"])
+        # The point plotly picked under the pointer (a neighbour may sit on the same pixel).
+        row = page.wait_for_function(
+            HOVERED_ROW_JS, arg=[target["x"], target["y"]], timeout=15_000
+        ).json_value()
+        hovered = f"p{row - 1}"
+        expect(pane).to_contain_text(f"item {hovered}", timeout=15_000)
+        if hovered not in queued:
+            break
+    page.mouse.click(target["x"], target["y"])
+    expect(focused).to_have_attribute("data-item-id", hovered, timeout=60_000)
 
     assert page.locator(".alwidget-map-errors").inner_text().strip() == ""
     ARTIFACTS_DIR.mkdir(exist_ok=True)

@@ -397,12 +397,18 @@ def build_map_figure(
     figure.update_layout(
         title={"text": title, "x": 0.01, "font": {"size": 14}},
         height=height,
-        margin={"l": 10, "r": 10, "t": 60, "b": 10},
+        margin={"l": 10, "r": 10, "t": 80, "b": 10},
+        # Below the plot, so it never hides points (and wraps for many classes).
         legend={
             "itemsizing": "constant",
-            "title": {"text": "click a legend entry to hide it"},
+            "title": {"text": "click an entry to hide it:"},
             "font": {"size": 11},
+            "orientation": "h",
+            "yanchor": "top",
+            "y": -0.02,
+            "x": 0,
         },
+        autosize=True,
         dragmode="lasso",
         hovermode="closest",
         plot_bgcolor="white",

@@ -120,6 +120,11 @@ class MapProjector:
     n_epochs : int or None
         Layout optimisation epochs of the fit (umap-learn's default: 500 up to 10 000 fitted
         rows).
+    pca_components : int or None
+        Features wider than this are first projected onto the fitted sample's leading
+        principal components (the usual step before UMAP); it makes placing 60 000 rows
+        several times cheaper. ``refresh`` maps new features straight onto these components.
+        ``None`` keeps every feature.
     transform_epochs : int
         Epochs that refine the rows placed on a fitted map (rows outside the sample, and every
         row in ``refresh``) after their first placement at the membership-weighted mean of their
@@ -153,6 +158,7 @@ class MapProjector:
         alignment_ridge: float = 1e-3,
         n_epochs: int | None = None,
         transform_epochs: int = 20,
+        pca_components: int | None = 32,
     ):
         if int(fit_sample_size) != fit_sample_size or fit_sample_size < 2:
             raise ValueError(
@@ -186,6 +192,13 @@ class MapProjector:
                 f"transform_epochs must be an integer >= 0, got {transform_epochs!r}"
             )
         self.transform_epochs = int(transform_epochs)
+        if pca_components is not None and (
+            int(pca_components) != pca_components or pca_components < 2
+        ):
+            raise ValueError(
+                f"pca_components must be an integer >= 2 or None, got {pca_components!r}"
+            )
+        self.pca_components = None if pca_components is None else int(pca_components)
         self.coordinates_N_2: np.ndarray | None = None
         self.fit_rows: np.ndarray | None = None
         self.alignment_r2: float | None = None
@@ -352,6 +365,18 @@ class MapProjector:
                 )
         return np.concatenate(chunks).astype(np.float32)
 
+    def _fit_reduction(self, features: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:
+        """Project onto the fitted sample's leading principal components (when asked and
+        the features are wider), the usual step before UMAP; returns the projected rows."""
+        n_components = self.pca_components
+        if n_components is None or features.shape[1] <= n_components:
+            return features
+        sample = features[fit_rows].astype(np.float64)
+        mean = sample.mean(axis=0)
+        _, _, vt = np.linalg.svd(sample - mean, full_matrices=False)
+        basis = vt[:n_components].T
+        return ((features - mean) @ basis).astype(np.float32)
+
     def _new_layout(self, features, keep_rows) -> np.ndarray:
         """Fit a layout and return every row's coordinates in UMAP's own frame."""
         self.alignment_r2 = None
@@ -363,6 +388,7 @@ class MapProjector:
             self._reference_features = features.copy()
             return _principal_plane(features)
         fit_rows = self._choose_fit_rows(features.shape[0], keep_rows)
+        features = self._fit_reduction(features, fit_rows)
         self._umap = self._fit_umap(features[fit_rows])
         self.method = "umap"
         self.fit_rows = fit_rows

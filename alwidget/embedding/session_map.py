@@ -22,14 +22,14 @@ __all__ = ["SessionMap", "coverage_title"]
 
 
 def coverage_title(report: dict | None) -> str:
-    """One line of coverage figures for the figure title."""
+    """The coverage figures as two short lines of HTML for the figure title."""
     if report is None:
-        return "coverage: not computed yet"
+        return "coverage not computed yet"
     if report["n_labeled"] == 0:
-        return "coverage: no labels yet, so nothing is covered"
+        return "no labels yet: nothing is covered"
     return (
-        f"coverage: {report['covered_fraction']:.0%} of items have a label within r = {report['radius']:.3g}"
-        f" · k-center radius {report['k_center_radius']:.3g} (largest distance to the nearest label)"
+        f"labels cover {report['covered_fraction']:.0%} of items (within r = {report['radius']:.3g})"
+        f"<br>k-center radius {report['k_center_radius']:.3g}: farthest item from any label"
     )
 
 
@@ -248,8 +248,7 @@ class SessionMap:
             uncovered_rows=uncovered,
             hover_N=self.hover_texts(),
             score_name=f"{spec.score} score",
-            title=html.escape(coverage_title(report))
-            + f" · model v{self.layout_model_version}",
+            title=f"{coverage_title(report)} · model v{self.layout_model_version}",
         )
 
     def figure(self, color_by: str = "label", **options):

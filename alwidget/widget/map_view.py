@@ -26,6 +26,7 @@ from ..embedding.figure import COLOR_MODES
 from ..embedding.projection import MapProjector
 from ..embedding.session_map import SessionMap
 from .map_pane import SELECTION_HINT, item_html, selection_html
+from .width_probe import WidthProbe
 
 __all__ = ["MapView"]
 
@@ -81,7 +82,9 @@ class MapView(widgets.VBox):
             raise ValueError(
                 f"unknown color_by {color_by!r}; choose one of {', '.join(COLOR_MODES)}"
             )
-        super().__init__()
+        # Beside a panel, take the width that is left (and let the plot autosize to it)
+        # rather than the figure's default width, which would overflow the notebook.
+        super().__init__(layout=widgets.Layout(flex="1 1 40%", min_width="380px"))
         self.add_class("alwidget-map")
         self.session = session
         self.map = SessionMap(
@@ -142,7 +145,7 @@ class MapView(widgets.VBox):
         self.status.add_class("alwidget-map-status")
         self.item_pane = widgets.HTML(
             "<i>hover or click a point to see the item</i>",
-            layout=widgets.Layout(width="220px", min_height="200px"),
+            layout=widgets.Layout(width="220px", min_height="60px"),
         )
         self.item_pane.add_class("alwidget-map-item")
         self.selection_info = widgets.HTML(SELECTION_HINT)
@@ -169,23 +172,31 @@ class MapView(widgets.VBox):
             layout=widgets.Layout(max_height="140px", overflow="auto")
         )
         self.errors.add_class("alwidget-map-errors")
-        side = widgets.VBox(
+        actions = widgets.VBox(
             [
-                self.item_pane,
                 self.selection_info,
                 self.queue_button,
                 widgets.HBox([self.bulk_button, self.bulk_class]),
             ],
-            layout=widgets.Layout(width="240px"),
+            layout=widgets.Layout(min_width="240px"),
         )
         controls = widgets.HBox(
             [self.color_dropdown, self.update_button, self.refit_button],
             layout=widgets.Layout(flex_flow="row wrap", align_items="center"),
         )
-        body = widgets.HBox(
-            [widgets.Box([self.figure], layout=widgets.Layout(flex="1 1 auto")), side]
+        # The plot takes the map's full width (often half a notebook beside the panel); the
+        # item and the selection actions sit below it, never over the points. plotly's widget
+        # does not autosize to its box, so the probe measures the box and we set the width.
+        self.width_probe = WidthProbe()
+        self.width_probe.observe(lambda change: self._fit_width(change["new"]), "width")
+        plot = widgets.Box(
+            [self.width_probe, self.figure],
+            layout=widgets.Layout(display="block", width="100%"),
         )
-        self.children = [controls, self.status, body, self.errors]
+        below = widgets.HBox(
+            [self.item_pane, actions], layout=widgets.Layout(flex_flow="row wrap")
+        )
+        self.children = [controls, self.status, plot, below, self.errors]
 
     @property
     def color_by(self) -> str:
@@ -266,6 +277,8 @@ class MapView(widgets.VBox):
         new = self.map.figure(
             self.color_by, max_points=self.max_points, height=self.height
         )
+        if self.width_probe.width > 0:
+            new.update_layout(width=self.width_probe.width)
         with self._draw_lock:
             self._selection_by_trace = {}
             self.figure.data = []
@@ -277,6 +290,11 @@ class MapView(widgets.VBox):
                 trace.on_selection(self._on_trace_selection)
                 trace.on_deselect(self._on_trace_deselect)
         self.handle_selection([])
+
+    def _fit_width(self, width: int) -> None:
+        if width > 0:
+            with self._draw_lock:
+                self.figure.layout.width = width
 
     # ----------------------------------------------------------------- plotly events
     @staticmethod
