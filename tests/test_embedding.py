@@ -232,3 +232,19 @@ def test_fast_placement_agrees_with_umap_transform(blobs, fitted):
         place_on_map(model, landmarks, landmarks[:20], n_epochs=0),
         model.embedding_[:20],
     )
+
+
+def test_wide_features_are_reduced_before_umap_and_refresh_still_aligns():
+    features, clusters = make_blobs(
+        300, n_features=48, centers=3, cluster_std=1.0, random_state=5
+    )
+    projector = MapProjector(fit_sample_size=200, seed=0, pca_components=8)
+    coords = projector.fit(features)
+    assert projector._reference_features.shape == (200, 8)
+    assert _cluster_separation(coords, clusters) > 2.0
+    rng = np.random.default_rng(2)
+    rotation = np.linalg.qr(rng.normal(size=(48, 48)))[0]
+    refreshed = projector.refresh(features @ rotation)
+    assert projector.alignment_r2 > 0.99 and mean_displacement(coords, refreshed) < 0.05
+    with pytest.raises(ValueError, match="pca_components"):
+        MapProjector(pca_components=1)

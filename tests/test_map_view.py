@@ -294,3 +294,13 @@ def test_follow_marks_the_panel_batch_and_tracks_labels(blob_session):
     finally:
         view.close()
         panel.close()
+
+
+def test_plot_width_follows_the_width_the_browser_reports(map_view):
+    # The browser side of WidthProbe sets this trait; the figure must take that width,
+    # also across redraws.
+    map_view.width_probe.width = 455
+    assert map_view.figure.layout.width == 455
+    map_view.refresh_overlays()
+    map_view.wait(WAIT_S)
+    assert map_view.figure.layout.width == 455
