@@ -15,8 +15,7 @@ import html
 import threading
 import traceback
 from collections.abc import Callable
-from concurrent import futures
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 
 import ipywidgets as widgets
 import numpy as np
@@ -25,6 +24,7 @@ import plotly.graph_objects as go
 from ..embedding.figure import COLOR_MODES
 from ..embedding.projection import MapProjector
 from ..embedding.session_map import SessionMap
+from .map_jobs import CoalescingJobs
 from .map_pane import SELECTION_HINT, item_html, selection_html
 from .width_probe import WidthProbe
 
@@ -105,14 +105,9 @@ class MapView(widgets.VBox):
         self.last_outcome = ""
         self.selected_rows = np.zeros(0, dtype=np.int64)
         self._selection_by_trace: dict[int, np.ndarray] = {}
-        self._executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="alwidget-map"
+        self._jobs = CoalescingJobs(
+            on_error=lambda error, kind: self._report(error, f"{kind} failed: ")
         )
-        self._pending: list[Future] = []
-        self._queued: dict[
-            str, Future
-        ] = {}  # kind -> a job of that kind not started yet
-        self._pending_lock = threading.Lock()
         self._draw_lock = threading.Lock()
         self._build(color_by)
         if start:
@@ -204,24 +199,7 @@ class MapView(widgets.VBox):
 
     # ----------------------------------------------------------------- background work
     def _submit(self, kind: str, job) -> Future:
-        # A burst of labels or queue changes must not pile up redraws: a job of the same kind
-        # (same work) that has not started yet will see the newest state anyway, so reuse it.
-        def run():
-            with self._pending_lock:
-                self._queued.pop(kind, None)
-            try:
-                return job()
-            except Exception as error:
-                self._report(error, f"{kind} failed: ")
-                raise
-
-        with self._pending_lock:
-            if kind in self._queued:
-                return self._queued[kind]
-            future = self._executor.submit(run)
-            self._queued[kind] = future
-            self._pending.append(future)
-        return future
+        return self._jobs.submit(kind, job)
 
     def update(self) -> Future:
         """Bring the map up to date in the background: first fit, or re-place the points
@@ -233,22 +211,14 @@ class MapView(widgets.VBox):
         return self._submit("refit", lambda: self._layout_job(refit=True))
 
     def wait(self, timeout: float | None = None) -> None:
-        """Block until every queued job has finished (for scripts and tests).
+        """Block until every background job has finished (for scripts and tests).
 
         Raises
         ------
         TimeoutError
             If a job is still running after ``timeout`` seconds.
         """
-        with self._pending_lock:
-            pending = list(self._pending)
-        _, not_done = futures.wait(pending, timeout=timeout)
-        with self._pending_lock:
-            self._pending = [future for future in self._pending if not future.done()]
-        if not_done:
-            raise TimeoutError(
-                f"{len(not_done)} map job(s) still running after {timeout} s"
-            )
+        self._jobs.wait(timeout)
 
     def _layout_job(self, refit: bool) -> str:
         self._set_status(
@@ -411,7 +381,7 @@ class MapView(widgets.VBox):
 
     def close(self) -> None:
         """Stop background work and close the child widgets."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._jobs.shutdown()
         for child in (self.figure, *self.children):
             child.close()
         super().close()
