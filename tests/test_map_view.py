@@ -304,3 +304,30 @@ def test_plot_width_follows_the_width_the_browser_reports(map_view):
     map_view.refresh_overlays()
     map_view.wait(WAIT_S)
     assert map_view.figure.layout.width == 455
+
+
+def test_background_jobs_coalesce_waiting_jobs_of_one_kind_and_report_errors():
+    import threading
+
+    from alwidget.widget.map_jobs import CoalescingJobs
+
+    errors, runs = [], []
+    jobs = CoalescingJobs(
+        on_error=lambda error, kind: errors.append((kind, str(error)))
+    )
+    release = threading.Event()
+    jobs.submit("slow", release.wait)  # occupies the worker
+    first = jobs.submit("redraw", lambda: runs.append("redraw"))
+    assert jobs.submit("redraw", lambda: runs.append("again")) is first
+    other = jobs.submit("overlays", lambda: runs.append("overlays"))
+    assert other is not first
+
+    def fail():
+        raise RuntimeError("no embeddings")
+
+    jobs.submit("update", fail)
+    release.set()
+    jobs.wait(30)
+    assert runs == ["redraw", "overlays"]
+    assert errors == [("update", "no embeddings")]
+    jobs.shutdown()
