@@ -238,7 +238,8 @@ def main(argv=None) -> int:
     if args.cold_cache:
         if "numba" in sys.modules:
             parser.error("--cold-cache must be decided before numba is imported")
-        os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="alwidget-numba-cold-")
+        cold_cache = tempfile.TemporaryDirectory(prefix="alwidget-numba-cold-")
+        os.environ["NUMBA_CACHE_DIR"] = cold_cache.name  # removed when the script ends
     elif "NUMBA_CACHE_DIR" not in os.environ:
         print(
             "note: NUMBA_CACHE_DIR is unset; numba caches in umap's __pycache__",
