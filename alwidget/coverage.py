@@ -46,9 +46,13 @@ def session_coverage(
         session.pool.ids[p] for p in report["farthest_uncovered"].tolist()
     ]
     summary = {key: report[key] for key in COVERAGE_HISTORY_KEYS}
+    recorded = None
     with session._lock:
         for entry in reversed(session.history):
             if entry.get("model_version") == version:
                 entry["coverage"] = summary
+                recorded = entry
                 break
+    if recorded is not None:
+        session._persist_history_entry(recorded)  # so a resumed history has it too
     return report

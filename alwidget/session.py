@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -77,6 +78,9 @@ class Session(QueryMixin, LabelingMixin, PersistenceMixin, TeamMixin):
     cv_folds : int
         Without a held-out split, each retrain also estimates accuracy by this many folds of
         cross-validation on the labels (costs ``cv_folds`` extra trainings; 0 turns it off).
+    track_coverage : bool, optional
+        Record :meth:`coverage` in the history after each retrain (one deterministic pass
+        over the pool). Defaults to on for pools of at most 20 000 items.
     store : None, False, str, path-like or alwidget.store.LabelStore
         Where labels are kept; each label is committed before :meth:`label` returns.
         ``"sqlite:///labels.db"``, a file path, or ``"postgresql://user@host/db"``; an
@@ -118,6 +122,7 @@ class Session(QueryMixin, LabelingMixin, PersistenceMixin, TeamMixin):
         chunk_size: int = 512,
         annotator: str | None = None,
         cv_folds: int = 3,
+        track_coverage: bool | None = None,
         store=None,
         team: bool = False,
         overlap: int = 1,
@@ -170,6 +175,7 @@ class Session(QueryMixin, LabelingMixin, PersistenceMixin, TeamMixin):
         self._test = pool.test
         self.last_query_timings: dict = {}
         self.cv_folds = int(cv_folds)
+        self.track_coverage = len(pool) <= 20_000 if track_coverage is None else bool(track_coverage)
         self._last_cross_validation: dict | None = None
         self._attach_store(store)  # resumes labels, queue, history and model when it has them
         if self._team is not None:
@@ -351,6 +357,8 @@ class Session(QueryMixin, LabelingMixin, PersistenceMixin, TeamMixin):
                 }
             )
             self._persist_round(self.history[-1], members)
+            if self.track_coverage:
+                self._record_coverage()
             return report
         finally:
             self._training_lock.release()
@@ -391,6 +399,12 @@ class Session(QueryMixin, LabelingMixin, PersistenceMixin, TeamMixin):
         if ids is None:
             return features
         return features[[self._resolve_position(i) for i in ids]]
+
+    def _record_coverage(self) -> None:
+        try:
+            self.coverage()
+        except Exception as error:  # the new model is in place; a missing figure must not undo that
+            warnings.warn(f"coverage of model {self.model_version} could not be computed: {error}", stacklevel=3)
 
     def coverage(self, radius: float | None = None, *, n_farthest: int = 10) -> dict:
         """How well the labels cover the pool in the model's embedding space.

@@ -254,3 +254,20 @@ def test_a_fixed_width_model_cannot_grow():
     session = al.Session(rows, nn.Linear(3, 2), store=False)
     with pytest.raises(ValueError, match="fixed number of outputs"):
         session.add_class("c")
+
+
+def test_coverage_is_recorded_each_round_and_resumed(digits, tmp_path):
+    store = f"sqlite:///{tmp_path / 'labels.db'}"
+    session = al.Session(digits, model="mlp", seed=0, train_config=FAST, store=store)
+    ids = balanced_initial_ids(digits, 20, seed=0)
+    session.label(ids, oracle(digits, ids))
+    session.retrain()
+    first = session.history[-1]["coverage"]
+    assert 0 < first["covered_fraction"] < 1 and first["n_labeled"] == 20
+    batch = session.query(30)
+    session.label(batch.ids, oracle(digits, batch.ids))
+    session.retrain()
+    assert session.history[-1]["coverage"]["n_labeled"] == 50
+    session.close()
+    resumed = al.Session(digits, model="mlp", seed=0, train_config=FAST, store=store)
+    assert [entry["coverage"]["n_labeled"] for entry in resumed.history] == [20, 50]
