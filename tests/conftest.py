@@ -5,8 +5,11 @@ two cores a second OpenMP thread makes training an order of magnitude slower, no
 """
 
 import os
+from pathlib import Path
 
+import pytest
 import torch
+from fixtures.requirements import dependency_missing
 
 # Sessions default to a label file in the working directory, which later tests would resume.
 os.environ.setdefault("ALWIDGET_STORE", ":memory:")
@@ -15,24 +18,12 @@ torch.set_num_threads(1)
 
 pytest_plugins = ["fixtures.browser", "fixtures.postgres"]
 
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def require(condition: bool, reason: str) -> None:
-    """Skip when ``condition`` fails, unless ALWIDGET_REQUIRE_ALL=1 (CI), where it fails."""
-    if condition:
-        return
-    if os.environ.get("ALWIDGET_REQUIRE_ALL") == "1":
-        pytest.fail(f"required for this run but missing: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def mnist_root() -> Path:
     """``../shared/data`` with the MNIST idx files."""
-    require((SHARED_MNIST / "MNIST" / "raw").is_dir(), f"MNIST files under {SHARED_MNIST}")
+    if not (SHARED_MNIST / "MNIST" / "raw").is_dir():
+        dependency_missing(f"MNIST files under {SHARED_MNIST}")
     return SHARED_MNIST
