@@ -313,11 +313,9 @@ class Session(QueryMixin, LabelingMixin, PersistenceMixin, TeamMixin):
             inputs = self.pool.inputs(positions)
             members, reports = [], []
             for member_index in range(self.ensemble):
+                model = self._factory.build(self._member_seed(member_index))
                 if self.train_config.warm_start and self.model_version > 0:
-                    model = self._factory.build(self._member_seed(member_index))
                     model.load_state_dict(self._members[member_index].state_dict())
-                else:
-                    model = self._factory.build(self._member_seed(member_index))
                 member_progress = None if progress is None else (
                     lambda info, m=member_index: progress({"member": m, "members": self.ensemble, **info})
                 )

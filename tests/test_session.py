@@ -271,3 +271,19 @@ def test_coverage_is_recorded_each_round_and_resumed(digits, tmp_path):
     session.close()
     resumed = al.Session(digits, model="mlp", seed=0, train_config=FAST, store=store)
     assert [entry["coverage"]["n_labeled"] for entry in resumed.history] == [20, 50]
+
+
+def test_warm_start_continues_from_the_current_weights(digits):
+    session = al.Session(digits, model="mlp", seed=0, store=False,
+                         train_config=TrainConfig(min_steps=1, max_steps=1, warm_start=True))
+    ids = balanced_initial_ids(digits, 20, seed=0)
+    session.label(ids, oracle(digits, ids))
+    session.retrain()
+    first = {name: value.clone() for name, value in session._members[0].state_dict().items()}
+    session.retrain()
+    # From scratch, the same seed and labels would reproduce the first weights exactly; warm,
+    # it is one more Adam step on top of them, two steps away from the initialisation.
+    fresh = session._factory.build(session._member_seed(0)).state_dict()
+    moved_from_first = max(float((session._members[0].state_dict()[k] - first[k]).abs().max()) for k in first)
+    moved_from_fresh = max(float((session._members[0].state_dict()[k] - fresh[k]).abs().max()) for k in first)
+    assert 0 < moved_from_first < moved_from_fresh
