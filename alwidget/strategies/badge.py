@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .clustering import draw_by_squared_distance
 from .diversity import checked_scores, require_embeddings
 from .scores import mean_log_probs
 from .selection import AcquisitionInputs, Selection
@@ -84,12 +85,7 @@ def select_badge(scores_N: np.ndarray, batch_size: int, inputs: AcquisitionInput
         if step == 0:
             pick = int(np.argmax(squared_norms))
         else:
-            weights = np.where(chosen, 0.0, min_squared)
-            total = weights.sum()
-            if total > 0:
-                pick = int(inputs.rng.choice(n_items, p=weights / total))
-            else:
-                pick = int(inputs.rng.choice(np.flatnonzero(~chosen)))
+            pick = draw_by_squared_distance(min_squared, chosen, inputs.rng)
         picks[step] = pick
         values[step] = squared_norms[pick] if step == 0 else min_squared[pick]
         chosen[pick] = True

@@ -14,7 +14,7 @@ from threadpoolctl import threadpool_limits
 
 from .kcenter import DEFAULT_MAX_CHUNK_ELEMENTS, as_points, nearest_distances
 
-__all__ = ["d2_seeding", "kmeans", "knn_typicality"]
+__all__ = ["d2_seeding", "draw_by_squared_distance", "kmeans", "knn_typicality"]
 
 
 def _squared_distances_to(points: np.ndarray, center: np.ndarray, max_chunk_elements: int) -> np.ndarray:
@@ -24,6 +24,16 @@ def _squared_distances_to(points: np.ndarray, center: np.ndarray, max_chunk_elem
         difference = points[start : start + step] - center
         result[start : start + step] = np.einsum("nd,nd->n", difference, difference)
     return result
+
+
+def draw_by_squared_distance(min_squared: np.ndarray, chosen: np.ndarray, rng: np.random.Generator) -> int:
+    """One k-means++ draw: an unchosen index with probability ∝ its squared distance to the
+    nearest chosen one; uniformly among the unchosen when every distance is zero."""
+    weights = np.where(chosen, 0.0, min_squared)
+    total = weights.sum()
+    if total > 0:
+        return int(rng.choice(len(weights), p=weights / total))
+    return int(rng.choice(np.flatnonzero(~chosen)))
 
 
 def d2_seeding(
@@ -51,12 +61,7 @@ def d2_seeding(
         if step == 0:
             pick = int(rng.integers(n_points))
         else:
-            weights = np.where(chosen, 0.0, min_squared)
-            total = weights.sum()
-            if total > 0:
-                pick = int(rng.choice(n_points, p=weights / total))
-            else:
-                pick = int(rng.choice(np.flatnonzero(~chosen)))
+            pick = draw_by_squared_distance(min_squared, chosen, rng)
         picks[step] = pick
         chosen[pick] = True
         np.minimum(
