@@ -6,10 +6,10 @@ one torch thread each. Results go to ``<out>/runs/*.json`` as each run finishes 
 interrupted benchmark keeps what it did and ``--resume`` skips it), then to
 ``<out>/results.json``, a printed table and a plotly figure (see :mod:`alwidget.bench_report`).
 
-Training is not the paper's Keras set-up: a fixed number of Adam steps on class-balanced
-mini-batches, fresh weights every step, and no validation split (every acquired label
-trains; Gal et al. early-stopped on 100 extra validation labels that their budget does not
-count). The settings are recorded in the JSON.
+Training is not the papers' Keras set-up: a fixed number of Adam steps on class-balanced,
+by default affinely augmented mini-batches, optionally warm-started after the first run, and
+no validation split (every acquired label trains; Gal et al. early-stopped on 100 extra
+validation labels that their budget does not count). The settings are recorded in the JSON.
 """
 
 from __future__ import annotations
@@ -66,6 +66,9 @@ class BenchSettings:
         papers' protocol, which retrains from scratch).
     lr, weight_decay : float
         Adam settings.
+    augment : str
+        Mini-batch augmentation (``"affine"`` or ``"none"``, see :mod:`alwidget.augment`);
+        the papers trained without any.
     """
 
     dataset: str = "mnist"
@@ -82,6 +85,7 @@ class BenchSettings:
     warm_steps: int | None = None
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    augment: str = "affine"
     model: str = "gal_cnn"
     extra: dict = field(default_factory=dict)
 
@@ -100,6 +104,7 @@ class BenchSettings:
         return TrainConfig(
             min_steps=steps, max_steps=steps, max_epochs=10**6, batch_size=self.train_batch,
             lr=self.lr, weight_decay=self.weight_decay, validation_fraction=0.0, warm_start=warm,
+            augment=self.augment,
         )
 
 

@@ -36,6 +36,8 @@ def add_bench_arguments(parser) -> None:
                         help="continue from the previous model for this many steps after the first training "
                         "(default: fresh weights and --train-steps every time, as in the papers)")
     parser.add_argument("--train-batch", type=int, default=BenchSettings.train_batch, help="items per training step")
+    parser.add_argument("--augment", choices=["affine", "none"], default=BenchSettings.augment,
+                        help="mini-batch augmentation while training (the papers used none)")
     parser.add_argument("--lr", type=float, default=BenchSettings.lr)
     parser.add_argument("--weight-decay", type=float, default=BenchSettings.weight_decay)
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (worker processes, 1 torch thread each)")
@@ -72,7 +74,7 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
         "dataset": args.dataset, "data_root": args.data_root, "limit": args.limit, "test_limit": args.test_limit,
         "initial": args.initial, "batch_size": args.batch, "budget": args.budget, "mc_samples": args.mc_samples,
         "score_subset": args.score_subset or None, "train_steps": args.train_steps, "warm_steps": args.warm_steps, "train_batch": args.train_batch,
-        "lr": args.lr, "weight_decay": args.weight_decay,
+        "lr": args.lr, "weight_decay": args.weight_decay, "augment": args.augment,
     }
     if args.smoke:
         values.update(SMOKE)
@@ -107,7 +109,7 @@ def main_bench(args, parser) -> int:
           f"T={settings.mc_samples}; scoring {pool_note}; evaluated on {test_note}; {settings.train_steps} Adam "
           f"steps of {settings.train_batch} per training run"
           + ("" if settings.warm_steps is None else f", later runs warm-started for {settings.warm_steps} steps")
-          + f", no validation split; {args.jobs} worker(s)",
+          + f", augmentation {settings.augment}, no validation split; {args.jobs} worker(s)",
           file=sys.stderr, flush=True)
     started = time.perf_counter()
     try:

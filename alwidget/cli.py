@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="score a random subset of this many unlabeled items per round")
     simulate.add_argument("--max-steps", type=_positive_int, default=None,
                           help="cap gradient steps per training run (default: the TrainConfig default)")
+    simulate.add_argument("--augment", choices=["affine", "none"], default="none",
+                          help="augment training mini-batches of image pools (small random rotation, zoom, shift)")
     simulate.add_argument("--threads", type=_positive_int, default=None,
                           help="torch CPU threads (default: 1, which is fastest for these small models)")
     simulate.add_argument("--json", action="store_true", help="print one JSON object (the only stdout output)")
@@ -106,9 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train_config(args, config_type):
-    if args.max_steps is None:
-        return config_type()
-    return config_type(max_steps=args.max_steps, min_steps=min(args.max_steps, config_type.min_steps))
+    steps = {} if args.max_steps is None else {
+        "max_steps": args.max_steps, "min_steps": min(args.max_steps, config_type.min_steps)}
+    return config_type(augment=args.augment, **steps)
 
 
 def _run_simulate(args, parser) -> int:

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .augment import resolve_augment
+
 __all__ = ["TrainConfig", "TrainReport", "train_model", "combine_reports", "TrainingCancelled"]
 
 
@@ -45,6 +47,11 @@ class TrainConfig:
         ``min_steps``).
     warm_start : bool
         Continue from the current weights instead of a fresh initialisation.
+    augment : None, str or callable
+        Applied to every training mini-batch: ``"affine"`` (small random rotation, zoom
+        and shift of image inputs, see :mod:`alwidget.augment`), a callable
+        ``(batch, generator) -> batch``, or ``None``. Validation batches are never
+        augmented.
     """
 
     max_epochs: int = 100
@@ -58,6 +65,7 @@ class TrainConfig:
     min_labels_for_validation: int = 200
     patience: int = 5
     warm_start: bool = False
+    augment: str | Callable | None = None
 
 
 @dataclass
@@ -147,6 +155,14 @@ def _validation_score(model: nn.Module, inputs: torch.Tensor, targets: torch.Ten
     return correct / count, loss / count
 
 
+def _check_augment(augment, sample: torch.Tensor) -> None:
+    """Fail before training, not at step one, when the augmentation does not fit the inputs."""
+    augmented = augment(sample, torch.Generator().manual_seed(0))
+    if not isinstance(augmented, torch.Tensor) or augmented.shape != sample.shape:
+        shape = tuple(augmented.shape) if isinstance(augmented, torch.Tensor) else type(augmented).__name__
+        raise ValueError(f"augment must return a batch of the same shape {tuple(sample.shape)}; got {shape}")
+
+
 def train_model(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -170,8 +186,12 @@ def train_model(
         raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets")
     if len(np.unique(targets)) < 2:
         raise ValueError("training needs labels from at least two classes")
+    augment = resolve_augment(config.augment)
+    if augment is not None:
+        _check_augment(augment, inputs[:2].to(device))
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
+    augment_generator = torch.Generator().manual_seed(seed)
     train_positions, validation_positions = _split_validation(targets, config, rng)
     model.to(device)
     x_train = inputs[train_positions].to(device)
@@ -195,8 +215,9 @@ def train_model(
             raise TrainingCancelled("training was cancelled")
         model.train()
         batch = torch.as_tensor(next(sampler), device=device)
+        x_batch = x_train[batch] if augment is None else augment(x_train[batch], augment_generator)
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x_train[batch]), y_train[batch])
+        loss = loss_fn(model(x_batch), y_train[batch])
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()} at step {step}; lower the learning rate")
         loss.backward()
