@@ -76,14 +76,17 @@ class RandomAffine:
 AUGMENTATIONS: dict[str, Callable[[], Callable]] = {"affine": RandomAffine}
 
 
-def resolve_augment(spec) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None:
+def resolve_augment(spec, images: bool = True) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None:
     """The augmentation callable for a :class:`~alwidget.training.TrainConfig` ``augment``.
 
     Parameters
     ----------
     spec : None, str or callable
-        ``None`` or ``"none"``: no augmentation; a name from :data:`AUGMENTATIONS`; or a
-        callable ``(batch_N_..., generator) -> batch_N_...`` that keeps the shape.
+        ``None`` or ``"none"``: no augmentation; ``"auto"``: ``"affine"`` for image
+        inputs and nothing otherwise; a name from :data:`AUGMENTATIONS`; or a callable
+        ``(batch_N_..., generator) -> batch_N_...`` that keeps the shape.
+    images : bool
+        Whether the inputs are image batches ``(N, C, H, W)`` (used by ``"auto"``).
 
     Raises
     ------
@@ -92,11 +95,13 @@ def resolve_augment(spec) -> Callable[[torch.Tensor, torch.Generator], torch.Ten
     TypeError
         For anything else that is not callable.
     """
-    if spec is None or spec == "none":
+    if spec is None or spec == "none" or (spec == "auto" and not images):
         return None
+    if spec == "auto":
+        spec = "affine"
     if isinstance(spec, str):
         if spec not in AUGMENTATIONS:
-            raise ValueError(f"unknown augmentation {spec!r}; choose one of {sorted(AUGMENTATIONS)} or 'none'")
+            raise ValueError(f"unknown augmentation {spec!r}; choose one of {sorted(AUGMENTATIONS)}, 'auto' or 'none'")
         return AUGMENTATIONS[spec]()
     if not callable(spec):
         raise TypeError(f"augment must be None, a name or a callable (batch, generator) -> batch; got {type(spec).__name__}")

@@ -80,9 +80,9 @@ class BenchSettings:
     budget: int = 300
     mc_samples: int = 20
     score_subset: int | None = 2000
-    train_steps: int = 250
+    train_steps: int = 500
     train_batch: int = 32
-    warm_steps: int | None = None
+    warm_steps: int | None = 100
     lr: float = 1e-3
     weight_decay: float = 1e-4
     augment: str = "affine"

@@ -12,7 +12,7 @@ from .bench import DEFAULT_STRATEGIES, BenchSettings, run_bench
 
 __all__ = ["SMOKE", "add_bench_arguments", "main_bench", "settings_from_args"]
 
-SMOKE = {"limit": 600, "test_limit": 300, "budget": 40, "train_steps": 20, "train_batch": 16,
+SMOKE = {"limit": 600, "test_limit": 300, "budget": 40, "train_steps": 20, "warm_steps": 10, "train_batch": 16,
          "mc_samples": 5, "score_subset": 200}
 
 
@@ -32,9 +32,9 @@ def add_bench_arguments(parser) -> None:
                         "(for repeated-mnist: before the 3 copies)")
     parser.add_argument("--test-limit", type=int, help="evaluate on a random subset of the 10 000 test images")
     parser.add_argument("--train-steps", type=int, default=BenchSettings.train_steps, help="Adam steps per training run")
-    parser.add_argument("--warm-steps", type=int, default=None,
+    parser.add_argument("--warm-steps", type=int, default=BenchSettings.warm_steps,
                         help="continue from the previous model for this many steps after the first training "
-                        "(default: fresh weights and --train-steps every time, as in the papers)")
+                        "(0: fresh weights and --train-steps every time, as in the papers)")
     parser.add_argument("--train-batch", type=int, default=BenchSettings.train_batch, help="items per training step")
     parser.add_argument("--augment", choices=["affine", "none"], default=BenchSettings.augment,
                         help="mini-batch augmentation while training (the papers used none)")
@@ -73,7 +73,7 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
     values = {
         "dataset": args.dataset, "data_root": args.data_root, "limit": args.limit, "test_limit": args.test_limit,
         "initial": args.initial, "batch_size": args.batch, "budget": args.budget, "mc_samples": args.mc_samples,
-        "score_subset": args.score_subset or None, "train_steps": args.train_steps, "warm_steps": args.warm_steps, "train_batch": args.train_batch,
+        "score_subset": args.score_subset or None, "train_steps": args.train_steps, "warm_steps": args.warm_steps or None, "train_batch": args.train_batch,
         "lr": args.lr, "weight_decay": args.weight_decay, "augment": args.augment,
     }
     if args.smoke:
@@ -81,8 +81,8 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
     for name in ("initial", "batch_size", "budget", "mc_samples", "train_steps", "train_batch"):
         if values[name] < 1:
             parser.error(f"--{name.replace('_', '-')} must be ≥ 1, got {values[name]}")
-    if values["warm_steps"] is not None and values["warm_steps"] < 1:
-        parser.error(f"--warm-steps must be ≥ 1, got {values['warm_steps']}")
+    if args.warm_steps < 0:
+        parser.error(f"--warm-steps must be ≥ 0, got {args.warm_steps}")
     if values["budget"] < values["initial"]:
         parser.error(f"--budget {values['budget']} is below --initial {values['initial']}")
     if values["mc_samples"] < 2:
@@ -97,20 +97,20 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
 
 def main_bench(args, parser) -> int:
     """Run the benchmark the flags describe, write JSON/figure, print the tables."""
-    from .bench_report import format_table, format_timings, summarize, write_figure
+    from .bench_report import format_accuracy_at, format_table, format_timings, summarize, write_figure
 
     settings, strategies, seeds, out = settings_from_args(args, parser)
     test_note = "the full 10 000-image test set" if settings.test_limit is None else \
         f"a random {settings.test_limit}-image subset of the test set (not the full 10 000)"
     pool_note = "every unlabeled item" if settings.score_subset is None else \
         f"a random {settings.score_subset} unlabeled items per step (as Gal et al. scored 2000)"
+    training_note = (f"{settings.train_steps} Adam steps of {settings.train_batch} per training run"
+                     + ("" if settings.warm_steps is None else f", later runs warm-started for {settings.warm_steps} steps")
+                     + f", augmentation {settings.augment}, no validation split")
     print(f"bench {settings.dataset}: {len(strategies)} strategies x seeds {seeds}, {settings.initial} balanced "
           f"initial labels, +{settings.batch_size} per step up to {settings.budget}; {settings.model}, "
-          f"T={settings.mc_samples}; scoring {pool_note}; evaluated on {test_note}; {settings.train_steps} Adam "
-          f"steps of {settings.train_batch} per training run"
-          + ("" if settings.warm_steps is None else f", later runs warm-started for {settings.warm_steps} steps")
-          + f", augmentation {settings.augment}, no validation split; {args.jobs} worker(s)",
-          file=sys.stderr, flush=True)
+          f"T={settings.mc_samples}; scoring {pool_note}; evaluated on {test_note}; {training_note}; "
+          f"{args.jobs} worker(s)", file=sys.stderr, flush=True)
     started = time.perf_counter()
     try:
         runs = run_bench(settings, strategies, seeds, out, jobs=args.jobs, resume=args.resume,
@@ -126,14 +126,16 @@ def main_bench(args, parser) -> int:
     summary = summarize(runs)
     results = {
         "settings": asdict(settings), "strategies": strategies, "seeds": seeds, "jobs": args.jobs,
-        "evaluated_on": test_note, "scored": pool_note, "wall_seconds": round(time.perf_counter() - started, 1),
+        "evaluated_on": test_note, "scored": pool_note, "training": training_note, "wall_seconds": round(time.perf_counter() - started, 1),
         "summary": summary, "runs": runs,
     }
     figure = write_figure(summary, out, png=not args.no_png)
     results["figure"] = figure
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    table = format_table(summary, {settings.dataset: settings.budget}) + "\n" + format_timings(summary)
-    (out / "summary.md").write_text(f"{test_note}; scoring {pool_note}\n{table}\n")
+    checkpoints = [n for n in (50, 100, 150, 180, 200, 250, 300) if settings.initial <= n < settings.budget] + [settings.budget]
+    table = "\n".join([format_table(summary, {settings.dataset: settings.budget}),
+                       format_accuracy_at(summary, checkpoints), format_timings(summary)])
+    (out / "summary.md").write_text(f"Evaluated on {test_note}; scoring {pool_note}; {training_note}.\n\n{table}\n")
     print(table)
     print(f"\nwall time {results['wall_seconds']:.0f} s; results in {out / 'results.json'}; figure {figure['html']}"
           + (f" and {figure['png']}" if figure["png"] else f" (no PNG: {figure['png_error']})"))

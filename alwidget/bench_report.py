@@ -11,7 +11,8 @@ import numpy as np
 
 from .bench import DEFAULT_STRATEGIES, THRESHOLDS, median_labels
 
-__all__ = ["PAPER_FIGURES", "format_table", "format_timings", "summarize", "write_figure"]
+__all__ = ["PAPER_FIGURES", "format_accuracy_at", "format_table", "format_timings", "repeated_picks", "summarize",
+           "write_figure"]
 
 # Labels (initial 20 included) to first reach 90% / 95% test accuracy; None = not within the
 # paper's budget. Gal, Islam & Ghahramani 2017 (10% / 5% test error); Kirsch, van Amersfoort
@@ -34,6 +35,26 @@ PAPER_FIGURES = {
 TIMING_KEYS = ("train_seconds", "predict_seconds", "score_seconds", "select_seconds", "eval_seconds")
 
 
+def repeated_picks(run: dict) -> int | None:
+    """Acquisitions (after the initial labels) of a Repeated MNIST run whose base image was
+    already labeled through another copy; ``None`` for other datasets or runs without ids.
+
+    The Repeated MNIST pool stacks the copies, so copy ``k`` of base image ``i`` has id
+    ``k * n_base + i`` with ``n_base`` = the ``limit`` setting (60 000 without one).
+    """
+    steps = run.get("steps") or []
+    if run.get("dataset") != "repeated-mnist" or not steps or any("acquired" not in step for step in steps):
+        return None
+    n_base = (run.get("settings") or {}).get("limit") or 60_000
+    labeled = {item % n_base for item in steps[0]["acquired"]}
+    repeats = 0
+    for step in steps[1:]:
+        for item in step["acquired"]:
+            repeats += item % n_base in labeled
+            labeled.add(item % n_base)
+    return repeats
+
+
 def summarize(runs: list[dict]) -> dict:
     """Per dataset and strategy: median labels-to-threshold over seeds, per-seed values,
     mean per-step timings and mean learning curve.
@@ -43,7 +64,7 @@ def summarize(runs: list[dict]) -> dict:
     dict
         ``{dataset: {strategy: {"seeds", "labels_to": {"0.9": median or None},
         "labels_to_per_seed", "mean_step_seconds": {...}, "curve": {"n_labels", "mean",
-        "min", "max"}}}}``.
+        "min", "max"}, "repeated_picks": [per seed, Repeated MNIST only]}}}``.
     """
     grouped: dict = {}
     def order(run):  # the paper baselines first, then the batch-aware strategies
@@ -70,6 +91,7 @@ def summarize(runs: list[dict]) -> dict:
                 "labels_to_per_seed": per_seed,
                 "mean_step_seconds": timings,
                 "mean_run_seconds": round(float(np.mean([r["total_seconds"] for r in seed_runs])), 1),
+                "repeated_picks": [repeated_picks(r) for r in seed_runs],
                 "curve": {
                     "n_labels": [s["n_labels"] for s in seed_runs[0]["steps"][:length]],
                     "mean": np.round(accuracy.mean(axis=0), 5).tolist(),
@@ -98,6 +120,24 @@ def format_table(summary: dict, budgets: dict) -> str:
             cells = " | ".join(_cell(entry["labels_to"][str(t)], budget) for t in THRESHOLDS)
             paper = PAPER_FIGURES.get(dataset, {}).get(strategy, "")
             lines.append(f"| {strategy} | {len(entry['seeds'])} | {cells} | {entry['curve']['mean'][-1]:.4f} | {paper} |")
+    return "\n".join(lines)
+
+
+def format_accuracy_at(summary: dict, checkpoints) -> str:
+    """Markdown table: mean test accuracy over seeds at the given label counts, and for
+    Repeated MNIST how many acquisitions re-labeled an image already labeled."""
+    lines = []
+    for dataset, by_strategy in summary.items():
+        repeated = any(p is not None for entry in by_strategy.values() for p in entry["repeated_picks"])
+        lines.append(f"\n{dataset}: mean test accuracy over seeds at N labels"
+                     + ("; copies = acquisitions of an image already labeled through another copy, per seed" if repeated else ""))
+        lines.append("| strategy | " + " | ".join(str(n) for n in checkpoints) + (" | copies |" if repeated else " |"))
+        lines.append("|---|" + "---|" * (len(checkpoints) + repeated))
+        for strategy, entry in by_strategy.items():
+            at = dict(zip(entry["curve"]["n_labels"], entry["curve"]["mean"]))
+            cells = " | ".join(f"{at[n]:.3f}" if n in at else "-" for n in checkpoints)
+            copies = " | " + "/".join("-" if p is None else str(p) for p in entry["repeated_picks"]) if repeated else ""
+            lines.append(f"| {strategy} | {cells}{copies} |")
     return "\n".join(lines)
 
 

@@ -80,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="score a random subset of this many unlabeled items per round")
     simulate.add_argument("--max-steps", type=_positive_int, default=None,
                           help="cap gradient steps per training run (default: the TrainConfig default)")
-    simulate.add_argument("--augment", choices=["affine", "none"], default="none",
-                          help="augment training mini-batches of image pools (small random rotation, zoom, shift)")
+    simulate.add_argument("--augment", choices=["auto", "affine", "none"], default="auto",
+                          help="training mini-batch augmentation: small random rotation, zoom and shift "
+                          "(auto: for image pools only)")
     simulate.add_argument("--threads", type=_positive_int, default=None,
                           help="torch CPU threads (default: 1, which is fastest for these small models)")
     simulate.add_argument("--json", action="store_true", help="print one JSON object (the only stdout output)")

@@ -63,12 +63,14 @@ def test_bad_ranges_are_refused(arguments):
 def test_resolve_names_callables_and_mistakes():
     assert aug.resolve_augment(None) is None and aug.resolve_augment("none") is None
     assert isinstance(aug.resolve_augment("affine"), aug.RandomAffine)
+    assert isinstance(aug.resolve_augment("auto", images=True), aug.RandomAffine)
+    assert aug.resolve_augment("auto", images=False) is None
 
     def flip(batch, generator):
         return batch.flip(-1)
 
     assert aug.resolve_augment(flip) is flip
-    with pytest.raises(ValueError, match="unknown augmentation 'rotate'.*affine"):
+    with pytest.raises(ValueError, match="unknown augmentation 'rotate'.*affine.*auto"):
         aug.resolve_augment("rotate")
     with pytest.raises(TypeError, match="augment must be"):
         aug.resolve_augment(3)
@@ -86,6 +88,26 @@ def test_affine_on_tabular_inputs_names_the_problem():
     with pytest.raises(ValueError, match=r"\(N, C, H, W\); got \(2, 8\)"):
         train_model(torch.nn.Linear(8, 2), inputs, np.arange(20) % 2, TrainConfig(min_steps=1, max_steps=1, augment="affine"),
                     seed=0, device=torch.device("cpu"))
+
+
+def test_auto_augments_images_and_leaves_tabular_inputs_alone(monkeypatch):
+    calls = []
+    original = aug.RandomAffine.__call__
+
+    def counting(self, batch, generator):
+        calls.append(tuple(batch.shape))
+        return original(self, batch, generator)
+
+    config = TrainConfig(min_steps=3, max_steps=3)
+    assert config.augment == "auto"
+    monkeypatch.setattr(aug.RandomAffine, "__call__", counting)
+    train_model(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, 2)), torch.zeros(20, 8),
+                np.arange(20) % 2, config, seed=0, device=torch.device("cpu"))
+    assert calls == []
+    inputs, targets = _tiny_images()
+    train_model(GalCNN(1, 12, 4, kernel_size=3, padding=1), inputs, targets, config, seed=0,
+                device=torch.device("cpu"))
+    assert len(calls) == 1 + 3 and all(len(shape) == 4 for shape in calls)
 
 
 def test_an_augmentation_that_changes_the_shape_is_refused_before_training():

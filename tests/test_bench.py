@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from alwidget.bench import labels_to_threshold, median_labels
-from alwidget.bench_report import format_table, summarize
+from alwidget.bench_report import format_accuracy_at, format_table, repeated_picks, summarize
 from alwidget.cli import main
 
 
@@ -48,6 +48,26 @@ def _run(strategy, seed, accuracies):
         "steps": [{"n_labels": n, "accuracy": a, "train_seconds": 1.0} for n, a in zip(labels, accuracies)],
         "labels_to": {str(t): labels_to_threshold(labels, accuracies, t) for t in (0.9, 0.95, 0.98)},
     }
+
+
+def test_repeated_picks_count_second_copies_of_a_base_image():
+    # limit 100 base images: ids 5, 105 and 205 are the three copies of image 5.
+    run = _run("bald", 0, [0.5, 0.6, 0.7])
+    run.update(dataset="repeated-mnist", settings={"limit": 100})
+    run["steps"][0]["acquired"] = [5, 17]
+    run["steps"][1]["acquired"] = [105, 6, 206]  # 105 repeats 5; 206 repeats 6 (labeled this step)
+    run["steps"][2]["acquired"] = [217, 42]  # 217 repeats the initial 17
+    assert repeated_picks(run) == 3
+    del run["steps"][2]["acquired"]
+    assert repeated_picks(run) is None
+    assert repeated_picks(_run("bald", 0, [0.5])) is None  # plain MNIST: no copies to count
+
+
+def test_accuracy_table_reads_the_mean_curve_at_checkpoints():
+    runs = [_run("bald", 0, [0.5, 0.9, 0.95, 0.96]), _run("bald", 1, [0.7, 0.8, 0.91, 0.98])]
+    table = format_accuracy_at(summarize(runs), [20, 40, 60])
+    assert "| bald | 0.600 | 0.930 | - |" in table
+    assert "copies" not in table
 
 
 def test_summary_takes_medians_over_seeds_and_marks_never_reached():
@@ -113,6 +133,8 @@ def test_smoke_bench_writes_consistent_results(mnist_root, tmp_path):
         (["--budget", "10"], "--budget 10 is below --initial 20"),
         (["--mc-samples", "1"], "--mc-samples must be ≥ 2"),
         (["--data-root", "/nonexistent"], "is not a folder"),
+        (["--warm-steps", "-1"], "--warm-steps must be ≥ 0, got -1"),
+        (["--augment", "flip"], "invalid choice: 'flip'"),
     ],
 )
 def test_bad_flags_exit_2_with_the_reason(args, message, mnist_root, capsys):
@@ -121,3 +143,24 @@ def test_bad_flags_exit_2_with_the_reason(args, message, mnist_root, capsys):
         main(["bench", *base, *args])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_training_flags_reach_the_train_config(mnist_root):
+    from alwidget.bench_cli import settings_from_args
+    from alwidget.cli import build_parser
+
+    parser = build_parser()
+
+    def settings(*flags):
+        args = parser.parse_args(["bench", "--data-root", str(mnist_root), *flags])
+        return settings_from_args(args, parser)[0]
+
+    default = settings()
+    first, later = default.train_config(first=True), default.train_config(first=False)
+    assert (first.min_steps, first.max_steps, first.warm_start, first.augment) == (500, 500, False, "affine")
+    assert (later.min_steps, later.max_steps, later.warm_start) == (100, 100, True)
+    assert first.validation_fraction == 0.0
+    fresh = settings("--warm-steps", "0", "--augment", "none", "--train-steps", "300")
+    assert fresh.warm_steps is None
+    assert not fresh.train_config(first=False).warm_start
+    assert (fresh.train_config(first=False).max_steps, fresh.train_config(first=False).augment) == (300, "none")
