@@ -126,7 +126,10 @@ def main_bench(args, parser) -> int:
     summary = summarize(runs)
     results = {
         "settings": asdict(settings), "strategies": strategies, "seeds": seeds, "jobs": args.jobs,
-        "evaluated_on": test_note, "scored": pool_note, "training": training_note, "wall_seconds": round(time.perf_counter() - started, 1),
+        "evaluated_on": test_note, "scored": pool_note, "training": training_note,
+        # A report-only pass runs nothing: its wall time would say nothing about the benchmark.
+        "wall_seconds": None if args.report_only else round(time.perf_counter() - started, 1),
+        "run_seconds_total": round(sum(run["total_seconds"] for run in runs), 1),
         "summary": summary, "runs": runs,
     }
     figure = write_figure(summary, out, png=not args.no_png)
@@ -137,6 +140,7 @@ def main_bench(args, parser) -> int:
                        format_accuracy_at(summary, checkpoints), format_timings(summary)])
     (out / "summary.md").write_text(f"Evaluated on {test_note}; scoring {pool_note}; {training_note}.\n\n{table}\n")
     print(table)
-    print(f"\nwall time {results['wall_seconds']:.0f} s; results in {out / 'results.json'}; figure {figure['html']}"
+    timing = "report only" if args.report_only else f"wall time {results['wall_seconds']:.0f} s"
+    print(f"\n{timing}; runs took {results['run_seconds_total']:.0f} s in all; results in {out / 'results.json'}; figure {figure['html']}"
           + (f" and {figure['png']}" if figure["png"] else f" (no PNG: {figure['png_error']})"))
     return 0

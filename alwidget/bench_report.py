@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -187,7 +188,8 @@ def write_figure(summary: dict, out: Path, *, png: bool = True) -> dict:
         figure.update_xaxes(title_text="labels (incl. 20 initial)", row=1, col=column)
     for threshold in THRESHOLDS:
         figure.add_hline(y=threshold, line_dash="dot", line_color="gray", line_width=1, row="all", col="all")
-    figure.update_yaxes(title_text="test accuracy", range=[0.5, 1.0], row=1, col=1)
+    lowest = min(min(entry["curve"]["mean"]) for by in summary.values() for entry in by.values())
+    figure.update_yaxes(title_text="test accuracy", range=[max(0.0, math.floor((lowest - 0.02) * 20) / 20), 1.0], row=1, col=1)
     figure.update_layout(title="Active learning with the Gal CNN (mean over seeds; band = min..max)",
                          width=560 * len(datasets), height=480)
     out = Path(out)

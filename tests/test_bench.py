@@ -122,7 +122,10 @@ def test_smoke_bench_writes_consistent_results(mnist_root, tmp_path):
                       "--out", str(out), "--report-only")
     assert report_only.returncode == 0, report_only.stderr
     assert "report only: 1 runs missing: coreset seed 0" in report_only.stderr
-    assert [r["strategy"] for r in json.loads((out / "results.json").read_text())["runs"]] == ["random"]
+    reported = json.loads((out / "results.json").read_text())
+    assert [r["strategy"] for r in reported["runs"]] == ["random"]
+    assert reported["wall_seconds"] is None  # nothing ran in a report-only pass
+    assert reported["run_seconds_total"] == pytest.approx(reported["runs"][0]["total_seconds"])
 
 
 @pytest.mark.parametrize(
