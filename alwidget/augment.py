@@ -62,8 +62,12 @@ class RandomAffine:
         # image is 2f there.
         shift = uniform(count, 2) * 2 * self.max_shift
         cos, sin = torch.cos(angle) * inverse_zoom, torch.sin(angle) * inverse_zoom
+        # The [-1, 1] coordinates stretch each axis to the image's own size, so a rotation in
+        # pixels needs the aspect ratio on its off-diagonal terms (else it shears non-square images).
+        height, width = images_N_C_H_W.shape[-2:]
         theta = torch.stack(
-            [torch.stack([cos, -sin, shift[:, 0]], dim=1), torch.stack([sin, cos, shift[:, 1]], dim=1)], dim=1
+            [torch.stack([cos, -sin * height / width, shift[:, 0]], dim=1),
+             torch.stack([sin * width / height, cos, shift[:, 1]], dim=1)], dim=1
         ).to(device=images_N_C_H_W.device, dtype=images_N_C_H_W.dtype)
         grid = functional.affine_grid(theta, list(images_N_C_H_W.shape), align_corners=False)
         return functional.grid_sample(images_N_C_H_W, grid, padding_mode="border", align_corners=False)

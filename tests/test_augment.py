@@ -142,3 +142,19 @@ def test_training_with_augmentation_is_seeded_and_sees_augmented_batches():
     assert all(torch.equal(first[key], second[key]) for key in first)
     # One shape probe plus one call per step, and the batches really changed.
     assert len(seen) == 2 * 6 and not any(seen)
+
+
+def test_rotation_of_a_non_square_image_keeps_pixel_distances():
+    # A single bright pixel off-centre in a 21×41 image: after a pure rotation about the centre
+    # its distance to the centre (in pixels) must not change, whatever the aspect ratio.
+    images = torch.zeros(16, 1, 21, 41)
+    images[:, :, 10, 30] = 1.0  # 10 px right of the centre (row 10, column 20)
+    rotated = aug.RandomAffine(max_rotation=60, max_shift=0, max_scale=0)(images, torch.Generator().manual_seed(0))
+    rows = torch.arange(21, dtype=torch.float32)[:, None]
+    columns = torch.arange(41, dtype=torch.float32)[None, :]
+    mass = rotated[:, 0].sum(dim=(1, 2))
+    row = (rotated[:, 0] * rows).sum(dim=(1, 2)) / mass
+    column = (rotated[:, 0] * columns).sum(dim=(1, 2)) / mass
+    distance = torch.sqrt((row - 10) ** 2 + (column - 20) ** 2)
+    assert torch.allclose(distance, torch.full_like(distance, 10.0), atol=0.6), distance
+    assert (row - 10).abs().max() > 3  # it really rotated
