@@ -71,22 +71,9 @@ class MapLayers:
             raise ValueError(
                 f"coordinates_N_2 must have shape (N, 2), got {self.coordinates_N_2.shape}"
             )
-        self.labels_N = self._per_item(self.labels_N, "labels_N", int)
-        n_classes = len(self.class_names)
-        if self.labels_N.size and (
-            self.labels_N.min() < -1 or self.labels_N.max() >= n_classes
-        ):
-            raise ValueError(
-                f"labels_N must be -1 (unlabeled) or a class index below {n_classes}"
-            )
+        self.labels_N = self._class_indices(self.labels_N, "labels_N", "unlabeled")
         if self.predicted_N is not None:
-            self.predicted_N = self._per_item(self.predicted_N, "predicted_N", int)
-            if self.predicted_N.size and (
-                self.predicted_N.min() < -1 or self.predicted_N.max() >= n_classes
-            ):
-                raise ValueError(
-                    f"predicted_N must be -1 (not predicted) or a class index below {n_classes}"
-                )
+            self.predicted_N = self._class_indices(self.predicted_N, "predicted_N", "not predicted")
         if self.scores_N is not None:
             self.scores_N = self._per_item(self.scores_N, "scores_N", float)
         self.batch_rows = self._rows(self.batch_rows, "batch_rows", n)
@@ -106,6 +93,14 @@ class MapLayers:
             raise ValueError(
                 f"{name} has {array.shape[0]} entries for {self.n_items} items"
             )
+        return array
+
+    def _class_indices(self, values, name, missing) -> np.ndarray:
+        """Per-item class indices, -1 meaning ``missing``."""
+        array = self._per_item(values, name, int)
+        n_classes = len(self.class_names)
+        if array.size and (array.min() < -1 or array.max() >= n_classes):
+            raise ValueError(f"{name} must be -1 ({missing}) or a class index below {n_classes}")
         return array
 
     @staticmethod
