@@ -181,6 +181,11 @@ class Session(QueryMixin, LabelingMixin, PersistenceMixin, TeamMixin):
         if self._team is not None:
             self._join_team()
 
+    @property
+    def model_name(self) -> str:
+        """A short name of the model architecture (a built-in name or the module's class)."""
+        return self._factory.name
+
     # ------------------------------------------------------------------ configuration
     def _member_seed(self, member: int) -> int:
         return self.seed * 1_000_003 + 7_919 * member

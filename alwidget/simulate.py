@@ -96,7 +96,7 @@ def simulate(
         "batch_size": batch_size,
         "mc_samples": session.mc_samples,
         "ensemble": ensemble,
-        "model": session._factory.name,
+        "model": session.model_name,
         "rounds": records,
         "final_accuracy": records[-1]["accuracy"],
         "total_seconds": round(time.perf_counter() - started, 3),
