@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--batch", type=_positive_int, default=10)
     demo.add_argument("--seed", type=int, default=0)
 
-    from .bench_cli import add_bench_arguments
+    from .experiments.bench_cli import add_bench_arguments
 
     bench = commands.add_parser(
         "bench", help="benchmark strategies on real MNIST (Gal et al. 2017 protocol)",
@@ -119,7 +119,7 @@ def _run_simulate(args, parser) -> int:
     from tqdm import tqdm
 
     from .models import MODELS
-    from .simulate import simulate
+    from .experiments.simulate import simulate
     from .training import TrainConfig
 
     if args.model is not None and args.model not in MODELS:
@@ -156,7 +156,7 @@ def _run_demo(args, parser) -> int:
     from tqdm import tqdm
 
     from . import datasets
-    from .simulate import simulate
+    from .experiments.simulate import simulate
     from .strategies import available
 
     names = [name.strip() for name in args.strategies.split(",") if name.strip()]
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         return _run_demo(args, parser)
     if args.command == "bench":
-        from .bench_cli import main_bench
+        from .experiments.bench_cli import main_bench
 
         return main_bench(args, parser)
     parser.error(f"unknown command {args.command}")

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from alwidget.bench import labels_to_threshold, median_labels
-from alwidget.bench_report import format_accuracy_at, format_table, repeated_picks, summarize
+from alwidget.experiments.bench import labels_to_threshold, median_labels
+from alwidget.experiments.report import format_accuracy_at, format_table, repeated_picks, summarize
 from alwidget.cli import main
 
 
@@ -149,7 +149,7 @@ def test_bad_flags_exit_2_with_the_reason(args, message, mnist_root, capsys):
 
 
 def test_training_flags_reach_the_train_config(mnist_root):
-    from alwidget.bench_cli import settings_from_args
+    from alwidget.experiments.bench_cli import settings_from_args
     from alwidget.cli import build_parser
 
     parser = build_parser()

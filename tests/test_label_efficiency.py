@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import alwidget as al
-from alwidget.simulate import simulate
+from alwidget.experiments.simulate import simulate
 
 
 @pytest.fixture(scope="module")

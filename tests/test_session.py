@@ -18,7 +18,7 @@ from alwidget.errors import (
     UnknownItemError,
     UnknownLabelError,
 )
-from alwidget.simulate import balanced_initial_ids
+from alwidget.experiments.simulate import balanced_initial_ids
 from alwidget.training import TrainConfig
 
 FAST = TrainConfig(min_steps=60, max_steps=120, max_epochs=20)

@@ -1,4 +1,4 @@
-"""Flags and entry point of ``python -m alwidget bench`` (the runner is :mod:`alwidget.bench`)."""
+"""Flags and entry point of ``python -m alwidget bench`` (the runner is :mod:`alwidget.experiments.bench`)."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def _parse_list(text: str, convert, flag: str, parser) -> list:
 
 def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
     """Checked settings, strategies, seeds and output folder from parsed flags."""
-    from .strategies import available
+    from ..strategies import available
 
     strategies = _parse_list(args.strategies, str, "--strategies", parser)
     unknown = [name for name in strategies if name not in available()]
@@ -97,7 +97,7 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
 
 def main_bench(args, parser) -> int:
     """Run the benchmark the flags describe, write JSON/figure, print the tables."""
-    from .bench_report import format_accuracy_at, format_table, format_timings, summarize, write_figure
+    from .report import format_accuracy_at, format_table, format_timings, summarize, write_figure
 
     settings, strategies, seeds, out = settings_from_args(args, parser)
     test_note = "the full 10 000-image test set" if settings.test_limit is None else \

@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .data import Pool
-from .session import Session
-from .training import TrainConfig
+from ..data import Pool
+from ..session import Session
+from ..training import TrainConfig
 
 __all__ = ["balanced_initial_ids", "simulate"]
 

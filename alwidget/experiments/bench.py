@@ -4,7 +4,7 @@
 test accuracy after every step; several strategies and seeds, run in worker processes with
 one torch thread each. Results go to ``<out>/runs/*.json`` as each run finishes (so an
 interrupted benchmark keeps what it did and ``--resume`` skips it), then to
-``<out>/results.json``, a printed table and a plotly figure (see :mod:`alwidget.bench_report`).
+``<out>/results.json``, a printed table and a plotly figure (see :mod:`alwidget.experiments.report`).
 
 Training is not the papers' Keras set-up: a fixed number of Adam steps on class-balanced,
 by default affinely augmented mini-batches, optionally warm-started after the first run, and
@@ -97,7 +97,7 @@ class BenchSettings:
     def train_config(self, first: bool = True):
         """Fixed-length training, no validation split; warm-started after the first run
         when ``warm_steps`` is set."""
-        from .training import TrainConfig
+        from ..training import TrainConfig
 
         warm = not first and self.warm_steps is not None
         steps = self.warm_steps if warm else self.train_steps
@@ -152,7 +152,7 @@ _POOL_CACHE: dict = {}
 
 def load_bench_pool(settings: BenchSettings):
     """The benchmark pool; the same for every seed so runs differ only in the AL seed."""
-    from . import datasets
+    from .. import datasets
 
     key = (settings.dataset, settings.data_root, settings.limit, settings.test_limit)
     if key not in _POOL_CACHE:
@@ -180,7 +180,7 @@ def run_one(settings: BenchSettings, strategy: str, seed: int, threads: int = 1,
     """
     import torch
 
-    from .session import Session
+    from ..session import Session
     from .simulate import balanced_initial_ids
 
     torch.set_num_threads(threads)

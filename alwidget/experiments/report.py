@@ -1,4 +1,4 @@
-"""Tables and learning-curve figures for :mod:`alwidget.bench` results, beside the papers."""
+"""Tables and learning-curve figures for :mod:`alwidget.experiments.bench` results, beside the papers."""
 
 from __future__ import annotations
 
