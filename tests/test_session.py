@@ -18,7 +18,7 @@ from alwidget.errors import (
     UnknownItemError,
     UnknownLabelError,
 )
-from alwidget.experiments.simulate import balanced_initial_ids
+from alwidget.experiments.oracle import balanced_initial_ids
 from alwidget.training import TrainConfig
 
 FAST = TrainConfig(min_steps=60, max_steps=120, max_epochs=20)
@@ -279,11 +279,11 @@ def test_warm_start_continues_from_the_current_weights(digits):
     ids = balanced_initial_ids(digits, 20, seed=0)
     session.label(ids, oracle(digits, ids))
     session.retrain()
-    first = {name: value.clone() for name, value in session._members[0].state_dict().items()}
+    first = {name: value.clone() for name, value in session.model.members[0].state_dict().items()}
     session.retrain()
     # From scratch, the same seed and labels would reproduce the first weights exactly; warm,
     # it is one more Adam step on top of them, two steps away from the initialisation.
-    fresh = session._factory.build(session._member_seed(0)).state_dict()
-    moved_from_first = max(float((session._members[0].state_dict()[k] - first[k]).abs().max()) for k in first)
-    moved_from_fresh = max(float((session._members[0].state_dict()[k] - fresh[k]).abs().max()) for k in first)
+    fresh = session.model.fresh_member(0).state_dict()
+    moved_from_first = max(float((session.model.members[0].state_dict()[k] - first[k]).abs().max()) for k in first)
+    moved_from_fresh = max(float((session.model.members[0].state_dict()[k] - fresh[k]).abs().max()) for k in first)
     assert 0 < moved_from_first < moved_from_fresh

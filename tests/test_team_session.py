@@ -21,7 +21,7 @@ from team_session_worker import CLASSES, DISSENTER, POOL_SIZE, team_label, team_
 import alwidget as al
 from alwidget.errors import AlreadyLabeledError, NotLabeledError
 from alwidget.store import open_store
-from alwidget.team import TeamQueueEmptyError, consensus_label
+from alwidget.session import TeamQueueEmptyError, consensus_label
 from alwidget.training import TrainConfig
 
 WORKER = Path(__file__).parent / "fixtures" / "team_session_worker.py"

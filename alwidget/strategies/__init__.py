@@ -1,8 +1,10 @@
 """Acquisition strategies as pure functions over arrays.
 
-``SCORES`` maps a name to a function ``log_probs_N_K_C -> scores_N``; ``STRATEGIES`` maps a
-strategy name to the score and the selector it combines. Nothing here imports torch or
-ipywidgets.
+``SCORES`` maps a name to a function ``log_probs_N_K_C -> scores_N``; ``SELECTORS`` maps a
+name to ``selector(scores_N, batch_size, inputs) -> Selection``; ``STRATEGIES`` maps a
+strategy name to the :class:`StrategySpec` that combines one of each and declares what the
+strategy needs (K > 1 samples, embeddings, the labeled items' embeddings).
+:func:`register_strategy` adds one. Nothing here imports torch or ipywidgets.
 """
 
 from __future__ import annotations
@@ -26,107 +28,24 @@ from .scores import (
     variation_ratios,
     vote_counts,
 )
-from .selection import AcquisitionInputs, Selection, check_batch_size, select_top_k
+from .registry import (
+    NEEDS_SAMPLES,
+    SCORES,
+    SELECTORS,
+    STRATEGIES,
+    StrategySpec,
+    available,
+    get_strategy,
+    register_strategy,
+    score_with,
+    unregister_strategy,
+)
+from .selection import AcquisitionInputs, Selection, check_batch_size, checked_scores, select_top_k
 from .badge import select_badge
 from .batchbald import select_batchbald
 from .diversity import select_coreset, select_hybrid, select_typicality
 from .kcenter import coverage_report, covered_fraction, k_center_radius, nearest_distances
 from .stochastic import select_stochastic
-
-SCORES = {
-    "random": random_scores,
-    "least_confidence": least_confidence,
-    "margin": margin,
-    "entropy": entropy,
-    "bald": bald,
-    "variation_ratios": variation_ratios,
-    "mean_std": mean_std,
-}
-
-# Selectors share one signature: ``selector(scores_N, batch_size, inputs) -> Selection``.
-# Options (e.g. ``num_candidates`` for hybrid, ``beta`` for stochastic) are keyword-only
-# with defaults: ``functools.partial(SELECTORS["hybrid"], num_candidates=500)``.
-SELECTORS = {
-    "top_k": select_top_k,
-    "batchbald": select_batchbald,
-    "coreset": select_coreset,
-    "badge": select_badge,
-    "hybrid": select_hybrid,
-    "stochastic": select_stochastic,
-    "stochastic_power": partial(select_stochastic, mode="power"),
-    "stochastic_softmax": partial(select_stochastic, mode="softmax"),
-    "stochastic_softrank": partial(select_stochastic, mode="softrank"),
-    "typicality": select_typicality,
-}
-
-# Scores that only separate items when K > 1 (MC dropout or an ensemble).
-NEEDS_SAMPLES = frozenset({"bald", "variation_ratios", "mean_std"})
-
-
-@dataclass(frozen=True)
-class StrategySpec:
-    """How a named strategy is computed.
-
-    Attributes
-    ----------
-    score : str
-        Key into ``SCORES``.
-    selector : str
-        ``"top_k"`` or the name of a batch-aware selector.
-    description : str
-        One line shown to users.
-    needs_embeddings : bool
-        The selector reads ``AcquisitionInputs.embeddings_N_D`` (and labeled embeddings
-        when present). Selectors that ignore scores (coreset, badge, typicality) still name
-        a cheap score so the UI can show one.
-    """
-
-    score: str
-    selector: str
-    description: str
-    needs_embeddings: bool = False
-
-
-STRATEGIES: dict[str, StrategySpec] = {
-    "random": StrategySpec("random", "top_k", "uniformly at random (baseline)"),
-    "least_confidence": StrategySpec("least_confidence", "top_k", "lowest top-class probability"),
-    "margin": StrategySpec("margin", "top_k", "smallest gap between the two likeliest classes"),
-    "entropy": StrategySpec("entropy", "top_k", "highest predictive entropy"),
-    "bald": StrategySpec("bald", "top_k", "highest mutual information between label and weights (MC dropout)"),
-    "variation_ratios": StrategySpec("variation_ratios", "top_k", "most disagreement among MC votes"),
-    "mean_std": StrategySpec("mean_std", "top_k", "largest spread of class probabilities across MC samples"),
-    "batchbald": StrategySpec(
-        "bald", "batchbald", "jointly most informative batch: BatchBALD (needs consistent MC samples)"
-    ),
-    "coreset": StrategySpec(
-        "entropy", "coreset", "k-center core-set: items farthest from everything labeled", True
-    ),
-    "badge": StrategySpec(
-        "entropy", "badge", "BADGE: diverse large-gradient items (k-means++ on gradient embeddings)", True
-    ),
-    "hybrid": StrategySpec(
-        "entropy", "hybrid", "most uncertain shortlist (10x batch), then spread out by k-center", True
-    ),
-    "stochastic_bald": StrategySpec(
-        "bald", "stochastic_power", "BALD sampled without replacement, probability proportional to score"
-    ),
-    "typicality": StrategySpec(
-        "entropy", "typicality", "cold start: typical items of clusters no label covers yet (TypiClust)", True
-    ),
-}
-
-
-def available() -> list[str]:
-    """Names of every registered strategy, sorted."""
-    return sorted(STRATEGIES)
-
-
-def get_strategy(name: str) -> StrategySpec:
-    """Look a strategy up by name, with the list of valid names in the error."""
-    try:
-        return STRATEGIES[name]
-    except KeyError:
-        raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(available())}") from None
 
 
 def explain(log_probs_N_K_C) -> dict:
@@ -159,6 +78,10 @@ __all__ = [
     "Selection",
     "available",
     "get_strategy",
+    "register_strategy",
+    "unregister_strategy",
+    "score_with",
+    "checked_scores",
     "explain",
     "select_top_k",
     "check_batch_size",

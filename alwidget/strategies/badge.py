@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from .clustering import draw_by_squared_distance
-from .diversity import checked_scores, require_embeddings
+from .diversity import require_embeddings
 from .scores import mean_log_probs
-from .selection import AcquisitionInputs, Selection
+from .selection import AcquisitionInputs, Selection, checked_scores
 
 __all__ = ["gradient_embedding_factors", "gradient_squared_distances", "select_badge"]
 

@@ -31,7 +31,7 @@ from scipy.special import logsumexp, softmax
 from threadpoolctl import threadpool_limits
 
 from .scores import validate_log_probs
-from .selection import AcquisitionInputs, Selection, check_batch_size
+from .selection import AcquisitionInputs, Selection, checked_scores
 
 __all__ = [
     "DEFAULT_EXACT_BUDGET",
@@ -274,18 +274,13 @@ def select_batchbald(
     samples let larger batches stay diverse (a test here: 40 items each repeated 3 times,
     batch 10, gave 10 distinct originals with K = 100, 6-9 with K = 10).
     """
-    scores = np.asarray(scores_N, dtype=np.float64)
-    if scores.ndim != 1:
-        raise ValueError(f"scores_N must be 1-D, got shape {scores.shape}")
-    count = check_batch_size(scores.shape[0], batch_size)
+    scores, count = checked_scores(scores_N, batch_size)
     log_probs = np.asarray(inputs.log_probs_N_K_C)
     if log_probs.ndim != 3 or log_probs.shape[0] != scores.shape[0]:
         raise ValueError(
             f"batchbald needs log_probs_N_K_C with one row per scored item "
             f"({scores.shape[0]}); got shape {log_probs.shape}"
         )
-    if np.isnan(scores).any():
-        raise ValueError("scores_N contains NaN")
     # Candidates in score order, so argmax over equal gains prefers the higher score.
     candidates = np.argsort(-scores, kind="stable")
     if max_candidates is not None:

@@ -10,27 +10,15 @@ import numpy as np
 
 from .clustering import kmeans, knn_typicality
 from .kcenter import as_points, greedy_k_center
-from .selection import AcquisitionInputs, Selection, check_batch_size
+from .selection import AcquisitionInputs, Selection, checked_scores
 
 __all__ = [
-    "checked_scores",
     "labeled_embeddings",
     "require_embeddings",
     "select_coreset",
     "select_hybrid",
     "select_typicality",
 ]
-
-
-def checked_scores(scores_N, batch_size: int) -> tuple[np.ndarray, int]:
-    """``scores_N`` as a 1-D float array without NaN, and how many items to choose."""
-    scores = np.asarray(scores_N, dtype=np.float64)
-    if scores.ndim != 1:
-        raise ValueError(f"scores_N must be 1-D, got shape {scores.shape}")
-    count = check_batch_size(scores.shape[0], batch_size)
-    if np.isnan(scores).any():
-        raise ValueError("scores_N contains NaN")
-    return scores, count
 
 
 def require_embeddings(inputs: AcquisitionInputs, strategy: str, n_items: int) -> np.ndarray:

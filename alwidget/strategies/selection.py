@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Selection", "AcquisitionInputs", "select_top_k", "check_batch_size"]
+__all__ = ["Selection", "AcquisitionInputs", "select_top_k", "check_batch_size", "checked_scores"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,21 @@ def check_batch_size(n_items: int, batch_size: int) -> int:
     return min(int(batch_size), n_items)
 
 
+def checked_scores(scores_N, batch_size: int) -> tuple[np.ndarray, int]:
+    """``scores_N`` as a 1-D float array without NaN, and how many items to choose.
+
+    Every selector starts here, so a bad score array fails the same way whichever
+    strategy meets it.
+    """
+    scores = np.asarray(scores_N, dtype=np.float64)
+    if scores.ndim != 1:
+        raise ValueError(f"scores_N must be 1-D, got shape {scores.shape}")
+    count = check_batch_size(scores.shape[0], batch_size)
+    if np.isnan(scores).any():
+        raise ValueError("scores_N contains NaN")
+    return scores, count
+
+
 def select_top_k(
     scores_N: np.ndarray, batch_size: int, inputs: AcquisitionInputs | None = None
 ) -> Selection:
@@ -65,11 +80,6 @@ def select_top_k(
     ``inputs`` is accepted (and ignored) so every selector shares one signature:
     ``selector(scores_N, batch_size, inputs) -> Selection``.
     """
-    scores = np.asarray(scores_N, dtype=np.float64)
-    if scores.ndim != 1:
-        raise ValueError(f"scores_N must be 1-D, got shape {scores.shape}")
-    if np.isnan(scores).any():
-        raise ValueError("scores_N contains NaN")
-    count = check_batch_size(scores.shape[0], batch_size)
+    scores, count = checked_scores(scores_N, batch_size)
     order = np.argsort(-scores, kind="stable")[:count]
     return Selection(indices=order, scores=scores[order])

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .diversity import checked_scores
-from .selection import AcquisitionInputs, Selection
+from .selection import AcquisitionInputs, Selection, checked_scores
 
 __all__ = ["MODES", "select_stochastic"]
 

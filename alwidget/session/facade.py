@@ -1,0 +1,428 @@
+"""The active-learning session: a model, a pool, the labels, training and scoring.
+
+:class:`Session` is a facade over explicit parts, each handed what it needs when built:
+a label book (:mod:`.labels`, or :mod:`.team_labels` in team mode), the model state
+(:mod:`.model_state`), the store link (:mod:`.persistence`) and a query path (:mod:`.queries`
+or :mod:`.team_queue`), all ranking through one :func:`.acquire.acquire`.
+
+Thread safety: ``label``/``unlabel``/``query`` may run while ``retrain`` trains in another
+thread. Training works on fresh members and a snapshot of the labels; the new members
+replace the old ones when training ends, so a failed run leaves the old model. Lock order:
+the team queue's lock, then the label book's, then the model's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..data import Pool
+from ..training import TrainConfig, TrainReport
+from .acquire import acquire
+from .parts import assemble, switch_strategy
+from .team_labels import TeamLabelBook, team_settings
+from .team_queue import TeamQueue
+from .team_view import TeamView
+
+__all__ = ["Session"]
+
+
+class Session:
+    """Active learning over one pool: query a batch, label it, retrain, repeat.
+
+    Parameters
+    ----------
+    pool : Pool
+        The items (see :class:`alwidget.Pool` and :mod:`alwidget.datasets`).
+    model : str, nn.Module or callable, optional
+        ``"small_cnn"``, ``"gal_cnn"``, ``"mlp"``, a module (copied and re-initialised for
+        each training run), or a factory returning a module (given ``num_classes=`` when it
+        accepts it). Defaults to what the pool's item kind suggests (``"small_cnn"`` for
+        images, ``"mlp"`` otherwise).
+    strategy : str
+        A name from :func:`alwidget.strategies.available` (or one added with
+        :func:`alwidget.strategies.register_strategy`).
+    mc_samples : int, optional
+        MC-dropout samples per ensemble member. Defaults to the strategy's own
+        (:attr:`StrategySpec.default_mc_samples`: 20 when it needs samples, 50 for
+        BatchBALD, else 1).
+    ensemble : int
+        Number of independently initialised members; they share the K axis with MC samples.
+    seed : int
+        Seeds initialisation, training, MC masks and random choices.
+    batch_size : int
+        Default size of :meth:`query`.
+    train_config : TrainConfig, optional
+        Training settings.
+    device : str, optional
+        ``"cpu"``, ``"cuda"``, ...; default CUDA when present.
+    score_subset : int, optional
+        Score only a random subset of this many unlabeled items per query (Gal et al.
+        scored 2 000), to bound the cost on huge pools.
+    chunk_size : int
+        Items per forward pass when predicting.
+    annotator : str, optional
+        Recorded with each label (``"user"`` when omitted; required in team mode).
+    cv_folds : int
+        Without a held-out split, each retrain also estimates accuracy by this many folds of
+        cross-validation on the labels (costs ``cv_folds`` extra trainings; 0 turns it off).
+    track_coverage : bool, optional
+        Record :meth:`coverage` in the history after each retrain (one deterministic pass
+        over the pool). Defaults to on for pools of at most 20 000 items.
+    store : None, False, str, path-like or alwidget.store.LabelStore
+        Where labels are kept; each label is committed before :meth:`label` returns.
+        ``"sqlite:///labels.db"``, a file path, or ``"postgresql://user@host/db"``; an
+        existing store is resumed (labels, queue, history, last model). ``None``: the file
+        ``./alwidget-<pool fingerprint[:8]>.db`` (or ``$ALWIDGET_STORE`` when set);
+        ``False`` or ``":memory:"``: kept in memory only.
+    team : bool
+        Team mode: several annotators, each with their own session on one shared store
+        (PostgreSQL, or a SQLite file on one machine), label one pool. :meth:`query` ranks
+        the items still needing labels, publishes the ranking to the store's team queue and
+        returns exactly the items the queue hands to this annotator. :attr:`labels` then
+        holds the team's consensus (majority per item, ties to the latest), which
+        :meth:`retrain` reloads first; :attr:`my_labels` holds this annotator's own, and
+        :meth:`unlabel` undoes only those. Default ``False``.
+    overlap : int
+        Team mode: how many distinct annotators label each item.
+    lease_seconds : float
+        Team mode: how long queried items stay reserved for this annotator without a label.
+    """
+
+    def __init__(
+        self,
+        pool: Pool,
+        model=None,
+        *,
+        strategy: str = "entropy",
+        mc_samples: int | None = None,
+        ensemble: int = 1,
+        seed: int = 0,
+        batch_size: int = 10,
+        train_config: TrainConfig | None = None,
+        device: str | None = None,
+        score_subset: int | None = None,
+        chunk_size: int = 512,
+        annotator: str | None = None,
+        cv_folds: int = 3,
+        track_coverage: bool | None = None,
+        store=None,
+        team: bool = False,
+        overlap: int = 1,
+        lease_seconds: float = 600.0,
+    ):
+        if not isinstance(pool, Pool):
+            raise TypeError(
+                f"pool must be an alwidget.Pool, got {type(pool).__name__}; wrap items as "
+                "alwidget.Pool(items, targets=... or classes=[...])"
+            )
+        self.pool = pool
+        self.seed = int(seed)
+        self.batch_size = int(batch_size)
+        self.train_config = train_config or TrainConfig()
+        self.cv_folds = int(cv_folds)
+        self.track_coverage = len(pool) <= 20_000 if track_coverage is None else bool(track_coverage)
+        checked_team = team_settings(team, overlap, lease_seconds, annotator)
+        self.annotator = "user" if annotator is None else annotator
+        if isinstance(ensemble, bool) or ensemble < 1 or int(ensemble) != ensemble:
+            raise ValueError(f"ensemble must be a positive integer, got {ensemble!r}")
+        self.ensemble = int(ensemble)
+        parts = assemble(
+            pool, model, strategy=strategy, mc_samples=mc_samples, ensemble=self.ensemble,
+            seed=self.seed, device=device, score_subset=score_subset, chunk_size=chunk_size,
+            annotator=self.annotator, store=store, team=checked_team,
+        )  # fmt: skip
+        self.parts = parts
+        self.classes: list[str] = parts.classes.names
+        self.model, self.settings, self.book = parts.model, parts.settings, parts.book
+        self.rounds, self.team_view, self._link = parts.rounds, parts.team_view, parts.link
+        self.history: list[dict] = parts.history
+        self.last_query_timings: dict = {}
+
+    # ------------------------------------------------------------ configuration
+    @property
+    def model_name(self) -> str:
+        """A short name of the model architecture (a built-in name or the module's class)."""
+        return self.model.factory.name
+
+    @property
+    def strategy(self) -> str:
+        """The strategy later queries use (change it with :meth:`set_strategy`)."""
+        return self.settings.strategy
+
+    @property
+    def mc_samples(self) -> int:
+        return self.settings.mc_samples
+
+    @property
+    def score_subset(self) -> int | None:
+        return self.settings.score_subset
+
+    @property
+    def device(self):
+        return self.model.device
+
+    @property
+    def model_version(self) -> int:
+        """How many trainings produced the current model (0 = untrained)."""
+        return self.model.version
+
+    @property
+    def last_train_report(self) -> TrainReport | None:
+        return self.model.last_train_report
+
+    def set_strategy(self, name: str, mc_samples: int | None = None) -> None:
+        """Switch strategy (and optionally the MC sample count) for later queries."""
+        switch_strategy(self.model, self.settings, name, mc_samples)
+
+    def add_class(self, name: str) -> int:
+        """Add a new class (e.g. typed by the annotator) and return its index.
+
+        The current models get one more output, so queries keep working before the next
+        retrain; the class list is saved in the store. In team mode, classes teammates
+        added are taken over first (a name one of them added just returns its index).
+
+        Raises
+        ------
+        ValueError
+            An empty or existing name, or a model whose output size cannot change.
+        """
+        name = str(name).strip()
+        if not name:
+            raise ValueError("add_class: a class name cannot be empty")
+        if name in self.classes:
+            raise ValueError(f"add_class: class {name!r} already exists")
+        self.parts.classes.check_can_grow([name])
+        with self.book.lock:
+            if isinstance(self.book, TeamLabelBook):
+                self.book.sync_classes()  # classes teammates added come first, in store order
+                if name in self.classes:
+                    return self.classes.index(name)
+            self.parts.classes.grow([name])
+            self._link.store.set_classes(self.classes)
+        return len(self.classes) - 1
+
+    # ------------------------------------------------------------------- labels
+    @property
+    def labels(self) -> dict:
+        """Item id → class name, in labeling order (a copy): the labels training uses.
+
+        In team mode, the team's consensus as of the last :meth:`refresh_labels` plus this
+        session's own labels since; :attr:`my_labels` holds this annotator's own.
+        """
+        return self.book.named()
+
+    @property
+    def my_labels(self) -> dict:
+        """Item id → class name of the labels this session's annotator gave."""
+        return self.book.mine()
+
+    @property
+    def labeled_ids(self) -> list:
+        return [self.pool.ids[p] for p in self.book.snapshot()[0]]
+
+    @property
+    def unlabeled_ids(self) -> list:
+        return [self.pool.ids[p] for p in self.book.unlabeled_positions()]
+
+    @property
+    def n_labels(self) -> int:
+        return len(self.book)
+
+    @property
+    def labels_since_retrain(self) -> int:
+        """Labels added since the data of the last training run was taken."""
+        return max(0, len(self.book) - self.model.labels_at_last_training)
+
+    @property
+    def stale(self) -> bool:
+        """Whether labels arrived after the last scoring (the ranking no longer reflects them)."""
+        cached = self.model.cached_scoring()
+        return cached is not None and cached.n_labels != len(self.book)
+
+    def label_counts(self) -> dict:
+        """Class name → number of labels (every class present, zeros included)."""
+        return self.book.counts()
+
+    def class_index(self, label) -> int:
+        """Class index of a class name or index, with a clear error for anything else."""
+        return self.book.class_index(label)
+
+    def label(self, ids, labels, *, annotator: str | None = None) -> None:
+        """Record labels: ``label(id, "cat")`` or ``label([id1, id2], ["cat", 3])``.
+
+        Every id and label is checked before anything is stored, so a bad entry stores
+        nothing; each label is committed to the store before this returns.
+
+        Raises
+        ------
+        UnknownItemError, UnknownLabelError, AlreadyLabeledError, ValueError
+        """
+        self.book.label(
+            ids, labels, annotator=annotator or self.annotator,
+            model_version=self.model.version, strategy=self.strategy,
+        )  # fmt: skip
+
+    def unlabel(self, item_id) -> str:
+        """Undo the label of ``item_id``; returns the class name it had.
+
+        In team mode only this annotator's own label is undone; teammates' stay.
+        """
+        return self.book.unlabel(item_id)
+
+    def prioritize(self, ids) -> None:
+        """Put unlabeled items at the front of the next batches ("label these next")."""
+        self.book.prioritize(ids)
+
+    # ------------------------------------------------------------------ queries
+    def query(self, batch_size: int | None = None):
+        """The next batch to label, ranked by the session's strategy, with explanations.
+
+        In team mode the batch holds exactly the items the team queue handed to this
+        annotator.
+
+        Raises
+        ------
+        PoolExhaustedError
+            Every item is labeled (team mode: nothing is left to hand to this annotator,
+            :class:`alwidget.session.TeamQueueEmptyError`).
+        """
+        batch, timings = self.parts.querier.query(self.batch_size if batch_size is None else batch_size)
+        self.last_query_timings = timings
+        self._link.remember_batch(batch, self.book.priority_ids())
+        return batch
+
+    def score_items(self, ids=None) -> tuple[np.ndarray, np.ndarray]:
+        """``(log_probs_N_K_C, scores_N)`` of ``ids`` (default: the whole pool) under the
+        session's strategy, as a query would score them (no selection)."""
+        positions = self._positions(ids)
+        result = acquire(self.model, self.settings, positions, n_labels=len(self.book))
+        return result.log_probs_N_K_C, result.scores_N
+
+    def _positions(self, ids) -> np.ndarray:
+        if ids is None:
+            return np.arange(len(self.pool))
+        return np.array([self.book.position(i) for i in ids], dtype=np.int64)
+
+    def predict(self, ids=None, *, mc_samples: int | None = None) -> np.ndarray:
+        """``log_probs_N_K_C`` for ``ids`` (default: the whole pool)."""
+        samples = self.mc_samples if mc_samples is None else mc_samples
+        prediction = self.model.predict(self._positions(ids), mc_samples=samples, embeddings=False)
+        return prediction.log_probs_N_K_C
+
+    def embeddings(self, ids=None) -> np.ndarray:
+        """Penultimate-layer features (dropout off, first member) for ``ids`` or the pool."""
+        features = self.model.embeddings()
+        return features if ids is None else features[self._positions(ids)]
+
+    # ----------------------------------------------------------------- training
+    @property
+    def is_training(self) -> bool:
+        return self.rounds.training_lock.locked()
+
+    def retrain(
+        self,
+        progress: Callable[[dict], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> TrainReport:
+        """Train on the current labels (fresh weights unless ``train_config.warm_start``).
+
+        Safe to call from a background thread while labeling goes on: it trains new members
+        on a snapshot of the labels and swaps them in at the end. ``progress`` gets dicts
+        with ``member``, ``step``, ``total_steps`` and ``loss``.
+
+        Raises
+        ------
+        NotEnoughClassesError
+            Fewer than two classes are labeled.
+        TrainingInProgressError
+            Another retrain is running.
+        """
+        return self.rounds.retrain(
+            self.train_config, cv_folds=self.cv_folds, track_coverage=self.track_coverage,
+            progress=progress, should_stop=should_stop,
+        )  # fmt: skip
+
+    def evaluate(self) -> dict | None:
+        """Accuracy and mean log-likelihood of the current model.
+
+        On the pool's held-out split when it has one (``method == "held-out"``); otherwise
+        the k-fold cross-validation computed at the last :meth:`retrain`, or ``None``.
+        """
+        return self.model.evaluate(self.pool.test)
+
+    def coverage(self, radius: float | None = None, *, n_farthest: int = 10) -> dict:
+        """How well the labels cover the pool in the model's embedding space.
+
+        An item is covered when a labeled item lies within ``radius`` of it (Euclidean, on
+        :meth:`embeddings`; default: a radius fixed by the pool's own density). The figures
+        are also stored as ``"coverage"`` in the current model's history entry.
+
+        Returns
+        -------
+        dict
+            ``k_center_radius``, ``covered_fraction``, ``radius``, ``farthest_uncovered``
+            (the ``n_farthest`` least covered pool positions) and
+            ``farthest_uncovered_ids``, ``model_version``, and the rest of
+            :func:`alwidget.strategies.kcenter.coverage_report`.
+        """
+        return self.rounds.coverage(radius, n_farthest=n_farthest)
+
+    # -------------------------------------------------------------- store, team
+    @property
+    def store(self):
+        """The session's :class:`alwidget.store.LabelStore`."""
+        return self._link.store
+
+    def export(self, path, *, history: bool = False):
+        """Write the labels with their metadata to ``.csv``, ``.json`` or ``.jsonl``;
+        ``history=True`` adds undone labels and undo events. Returns the path written."""
+        return self._link.export(path, history=history)
+
+    def to_dataframe(self, *, history: bool = False):
+        """The labels with annotator, time, model version, strategy and score (pandas)."""
+        return self._link.to_dataframe(history=history)
+
+    def close(self) -> None:
+        """Close the label store (the session can still be used for reading)."""
+        self._link.close()
+
+    # Team mode: each answer lives on the TeamView (which has its documentation).
+    team = property(lambda self: self.team_view.team, doc=TeamView.team.__doc__)
+    overlap = property(lambda self: self.team_view.overlap, doc=TeamView.overlap.__doc__)
+
+    def refresh_labels(self) -> int:
+        return self.team_view.refresh_labels()
+
+    def agreement(self):
+        return self.team_view.agreement()
+
+    def conflicts(self) -> list[dict]:
+        return self.team_view.conflicts()
+
+    def team_progress(self) -> dict[str, int]:
+        return self.team_view.team_progress()
+
+    def release(self) -> int:
+        return self.team_view.release()
+
+    for _name in ("refresh_labels", "agreement", "conflicts", "team_progress", "release"):
+        locals()[_name].__doc__ = getattr(TeamView, _name).__doc__
+    del _name
+
+    @property
+    def team_publish_size(self) -> int:
+        """Team mode: items of a ranking one publish puts in the team queue."""
+        return getattr(self.parts.querier, "publish_size", TeamQueue.publish_size)
+
+    @team_publish_size.setter
+    def team_publish_size(self, value: int) -> None:
+        self.parts.querier.publish_size = int(value)
+
+    def __repr__(self) -> str:
+        return (
+            f"Session({self.pool!r}, model={self.model_name}, strategy={self.strategy!r}, "
+            f"mc_samples={self.mc_samples}, ensemble={self.ensemble}, labels={self.n_labels}, "
+            f"model_version={self.model_version})"
+        )

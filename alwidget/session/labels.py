@@ -1,0 +1,225 @@
+"""Label books: which item carries which class, who gave it, and the "label these next" queue.
+
+A session holds one book: :class:`SoloLabelBook` (one label per item) or
+:class:`alwidget.session.team_labels.TeamLabelBook` (several annotators, consensus). Both
+answer the same questions, so the session's code paths hold no team branches. Every write
+goes to the store first and shows in memory only once it is committed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import AlreadyLabeledError, NotLabeledError, UnknownItemError, UnknownLabelError
+
+__all__ = ["LabelBook", "SoloLabelBook", "split_label_arguments"]
+
+
+def split_label_arguments(ids, labels) -> tuple[list, list]:
+    """``label(id, "cat")`` or ``label([id1, id2], ["cat", 3])`` as two equal-length lists."""
+    single = isinstance(ids, (str, int, np.integer)) or not isinstance(ids, Sequence | np.ndarray)
+    id_list = [ids] if single else list(ids)
+    label_list = [labels] if single or isinstance(labels, str) else list(labels)
+    if len(id_list) != len(label_list):
+        raise ValueError(f"label(): got {len(id_list)} ids but {len(label_list)} labels")
+    return id_list, label_list
+
+
+class LabelBook:
+    """What both books share: the labels training uses, the priority queue, look-ups.
+
+    Parameters
+    ----------
+    pool : Pool
+        The items.
+    classes : list of str
+        The session's class list (shared, so classes added later are seen here).
+    link : alwidget.store.session_link.SessionStore
+        Where every change is committed first.
+    annotator : str
+        Whose labels this session writes.
+    """
+
+    def __init__(self, pool, classes: list[str], link, annotator: str) -> None:
+        self.pool = pool
+        self.classes = classes
+        self.link = link
+        self.annotator = annotator
+        # Guards the fields below and is held across a store write, so memory follows the
+        # store's order. May be held while taking the model's lock, never the other way.
+        self.lock = threading.RLock()
+        self.targets: dict[int, int] = {}  # pool position -> class index, in labeling order
+        self.priority: list = []  # item ids to put at the front of the next batches
+
+    # ---------------------------------------------------------------- look-ups
+    def position(self, item_id) -> int:
+        try:
+            return self.pool.position(item_id)
+        except KeyError:
+            raise UnknownItemError(f"unknown item id {item_id!r}: it is not in the pool") from None
+
+    def class_index(self, label) -> int:
+        """Class index of a class name or index, with a clear error for anything else."""
+        if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
+            if 0 <= int(label) < len(self.classes):
+                return int(label)
+            raise UnknownLabelError(
+                f"label index {int(label)} is out of range: there are {len(self.classes)} classes"
+            )
+        name = str(label)
+        if name in self.classes:
+            return self.classes.index(name)
+        raise UnknownLabelError(f"unknown label {label!r}: classes are {self.classes}")
+
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        """Labeled positions and their class indices, in labeling order."""
+        with self.lock:
+            count = len(self.targets)
+            positions = np.fromiter(self.targets.keys(), dtype=np.int64, count=count)
+            targets = np.fromiter(self.targets.values(), dtype=np.int64, count=count)
+        return positions, targets
+
+    def named(self) -> dict:
+        with self.lock:
+            return {self.pool.ids[p]: self.classes[c] for p, c in self.targets.items()}
+
+    def labeled_mask(self) -> np.ndarray:
+        with self.lock:
+            mask = np.zeros(len(self.pool), dtype=bool)
+            mask[list(self.targets)] = True
+        return mask
+
+    def unlabeled_positions(self) -> np.ndarray:
+        return np.flatnonzero(~self.labeled_mask())
+
+    def counts(self) -> dict:
+        with self.lock:
+            values = np.fromiter(self.targets.values(), dtype=np.int64, count=len(self.targets))
+        counts = np.bincount(values, minlength=len(self.classes))
+        return {name: int(count) for name, count in zip(self.classes, counts)}
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    # ------------------------------------------------------------------ writes
+    def label(self, ids, labels, *, annotator: str, model_version: int, strategy: str) -> None:
+        """Validate every pair, commit them to the store, then show them in memory."""
+        id_list, label_list = split_label_arguments(ids, labels)
+        with self.lock:
+            resolved, seen = [], set()
+            for item_id, label in zip(id_list, label_list):
+                position = self.position(item_id)
+                self.check_can_label(position, annotator)
+                if position in seen:
+                    raise AlreadyLabeledError(f"item {item_id!r} appears twice in one label() call")
+                seen.add(position)
+                resolved.append((position, self.class_index(label)))
+            records = self.link.record_labels(
+                [(self.pool.ids[p], self.classes[c]) for p, c in resolved],
+                annotator=annotator, model_version=model_version, strategy=strategy,
+            )  # fmt: skip
+            self.commit(resolved, records, annotator, model_version, strategy)
+            for position, _ in resolved:
+                self._drop_priority(self.pool.ids[position])
+
+    def prioritize(self, ids) -> None:
+        """Put unlabeled items at the front of the next batches, and save the queue."""
+        with self.lock:
+            for item_id in ids:
+                position = self.position(item_id)
+                if position not in self.targets and self.pool.ids[position] not in self.priority:
+                    self.priority.append(self.pool.ids[position])
+            self.link.save_queue(self.priority)
+
+    def priority_ids(self) -> list:
+        with self.lock:
+            return list(self.priority)
+
+    def _drop_priority(self, item_id) -> None:
+        if item_id in self.priority:
+            self.priority.remove(item_id)
+
+    # ---------------------------------------------------- what each book decides
+    def check_can_label(self, position: int, annotator: str) -> None:
+        raise NotImplementedError
+
+    def commit(self, resolved, records, annotator: str, model_version: int, strategy: str):
+        raise NotImplementedError
+
+    def unlabel(self, item_id) -> str:
+        raise NotImplementedError
+
+    def needs_labels_mask(self) -> np.ndarray:
+        """Items a query may hand to this annotator."""
+        raise NotImplementedError
+
+    def mine(self) -> dict:
+        """Item id → class name of this annotator's own labels, in labeling order."""
+        raise NotImplementedError
+
+    def restore(self, state) -> None:
+        """Take over what the store already holds (labels, queue)."""
+        raise NotImplementedError
+
+    def before_training(self) -> None:
+        """Bring the labels up to date before a training snapshot is taken."""
+
+    def annotate_round(self, entry: dict) -> None:
+        """Add what a history entry should say about who trained it."""
+
+
+class SoloLabelBook(LabelBook):
+    """One annotator, one label per item."""
+
+    def __init__(self, pool, classes, link, annotator) -> None:
+        super().__init__(pool, classes, link, annotator)
+        self.meta: dict[int, dict] = {}  # pool position -> annotator, time, model, strategy
+
+    def check_can_label(self, position: int, annotator: str) -> None:
+        if position in self.targets:
+            raise AlreadyLabeledError(
+                f"item {self.pool.ids[position]!r} is already labeled "
+                f"{self.classes[self.targets[position]]!r}; undo it first"
+            )
+
+    def commit(self, resolved, records, annotator, model_version, strategy) -> None:
+        for position, class_index in resolved:
+            self.targets[position] = class_index
+            self.meta[position] = {
+                "annotator": annotator, "time": time.time(),
+                "model_version": model_version, "strategy": strategy,
+            }  # fmt: skip
+
+    def unlabel(self, item_id) -> str:
+        with self.lock:
+            position = self.position(item_id)
+            if position not in self.targets:
+                raise NotLabeledError(f"item {item_id!r} has no label to undo")
+            who = self.meta.get(position, {}).get("annotator", self.annotator)
+            self.link.record_undo(self.pool.ids[position], annotator=who)
+            class_index = self.targets.pop(position)
+            self.meta.pop(position, None)
+            return self.classes[class_index]
+
+    def needs_labels_mask(self) -> np.ndarray:
+        return ~self.labeled_mask()
+
+    def mine(self) -> dict:
+        with self.lock:
+            return {
+                self.pool.ids[p]: self.classes[c]
+                for p, c in self.targets.items()
+                if self.meta.get(p, {}).get("annotator", self.annotator) == self.annotator
+            }
+
+    def restore(self, state) -> None:
+        with self.lock:
+            for item_id, class_name, meta in state.labels:
+                position = self.pool.position(item_id)
+                self.targets[position] = self.classes.index(class_name)
+                self.meta[position] = dict(meta)
+            self.priority = list(state.queue)

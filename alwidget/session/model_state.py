@@ -1,0 +1,302 @@
+"""The session's model: its members, their version, training, prediction and what they see.
+
+Training builds fresh members on a snapshot of the labels and swaps them in under
+:attr:`ModelState.lock` when it ends, so labeling and querying go on meanwhile and a failed
+run leaves the old model in place.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import StrategyModelMismatchError
+from ..evaluation import classification_metrics, cross_validate
+from ..models import ModelFactory, add_output_unit, has_dropout
+from ..predict import Prediction, predict
+from ..strategies import StrategySpec
+from ..strategies.kcenter import coverage_report
+from ..training import TrainConfig, TrainReport, combine_reports, train_model
+
+__all__ = ["ModelState", "ScoringCache"]
+
+
+@dataclass
+class ScoringCache:
+    """The last scoring pass of one model version, reused until the model changes.
+
+    ``row_of`` maps a pool position to its row in the arrays (-1: not scored);
+    ``n_labels`` is how many labels the session had when the ranking was last served,
+    which tells the widget whether labels arrived since (``Session.stale``).
+    """
+
+    model_version: int
+    mc_samples: int
+    row_of: np.ndarray
+    log_probs_N_K_C: np.ndarray
+    embeddings_N_D: np.ndarray | None
+    n_labels: int
+
+    def rows(self, positions: np.ndarray, want_embeddings: bool) -> np.ndarray | None:
+        """Rows of ``positions`` when every one was scored (with embeddings if wanted)."""
+        if want_embeddings and self.embeddings_N_D is None:
+            return None
+        rows = self.row_of[positions]
+        return rows if (rows >= 0).all() else None
+
+
+class ModelState:
+    """Members (an ensemble of one or more), their version and the caches tied to it.
+
+    Parameters
+    ----------
+    factory : ModelFactory
+        Builds a member from a seed.
+    pool : Pool
+        The items the members predict.
+    ensemble, seed, device, chunk_size
+        As given to :class:`alwidget.Session`.
+    """
+
+    def __init__(self, factory: ModelFactory, pool, *, ensemble, seed, device, chunk_size):
+        self.factory = factory
+        self.pool = pool
+        self.ensemble = ensemble
+        self.seed = seed
+        self.device = device
+        self.chunk_size = chunk_size
+        # Guards every field below; taken last (never held while asking the label book).
+        self.lock = threading.RLock()
+        self.members = [factory.build(self.member_seed(i)) for i in range(ensemble)]
+        self.version = 0
+        self.last_train_report: TrainReport | None = None
+        self.labels_at_last_training = 0
+        self.scoring: ScoringCache | None = None
+        self.last_cross_validation: dict | None = None
+        self._embeddings: tuple[int, np.ndarray] | None = None
+
+    # ------------------------------------------------------------------ checks
+    def member_seed(self, member: int) -> int:
+        return self.seed * 1_000_003 + 7_919 * member
+
+    def fresh_member(self, member: int) -> torch.nn.Module:
+        """A newly initialised member, as a retrain without warm start begins."""
+        return self.factory.build(self.member_seed(member))
+
+    @property
+    def has_dropout(self) -> bool:
+        return has_dropout(self.members[0])
+
+    def check_output_width(self, n_classes: int) -> None:
+        probe = self.pool.inputs(np.array([0]))
+        model = self.members[0]
+        model.eval()
+        with torch.inference_mode():
+            out = model(probe)
+        if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != n_classes:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(
+                f"model: it must output logits of shape (batch, {n_classes}) for the pool's "
+                f"{n_classes} classes; it returned {shape} for input {tuple(probe.shape)}"
+            )
+
+    def check_serves(self, spec: StrategySpec, strategy: str, mc_samples: int) -> None:
+        """Refuse a strategy whose declared needs this model cannot meet."""
+        dropout = self.has_dropout
+        if mc_samples > 1 and not dropout:
+            raise StrategyModelMismatchError(
+                f"mc_samples={mc_samples} asks for MC dropout, but the model "
+                f"{self.factory.name} has no dropout layers; use ensemble=5 or a model with "
+                "dropout"
+            )
+        n_samples = self.ensemble * (mc_samples if dropout else 1)
+        if spec.needs_samples and n_samples < 2:
+            reason = "the model has no dropout layers" if not dropout else "mc_samples=1"
+            raise StrategyModelMismatchError(
+                f"strategy {strategy!r} needs K > 1 stochastic predictions (MC dropout or an "
+                f"ensemble), but {reason} and ensemble=1, so K = 1; add dropout, raise "
+                "mc_samples, or pass ensemble=5"
+            )
+
+    def grow_classes(self, count: int) -> None:
+        """Give every member ``count`` more outputs (new classes start near probability 0)."""
+        with self.lock:
+            for _ in range(count):
+                self.factory.num_classes += 1
+                for member in self.members:
+                    add_output_unit(member)
+            self.forget_predictions()
+
+    def forget_predictions(self) -> None:
+        with self.lock:
+            self.scoring = None
+            self._embeddings = None
+
+    # -------------------------------------------------------------- prediction
+    def predict(self, positions, *, mc_samples: int, embeddings: bool, inputs=None) -> Prediction:
+        """Predict ``positions`` of the pool (or of ``inputs``, a rows -> tensor function)."""
+        with self.lock:
+            members, version = list(self.members), self.version
+        return predict(
+            members,
+            inputs or self.pool.inputs,
+            positions,
+            mc_samples=mc_samples if has_dropout(members[0]) else 1,
+            chunk_size=self.chunk_size,
+            device=self.device,
+            seed=self.seed * 1_000_033 + version,
+            return_embeddings=embeddings,
+        )
+
+    def scoring_pass(
+        self, positions: np.ndarray, *, mc_samples: int, want_embeddings: bool, n_labels: int
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Log-probs (and embeddings) of ``positions``, reusing this model's last pass."""
+        with self.lock:
+            cached, version = self.scoring, self.version
+        if cached is not None and (cached.model_version, cached.mc_samples) == (version, mc_samples):
+            rows = cached.rows(positions, want_embeddings)
+            if rows is not None:
+                cached.n_labels = n_labels
+                embeddings = None if cached.embeddings_N_D is None else cached.embeddings_N_D[rows]
+                return cached.log_probs_N_K_C[rows], embeddings
+        prediction = self.predict(positions, mc_samples=mc_samples, embeddings=want_embeddings)
+        row_of = np.full(len(self.pool), -1, dtype=np.int64)
+        row_of[positions] = np.arange(len(positions))
+        with self.lock:
+            if self.version == version:
+                self.scoring = ScoringCache(
+                    version, mc_samples, row_of, prediction.log_probs_N_K_C,
+                    prediction.embeddings_N_D, n_labels,
+                )  # fmt: skip
+        return prediction.log_probs_N_K_C, prediction.embeddings_N_D
+
+    def cached_scoring(self) -> ScoringCache | None:
+        """The last scoring pass when it belongs to the current model, else None."""
+        with self.lock:
+            cached = self.scoring
+            return cached if cached is not None and cached.model_version == self.version else None
+
+    def embeddings(self) -> np.ndarray:
+        """Penultimate-layer features of the whole pool (dropout off, first member)."""
+        with self.lock:
+            cached, version = self._embeddings, self.version
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        everything = np.arange(len(self.pool))
+        features = self.predict(everything, mc_samples=1, embeddings=True).embeddings_N_D
+        with self.lock:
+            if self.version == version:
+                self._embeddings = (version, features)
+        return features
+
+    def evaluate(self, test) -> dict | None:
+        """Held-out accuracy on ``test``, else the last cross-validation (or None)."""
+        with self.lock:
+            version, cross_validation = self.version, self.last_cross_validation
+        if test is None:
+            return None if cross_validation is None else {**cross_validation, "model_version": version}
+        prediction = self.predict(
+            np.arange(len(test)), mc_samples=1, embeddings=False,
+            inputs=lambda rows: test.inputs[rows],
+        )  # fmt: skip
+        metrics = classification_metrics(prediction.log_probs_N_K_C, test.targets)
+        return {**metrics, "method": "held-out", "model_version": version}
+
+    def coverage(self, labeled_mask_fn: Callable[[], np.ndarray], radius, n_farthest) -> dict:
+        """:func:`coverage_report` of the labels on this model's embeddings."""
+        for _attempt in range(3):
+            with self.lock:
+                version = self.version
+            mask = labeled_mask_fn()
+            features = self.embeddings()
+            # A retrain finishing between the two reads would pair old labels with new features.
+            if self.version == version:
+                break
+        report = coverage_report(features, mask, radius, n_farthest=n_farthest)
+        report["model_version"] = version
+        report["farthest_uncovered_ids"] = [
+            self.pool.ids[p] for p in report["farthest_uncovered"].tolist()
+        ]
+        return report
+
+    # ---------------------------------------------------------------- training
+    def train(
+        self,
+        positions: np.ndarray,
+        targets: np.ndarray,
+        config: TrainConfig,
+        *,
+        progress: Callable[[dict], None] | None,
+        should_stop: Callable[[], bool] | None,
+        cv_folds: int,
+        cross_validation: bool,
+    ) -> TrainReport:
+        """Train new members on the labels and install them; returns the report."""
+        started = time.perf_counter()
+        inputs = self.pool.inputs(positions)
+        members, reports = [], []
+        for index in range(self.ensemble):
+            model = self.fresh_member(index)
+            if config.warm_start and self.version > 0:
+                model.load_state_dict(self.members[index].state_dict())
+            member_progress = None
+            if progress is not None:
+                def member_progress(info, member=index):
+                    progress({"member": member, "members": self.ensemble, **info})
+            reports.append(
+                train_model(
+                    model, inputs, targets, config,
+                    seed=self.member_seed(index) + len(targets), device=self.device,
+                    progress=member_progress, should_stop=should_stop,
+                )  # fmt: skip
+            )
+            members.append(model)
+        seconds = time.perf_counter() - started
+        report = reports[0] if len(reports) == 1 else combine_reports(reports, seconds)
+        with self.lock:
+            self.members = members
+            self.version += 1
+            self.labels_at_last_training = len(targets)
+            self.last_train_report = report
+            self.forget_predictions()
+        if cross_validation and cv_folds >= 2:
+            result = cross_validate(
+                self.factory, inputs, targets, config, folds=cv_folds,
+                seed=self.member_seed(0), device=self.device, should_stop=should_stop,
+            )  # fmt: skip
+            with self.lock:
+                self.last_cross_validation = result
+        return report
+
+    def restore(self, version: int, state_dicts: list[dict], trained_on: int) -> bool:
+        """Load stored weights; False (with a warning) when they do not fit this model."""
+        try:
+            if len(state_dicts) != self.ensemble:
+                raise ValueError(
+                    f"it has {len(state_dicts)} ensemble members, the session {self.ensemble}"
+                )
+            members = []
+            for index, state in enumerate(state_dicts):
+                member = self.fresh_member(index)
+                member.load_state_dict(state)
+                members.append(member)
+        except (RuntimeError, ValueError, KeyError) as error:
+            warnings.warn(
+                f"the stored model (version {version}) does not fit this session's model, so "
+                f"training starts afresh; the labels were restored ({error})",
+                stacklevel=5,
+            )
+            return False
+        with self.lock:
+            self.members = members
+            self.version = int(version)
+            self.labels_at_last_training = int(trained_on)
+            self.forget_predictions()
+        return True

@@ -1,0 +1,120 @@
+"""Building a session's parts, each handed what it needs, in the one order that works.
+
+The store opens before the label book (the book writes through it) and after the model
+(classes added to the store widen the model's output before stored weights load).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import strategies
+from ..models import ModelFactory
+from ..predict import pick_device
+from .acquire import AcquisitionSettings
+from .labels import LabelBook, SoloLabelBook
+from .model_state import ModelState
+from .persistence import open_link, restore_session
+from .queries import SoloQuery
+from .rounds import TrainingRounds
+from .team_labels import TeamLabelBook, TeamSettings
+from .team_queue import TeamQueue
+from .team_view import TeamView
+
+__all__ = ["ClassList", "SessionParts", "assemble", "switch_strategy"]
+
+
+class ClassList:
+    """The session's class names, grown together with the model's output."""
+
+    def __init__(self, names: list[str], model: ModelState) -> None:
+        self.names = names
+        self.model = model
+
+    def check_can_grow(self, names: list[str]) -> None:
+        if names and not self.model.factory.can_change_classes:
+            raise ValueError(
+                f"classes {names} cannot be added: the model {self.model.factory.name} has a "
+                "fixed number of outputs; pass a factory taking num_classes= (or a built-in "
+                "model name)"
+            )
+
+    def grow(self, names: list[str]) -> None:
+        self.check_can_grow(names)
+        self.names.extend(names)
+        self.model.grow_classes(len(names))
+
+
+@dataclass
+class SessionParts:
+    """Everything a :class:`alwidget.Session` is made of."""
+
+    classes: ClassList
+    model: ModelState
+    settings: AcquisitionSettings
+    link: object
+    book: LabelBook
+    querier: SoloQuery | TeamQueue
+    rounds: TrainingRounds
+    team_view: TeamView
+    history: list
+
+
+def switch_strategy(model: ModelState, settings: AcquisitionSettings, name: str,
+                    mc_samples: int | None) -> None:  # fmt: skip
+    """Point ``settings`` at strategy ``name`` after checking the model can serve it."""
+    spec = strategies.get_strategy(name)
+    samples = spec.default_mc_samples if mc_samples is None else mc_samples
+    if isinstance(samples, bool) or int(samples) != samples or samples < 1:
+        raise ValueError(f"mc_samples must be ≥ 1, got {mc_samples!r}")
+    model.check_serves(spec, name, int(samples))
+    settings.strategy, settings.spec, settings.mc_samples = name, spec, int(samples)
+    model.forget_predictions()
+
+
+def assemble(pool, model, *, strategy, mc_samples, ensemble, seed, device, score_subset,
+             chunk_size, annotator: str, store, team: TeamSettings | None) -> SessionParts:  # fmt: skip
+    """Build and connect the parts; the store is closed again if anything fails."""
+    names = list(pool.classes)
+    if len(names) < 2:
+        raise ValueError(f"a classifier needs at least two classes; the pool has {names}")
+    if model is None:
+        model = pool.item_kind.default_model(pool.input_shape)
+    state = ModelState(
+        ModelFactory(model, pool.input_shape, len(names)), pool, ensemble=ensemble, seed=seed,
+        device=pick_device(device), chunk_size=chunk_size,
+    )  # fmt: skip
+    state.check_output_width(len(names))
+    settings = AcquisitionSettings(
+        strategy, strategies.get_strategy(strategy), 1, score_subset, np.random.default_rng(seed)
+    )
+    switch_strategy(state, settings, strategy, mc_samples)
+    classes = ClassList(names, state)
+    link = open_link(store, pool, names, annotator)
+    try:
+        classes.grow([name for name in link.classes if name not in names])
+        if team is None:
+            book = SoloLabelBook(pool, names, link, annotator)
+            querier = SoloQuery(pool, book, state, settings, names)
+        else:
+            if not link.is_shared:
+                raise ValueError(
+                    "team mode needs a store the other annotators can open: a PostgreSQL URL, "
+                    "or a SQLite file for annotators on one machine; this session's store is "
+                    "in memory (store=False, ':memory:' or $ALWIDGET_STORE)"
+                )
+            link.queue_batches = False  # leases keep the batch; the queue keeps priorities
+            book = TeamLabelBook(pool, names, link, annotator, team, classes.grow)
+            querier = TeamQueue(pool, book, state, settings, names)
+        history: list[dict] = []
+        restore_session(link, book, state, history)
+    except BaseException:
+        link.close()
+        raise
+    return SessionParts(
+        classes, state, settings, link, book, querier,
+        TrainingRounds(pool, book, state, link, history, names),
+        TeamView(book, querier, link), history,
+    )  # fmt: skip

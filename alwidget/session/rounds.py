@@ -1,0 +1,106 @@
+"""A training round: snapshot the labels, train, evaluate, record, measure coverage."""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from collections.abc import Callable
+
+from ..errors import NotEnoughClassesError, TrainingInProgressError
+from ..training import TrainConfig, TrainReport
+from .labels import LabelBook
+from .model_state import ModelState
+
+__all__ = ["COVERAGE_HISTORY_KEYS", "TrainingRounds"]
+
+# The coverage figures copied into the history entry of the model they describe.
+COVERAGE_HISTORY_KEYS = (
+    "radius",
+    "k_center_radius",
+    "covered_fraction",
+    "unlabeled_covered_fraction",
+    "n_labeled",
+)
+
+
+class TrainingRounds:
+    """Runs :meth:`alwidget.Session.retrain` and keeps the learning history.
+
+    Parameters
+    ----------
+    pool, book, model, link
+        The session's pool, label book, model state and store link.
+    history : list of dict
+        The session's history (appended to in place).
+    classes : list of str
+        The session's classes (shared).
+    """
+
+    def __init__(self, pool, book: LabelBook, model: ModelState, link, history: list[dict],
+                 classes: list[str]) -> None:  # fmt: skip
+        self.pool = pool
+        self.book = book
+        self.model = model
+        self.link = link
+        self.history = history
+        self.classes = classes
+        # Held for a whole round; independent of every other lock (never waited on).
+        self.training_lock = threading.Lock()
+
+    def retrain(self, config: TrainConfig, *, cv_folds: int, track_coverage: bool,
+                progress: Callable[[dict], None] | None,
+                should_stop: Callable[[], bool] | None) -> TrainReport:  # fmt: skip
+        if not self.training_lock.acquire(blocking=False):
+            raise TrainingInProgressError(
+                "a training run is already in progress; wait for it to finish"
+            )
+        try:
+            self.book.before_training()
+            positions, targets = self.book.snapshot()
+            present = sorted({self.classes[t] for t in targets.tolist()})
+            if len(present) < 2:
+                raise NotEnoughClassesError(
+                    "training needs labels of at least two classes; labeled so far: "
+                    f"{present or 'nothing'}"
+                )
+            report = self.model.train(
+                positions, targets, config, progress=progress, should_stop=should_stop,
+                cv_folds=cv_folds, cross_validation=self.pool.test is None,
+            )  # fmt: skip
+            evaluation = self.model.evaluate(self.pool.test)
+            entry = {
+                "model_version": self.model.version,
+                "n_labels": int(len(targets)),
+                "accuracy": None if evaluation is None else evaluation["accuracy"],
+                "train_seconds": report.seconds,
+                "steps": report.steps,
+                "train_loss": report.train_loss,
+                "time": time.time(),
+            }
+            self.book.annotate_round(entry)
+            self.history.append(entry)
+            self.link.record_round(entry)
+            self.link.save_model(entry["model_version"], self.model.members)
+            if track_coverage:
+                try:
+                    self.coverage(None, n_farthest=10)
+                except Exception as error:  # the new model is in place; keep it
+                    warnings.warn(
+                        f"coverage of model {self.model.version} could not be computed: {error}",
+                        stacklevel=3,
+                    )
+            return report
+        finally:
+            self.training_lock.release()
+
+    def coverage(self, radius: float | None, *, n_farthest: int) -> dict:
+        """The model's coverage report, also recorded in its history entry and the store."""
+        report = self.model.coverage(self.book.labeled_mask, radius, n_farthest)
+        summary = {key: report[key] for key in COVERAGE_HISTORY_KEYS}
+        for entry in reversed(self.history):
+            if entry.get("model_version") == report["model_version"]:
+                entry["coverage"] = summary
+                self.link.update_round(entry)  # so a resumed history has it too
+                break
+        return report
