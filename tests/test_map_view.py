@@ -309,7 +309,7 @@ def test_plot_width_follows_the_width_the_browser_reports(map_view):
 def test_background_jobs_coalesce_waiting_jobs_of_one_kind_and_report_errors():
     import threading
 
-    from alwidget.widget.map_jobs import CoalescingJobs
+    from alwidget.widget.jobs import JobRunner as CoalescingJobs
 
     errors, runs = [], []
     jobs = CoalescingJobs(

@@ -1,36 +1,48 @@
 """``alwidget.Widget``: label the ranked batch, retrain in the background, watch progress.
 
-State lives in traits (``queue``, ``focused``, ``training``, ``stale``, ...); views observe
-them. Labels go to the session (which persists them) before the view advances; background
-jobs apply their results under one lock, so labeling during a retrain is safe.
+The widget is a ``VBox`` composed of parts, each handed what it needs:
+
+* :class:`~alwidget.widget.views.PanelViews` builds the child widgets and redraws them from
+  the traits (``queue``, ``focused``, ``training_progress``, ``stale``, ...), the source of truth;
+* :class:`~alwidget.widget.feed.BatchFeed` fetches batches and retrains on a
+  :class:`~alwidget.widget.jobs.JobRunner` and sets the traits from the results;
+* :class:`~alwidget.widget.guard.ErrorGuard` shows what a callback or a job raised;
+* :class:`~alwidget.widget.links.MapLink` joins an embedding map (:meth:`Widget.attach_map`).
+
+Locks, and the order in which they may be taken (never the other way round):
+
+1. ``Widget._lock`` (an ``RLock``): the queue traits and the :class:`QueueBook`, changed by the
+   kernel's thread (clicks, keys, the Python API) and by job callbacks. While holding it one
+   may submit a job (taking 2.) and set traits whose observers take 1. again or 3. It is never
+   held while the session trains, queries or predicts: those run as jobs without any lock;
+   labels are written to the session before it is taken.
+2. ``JobRunner._state``: the runner's bookkeeping; a leaf (nothing is called while it is held).
+3. ``MapView._draw_lock``: the map figure, while it is replaced or resized; a leaf.
+
+The session and the store keep their own locks inside their calls.
 """
 
 from __future__ import annotations
 
 import threading
-import traceback
 from concurrent.futures import Future
 
 import ipywidgets as widgets
 import traitlets
 
-from ..errors import AlwidgetError, TrainingInProgressError
+from ..errors import AlreadyLabeledError, AlwidgetError, TrainingInProgressError
 from . import keys as keymod
-from .jobs import (
-    BackgroundJobs,
-    FetchedBatch,
-    ThrottledProgress,
-    TrainingResult,
-    fetch_batch,
-)
-from .links import WidgetLinks
-from .queue import clamp_focus, insert_prioritized, merge_refill, refreshed_queue
-from .views import WidgetViews
+from .feed import BatchFeed
+from .guard import ErrorGuard
+from .jobs import JobRunner
+from .links import MapLink
+from .queue import QueueBook, clamp_focus, focus_after_removal, take_out
+from .views import PanelViews
 
 MAX_SKIPPED_IN_QUERY = 200
 
 
-class Widget(WidgetViews, WidgetLinks, widgets.VBox):
+class Widget(widgets.VBox):
     """The labeling widget for an :class:`alwidget.Session`.
 
     Parameters
@@ -62,8 +74,13 @@ class Widget(WidgetViews, WidgetLinks, widgets.VBox):
     queue = traitlets.List(help="ItemDetail objects in strip order")
     focused = traitlets.Int(0, help="index into queue of the item shown large")
     training = traitlets.Bool(False)
-    stale = traitlets.Bool(False, help="labels arrived after the model that ranked the queue was trained")
+    training_progress = traitlets.Dict(
+        help="the last training report: phase (started, running, done, failed) and its figures")
+    validation_points = traitlets.List(help="(n_labels, validation accuracy) of each retrain")
+    stale = traitlets.Bool(
+        False, help="labels arrived after the model that ranked the queue was trained")
     exhausted = traitlets.Bool(False)
+    empty_message = traitlets.Unicode("", help="what the strip says while the queue is empty")
     n_labels = traitlets.Int(0)
     labels_since_retrain = traitlets.Int(0)
     model_version = traitlets.Int(0)
@@ -75,32 +92,39 @@ class Widget(WidgetViews, WidgetLinks, widgets.VBox):
                  auto_retrain_every: int = 0, refill_below: int | None = None,
                  allow_new_classes: bool = False):
         if auto_retrain_every < 0:
-            raise ValueError(f"auto_retrain_every must be ≥ 0 (0 = off), got {auto_retrain_every}")
+            raise ValueError("auto_retrain_every must be ≥ 0 (0 = off), "
+                             f"got {auto_retrain_every}")
         super().__init__()
         self.add_class(keymod.ROOT_CLASS)
         self.session = session
         self.batch_size = int(batch_size or session.batch_size)
-        self.refill_below = max(1, self.batch_size // 2) if refill_below is None else int(refill_below)
+        self.refill_below = (max(1, self.batch_size // 2) if refill_below is None
+                             else int(refill_below))
         self.key_map = keymod.build_key_map(session.classes, key_map)
         self.allow_new_classes = bool(allow_new_classes)
+        self.map_view = None
         self._lock = threading.RLock()
-        self._jobs = BackgroundJobs()
-        self._rendered: dict = {}
-        self._ranked_by: dict = {}  # item id -> model version that ranked it
-        self._history: list[tuple] = []  # undo stack: ("label" | "skip", ItemDetail, index) or ("bulk", id, None)
-        self._skipped: set = set()
-        self._labeled: set = set()
-        self._validation_points: list[tuple[int, float | None]] = []
-        self._focus_when_queued = None  # an item asked for (e.g. a map click) not queued yet
-        self._has_held_out = session.pool.test is not None
-        self._build_views()
+        self._book = QueueBook()
+        self._guard = ErrorGuard(lambda message: setattr(self, "last_error", message),
+                                 log_class="alwidget-errors", max_height="160px")
+        self._runner = JobRunner(("training", "scoring"))
+        self._feed = BatchFeed(self, self._book, self._runner, self._lock, self._guard,
+                               on_applied=self._after_queue_change)
+        self._views = PanelViews(self, self._book, self._lock, self._guard)
+        self.children = self._views.children
         self.auto_retrain_every = int(auto_retrain_every)
         self._sync_counts()
-        self._render_counts()  # the traits start at their defaults, so no change fires for them
-        self.learning_curve.update(session.history, held_out=self._has_held_out)
-        self._apply_refill(fetch_batch(session, self.batch_size, self._rendered))
+        self._feed.fetch_now()
 
-    # ----------------------------------------------------------------- public API
+    def __getattr__(self, name):
+        # The child widgets (widget.strip, widget.retrain_button, ...) belong to the views;
+        # they stay reachable on the widget, as before the views became their own object.
+        views = self.__dict__.get("_views")
+        if views is not None and name in PanelViews.PARTS:
+            return getattr(views, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    # ----------------------------------------------------------------- labeling
     @property
     def focused_item(self):
         """The :class:`alwidget.ItemDetail` shown large, or ``None`` when nothing is queued."""
@@ -131,14 +155,9 @@ class Widget(WidgetViews, WidgetLinks, widgets.VBox):
         object
             The labeled item's id.
         """
-        with self._lock:
-            detail = self.focused_item
-            if detail is None:
-                raise AlwidgetError("nothing to label: the queue is empty")
-            self.session.label(detail.id, class_name)
-            self._remove_focused(("label", detail, self.focused))
-            self.status = f"labeled item {detail.id} as {class_name!r}"
-        self._after_queue_change()
+        detail = self._focused_or_raise("label")
+        self.session.label(detail.id, class_name)
+        self._remove([detail.id], "label", f"labeled item {detail.id} as {class_name!r}")
         self._maybe_auto_retrain()
         return detail.id
 
@@ -153,27 +172,21 @@ class Widget(WidgetViews, WidgetLinks, widgets.VBox):
             The labeled item's id.
         """
         if not self.allow_new_classes:
-            raise AlwidgetError("new classes are off: create the widget with allow_new_classes=True")
-        with self._lock:
-            if self.focused_item is None:
-                raise AlwidgetError("nothing to label: the queue is empty")
-            name = str(name).strip()
-            if name not in self.session.classes:
-                self.session.add_class(name)
-                self._show_new_class(name)
-            self.new_class_text.value = ""
+            raise AlwidgetError("new classes are off: create the widget with "
+                                "allow_new_classes=True")
+        self._focused_or_raise("label")
+        name = str(name).strip()
+        if name not in self.session.classes:
+            self.session.add_class(name)
+        self._views.show_class(name)
         return self.label(name)
 
     def skip(self):
         """Move past the focused item without labeling it (it may come back after a retrain)."""
+        detail = self._focused_or_raise("skip")
         with self._lock:
-            detail = self.focused_item
-            if detail is None:
-                raise AlwidgetError("nothing to skip: the queue is empty")
-            self._skipped.add(detail.id)
-            self._remove_focused(("skip", detail, self.focused))
-            self.status = f"skipped item {detail.id}"
-        self._after_queue_change()
+            self._book.skipped.add(detail.id)
+        self._remove([detail.id], "skip", f"skipped item {detail.id}")
         return detail.id
 
     def undo(self):
@@ -182,29 +195,26 @@ class Widget(WidgetViews, WidgetLinks, widgets.VBox):
         The item returns to the queue and gets the focus. Returns its id.
         """
         with self._lock:
-            if not self._history:
+            if not self._book.history:
                 raise AlwidgetError("nothing to undo")
-            action, detail, index = self._history[-1]
-            if action == "bulk":  # labeled from outside the strip: there is no card to restore
-                self.session.unlabel(detail)
-                self._history.pop()
-                self.exhausted = False
-                self.status = f"undid label of item {detail}"
-                self._sync_counts()
-                return detail
-            if action == "label":
-                self.session.unlabel(detail.id)
-            self._history.pop()
-            self._skipped.discard(detail.id)
-            queue = [item for item in self.queue if item.id != detail.id]
-            index = clamp_focus(index, len(queue) + 1)
-            queue.insert(index, detail)
+            action, detail, index = self._book.history[-1]
+        item_id = detail if action == "bulk" else detail.id
+        if action != "skip":
+            self.session.unlabel(item_id)
+        with self._lock:
+            self._book.history.pop()
+            self._book.skipped.discard(item_id)
             self.exhausted = False
-            self.queue = queue
-            self.focused = index
-            self.status = f"undid {action} of item {detail.id}"
+            # A bulk label from outside the strip has no card to restore.
+            if action != "bulk":
+                queue = [item for item in self.queue if item.id != item_id]
+                index = clamp_focus(index, len(queue) + 1)
+                queue.insert(index, detail)
+                self.queue = queue
+                self.focused = index
+            self.status = f"undid {action if action != 'bulk' else 'label'} of item {item_id}"
         self._sync_counts()
-        return detail.id
+        return item_id
 
     def press_key(self, key: str, focused_key: str | None = None) -> None:
         """Act on ``key`` as the browser key handler does (see ``key_map``).
@@ -212,7 +222,8 @@ class Widget(WidgetViews, WidgetLinks, widgets.VBox):
         ``focused_key`` is the id (as text) of the item the browser showed in focus; when it is
         still queued, the key acts on that item.
         """
-        if focused_key is not None and key not in (keymod.NEXT_KEY, keymod.PREVIOUS_KEY, keymod.UNDO_KEY):
+        moves = (keymod.NEXT_KEY, keymod.PREVIOUS_KEY, keymod.UNDO_KEY)
+        if focused_key is not None and key not in moves:
             self.focus(self.focused, focused_key)
         if key in self.key_map:
             self.label(self.key_map[key])
@@ -225,6 +236,7 @@ class Widget(WidgetViews, WidgetLinks, widgets.VBox):
         elif key == keymod.PREVIOUS_KEY:
             self.focus(self.focused - 1)
 
+    # ------------------------------------------------------------ training, lifecycle
     def retrain(self) -> Future:
         """Train in the background, then rescore and refresh the queue; labeling goes on meanwhile.
 
@@ -240,26 +252,23 @@ class Widget(WidgetViews, WidgetLinks, widgets.VBox):
         """
         with self._lock:
             if self.training:
-                raise TrainingInProgressError("a retrain is already running; it refreshes the batch when done")
+                raise TrainingInProgressError(
+                    "a retrain is already running; it refreshes the batch when done")
             self.training = True
-            self.train_progress.value = 0.0
-            self.train_progress.bar_style = ""
-            self.train_status.value = f"training on {self.session.n_labels} labels…"
-            size = self.batch_size + min(len(self._skipped), MAX_SKIPPED_IN_QUERY)
+            size = self.batch_size + min(len(self._book.skipped), MAX_SKIPPED_IN_QUERY)
         try:
-            return self._jobs.start_training(self.session, size, self._rendered,
-                                             ThrottledProgress(self._show_progress), self._on_trained)
+            return self._feed.train(size)
         except BaseException:
             self.training = False
             raise
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until background training/refills are done and applied (for scripts and tests)."""
-        self._jobs.wait(timeout)
+        self._runner.wait(timeout)
 
     def close(self) -> None:
         """Stop background work (a running training stops at its next step) and close the views."""
-        self._jobs.shutdown()
+        self._runner.shutdown()
         pending = list(self.children)
         while pending:
             child = pending.pop()
@@ -267,40 +276,89 @@ class Widget(WidgetViews, WidgetLinks, widgets.VBox):
             child.close()
         super().close()
 
-    # ------------------------------------------------------------------- internals
-    def _guarded(self, function, *args) -> None:
-        """Run a UI callback; errors go to the widget's banner and error log, never only a log file."""
-        # Cleared first: a background job started here may report an error before we return.
-        self.last_error = ""
-        try:
-            function(*args)
-        except Exception as error:  # noqa: BLE001 - shown to the user, who decides
-            self._report(error)
+    # ------------------------------------------------- ways in from outside the panel
+    def focus_item(self, item_id) -> None:
+        """Show ``item_id`` large: at once when it is queued, else after fetching its explanation.
 
-    def _report(self, error: BaseException, context: str = "") -> None:
-        message = f"{context}{type(error).__name__}: {error}"
-        self.last_error = message
-        detail = message if isinstance(error, AlwidgetError) else "".join(
-            traceback.format_exception(type(error), error, error.__traceback__))
-        self.errors.append_stderr(detail.rstrip("\n") + "\n")
+        An unqueued item is prioritized in the session and fetched in the background with its
+        scores, then inserted after the current item and focused.
 
-    def _remove_focused(self, history_entry) -> None:
-        index = self.focused
-        queue = list(self.queue)
-        queue.pop(index)
-        self._history.append(history_entry)
-        self.queue = queue
-        self.focused = clamp_focus(index, len(queue))
+        Raises
+        ------
+        AlreadyLabeledError
+            If the item is labeled already.
+        """
+        with self._lock:
+            ids = [item.id for item in self.queue]
+            if item_id in ids:
+                self.focused = ids.index(item_id)
+                return
+        if item_id in set(self.session.labeled_ids):
+            raise AlreadyLabeledError(
+                f"item {item_id!r} is already labeled {self.session.labels[item_id]!r}")
+        with self._lock:
+            self._book.focus_when_queued = item_id
+        self.queue_next([item_id])
+
+    def queue_next(self, ids) -> None:
+        """Ask for ``ids`` next ("label these next"): they go right after the current item."""
+        ids = list(ids)
+        self.session.prioritize(ids)
+        with self._lock:
+            self.exhausted = False
+            self._feed.refill(self.batch_size + len(self.queue) + len(ids))
+        self.status = f"{len(ids)} item(s) will be asked next"
+
+    def label_many(self, ids, class_name: str) -> list:
+        """Label several items with one class (one session call, all or nothing).
+
+        Undo takes them back one by one.
+        """
+        ids = list(ids)
+        self.session.label(ids, [class_name] * len(ids))
+        self._remove(ids, "label", f"labeled {len(ids)} item(s) as {class_name!r}")
+        return ids
+
+    def attach_map(self, map_view) -> None:
+        """Show ``map_view`` (an :class:`alwidget.widget.map_view.MapView`) beside the panel.
+
+        Clicking a point focuses the item here, "label these next" queues items after the
+        current one, bulk labels go through :meth:`label_many`, and the map follows the
+        panel's queue, labels and retrains.
+        """
+        MapLink(self, self._guard).attach(map_view)
+        self.map_view = map_view
+
+    # ----------------------------------------------------------------- internals
+    def _focused_or_raise(self, action: str):
+        detail = self.focused_item
+        if detail is None:
+            raise AlwidgetError(f"nothing to {action}: the queue is empty")
+        return detail
+
+    def _remove(self, ids: list, action: str, status: str) -> None:
+        """Take ``ids`` out of the queue (the session has their labels), remember it for undo."""
+        with self._lock:
+            in_hand = self.focused_item
+            queue, removed = take_out(self.queue, ids)
+            for item_id, detail, index in removed:
+                entry = ("bulk", item_id, None) if detail is None else (action, detail, index)
+                self._book.history.append(entry)
+            single_index = removed[0][2] if len(removed) == 1 else None
+            self.queue = queue
+            self.focused = focus_after_removal(queue, in_hand, set(ids), single_index)
+            self.status = status
+        self._after_queue_change()
 
     def _after_queue_change(self) -> None:
         self._sync_counts()
         with self._lock:
             need_more = len(self.queue) <= self.refill_below and not self.exhausted
-            if need_more and not self._jobs.refilling:
-                size = self.batch_size + len(self.queue) + min(len(self._skipped), MAX_SKIPPED_IN_QUERY)
-                self._jobs.start_refill(self.session, size, self._rendered, self._on_refill)
+            if need_more and not self._feed.refilling:
+                skipped = min(len(self._book.skipped), MAX_SKIPPED_IN_QUERY)
+                self._feed.refill(self.batch_size + len(self.queue) + skipped)
             if not self.queue and not self.exhausted:
-                self.strip.empty_message = "Fetching the next batch…"
+                self.empty_message = "Fetching the next batch…"
 
     def _sync_counts(self) -> None:
         with self._lock:
@@ -308,90 +366,6 @@ class Widget(WidgetViews, WidgetLinks, widgets.VBox):
             self.labels_since_retrain = self.session.labels_since_retrain
             self.model_version = self.session.model_version
             self.stale = self.labels_since_retrain > 0
-
-    def _done_ids(self) -> set:
-        # In team mode a claimed item may carry a teammate's label and still need ours.
-        return set(self.session.my_labels if self.session.team else self.session.labeled_ids)
-
-    def _is_excluded(self, item_id) -> bool:
-        return item_id in self._skipped or item_id in self._labeled
-
-    def _apply_refill(self, fetched: FetchedBatch) -> None:
-        with self._lock:
-            self._rendered.update(fetched.rendered)
-            if fetched.batch is None:
-                self.exhausted = not self.queue and self.session.n_labels >= len(self.session.pool)
-                if not self.queue:
-                    self.strip.empty_message = ("Every item is labeled." if self.exhausted
-                                                else "No more items: everything left was skipped.")
-                return
-            if fetched.batch.model_version < self.session.model_version:
-                return  # ranked by a model a retrain has replaced; the refresh brings newer items
-            self._labeled = self._done_ids()
-            new_items = [item for item in fetched.batch.items]
-            merged = merge_refill(self.queue, new_items, self._is_excluded)[: len(self.queue) + self.batch_size]
-            if len(merged) == len(self.queue) and not self.queue and self._skipped:
-                self._skipped.clear()  # only skipped items are left: offer them again
-                merged = merge_refill(self.queue, new_items, self._is_excluded)[: self.batch_size]
-            for item in merged[len(self.queue):]:
-                self._ranked_by[item.id] = fetched.batch.model_version
-            prioritized = [item for item in new_items if item.prioritized and not self._is_excluded(item.id)]
-            in_hand = self.focused_item
-            if prioritized:
-                merged = insert_prioritized(merged, None if in_hand is None else in_hand.id, prioritized)
-            self.queue = merged
-            ids = [item.id for item in merged]
-            if self._focus_when_queued in ids:
-                self.focused = ids.index(self._focus_when_queued)
-                self._focus_when_queued = None
-            else:
-                self.focused = 0 if in_hand is None else ids.index(in_hand.id)
-
-    def _on_refill(self, future: Future) -> None:
-        if future.cancelled() or self._jobs.closing:
-            return
-        try:
-            self._apply_refill(future.result())
-        except Exception as error:  # noqa: BLE001
-            self._report(error, "fetching the next batch failed: ")
-        self._after_queue_change()
-
-    def _show_progress(self, fraction: float, loss: float, info: dict) -> None:
-        self.train_progress.value = fraction
-        steps = f"step {info.get('step')}/{info.get('total_steps')}"
-        member = f"member {info['member'] + 1}/{info['members']} · " if info.get("members", 1) > 1 else ""
-        self.train_status.value = f"{member}{steps} · loss {loss:.3f}"
-
-    def _on_trained(self, future: Future) -> None:
-        with self._lock:
-            self.training = False
-            error = None if future.cancelled() else future.exception()
-            if future.cancelled() or (error is not None and self._jobs.closing):
-                return  # the widget was closed; nobody is looking
-            if error is not None:
-                self.train_progress.bar_style = "danger"
-                self.train_status.value = f"training failed; keeping model v{self.session.model_version}"
-                self._report(error, "training failed (the previous model is kept): ")
-                return
-            result: TrainingResult = future.result()
-            self._skipped.clear()
-            self._labeled = self._done_ids()
-            self._rendered.update(result.fetched.rendered)
-            new_items = [] if result.fetched.batch is None else list(result.fetched.batch.items)
-            queue, index = refreshed_queue(self.focused_item, new_items[: self.batch_size], self._is_excluded)
-            for item in queue:
-                self._ranked_by.setdefault(item.id, self.session.model_version)
-            self.queue = queue
-            self.focused = index
-            self.train_progress.value = 1.0
-            self.train_progress.bar_style = "success"
-            report = result.report
-            self.train_status.value = (f"model v{self.session.model_version}: {report.n_labels} labels, "
-                                       f"{report.steps} steps, loss {report.train_loss:.3f}, {result.seconds:.1f} s")
-            self._validation_points.append((report.n_labels, report.validation_accuracy))
-            self.learning_curve.update(self.session.history, self._validation_points, held_out=self._has_held_out)
-            self.status = "retrained; batch refreshed"
-        self._after_queue_change()
 
     def _maybe_auto_retrain(self) -> None:
         every = self.auto_retrain_every

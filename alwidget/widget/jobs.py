@@ -1,146 +1,122 @@
-"""Work that runs off the kernel's main thread: training + rescoring, and batch refills.
+"""``JobRunner``: the one place the widgets run work off the kernel's main thread.
 
-Each kind of job has its own single-worker executor, so a refill never waits for a
-training run and two trainings never overlap. Results come back through callbacks that run
-in the worker thread; the widget applies them under its lock.
+The labeling panel trains and fetches batches here; the map fits, refreshes and redraws here.
+Jobs run in *lanes*, one worker thread per lane: jobs of one lane run one at a time, in order,
+and a slow lane (training) never delays another (fetching the next batch).
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 
-from ..errors import PoolExhaustedError
-from .render import RenderedItem, render_pool_item
-
-PROGRESS_INTERVAL_S = 0.15
+__all__ = ["JobRunner"]
 
 
-@dataclass
-class FetchedBatch:
-    """A queried batch plus its items pre-rendered, so applying it on the UI side is cheap."""
+class JobRunner:
+    """Runs jobs in background lanes and says when their results have been applied.
 
-    batch: object | None  # alwidget.Batch, or None when the pool is exhausted
-    rendered: dict
+    A job counts as running until its ``on_done`` callback has returned, so :meth:`wait` also
+    waits for the caller to have applied the result.
 
+    A job submitted with ``coalesce=True`` while a job of the same ``kind`` waits to start is not
+    queued again: the waiting job reads the newest state when it runs, so a burst of labels
+    costs one redraw, not one per event.
 
-@dataclass
-class TrainingResult:
-    report: object
-    fetched: FetchedBatch
-    seconds: float
-
-
-def fetch_batch(session, batch_size: int, rendered_cache: dict) -> FetchedBatch:
-    """``session.query`` plus rendering of the items not rendered yet (thread-safe for the cache)."""
-    try:
-        batch = session.query(batch_size)
-    except PoolExhaustedError:
-        return FetchedBatch(None, {})
-    rendered: dict[object, RenderedItem] = {}
-    for item_id in batch.ids:
-        cached = rendered_cache.get(item_id)
-        rendered[item_id] = cached if cached is not None else render_pool_item(session.pool, item_id)
-    return FetchedBatch(batch, rendered)
-
-
-class ThrottledProgress:
-    """Forwards training progress at most every ``interval`` seconds (and always the last step).
-
-    The training loop reports every few steps; sending each one over the comm would flood
-    the browser for nothing.
+    Parameters
+    ----------
+    lanes : sequence of str
+        One worker thread each; :meth:`submit` defaults to the first.
+    on_error : callable, optional
+        ``on_error(error, kind)`` for an exception a job raises (the exception is then also
+        raised from the job's future).
+    name : str
+        Prefix of the worker threads' names.
     """
 
-    def __init__(self, sink: Callable[[float, float, dict], None], interval: float = PROGRESS_INTERVAL_S):
-        self._sink = sink
-        self._interval = interval
-        self._last = 0.0
-
-    def __call__(self, info: dict) -> None:
-        members = max(1, int(info.get("members", 1)))
-        member = int(info.get("member", 0))
-        total = max(1, int(info.get("total_steps", 1)))
-        step = int(info.get("step", 0))
-        fraction = min(1.0, (member + step / total) / members)
-        now = time.monotonic()
-        if fraction < 1.0 and now - self._last < self._interval:
-            return
-        self._last = now
-        self._sink(fraction, float(info.get("loss", float("nan"))), info)
-
-
-class BackgroundJobs:
-    """Single-worker executors for training and for refills.
-
-    A job counts as running until its done-callback has returned, so :meth:`wait` also waits
-    for the widget to have applied the result.
-    """
-
-    def __init__(self):
-        self._training = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alwidget-train")
-        self._scoring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alwidget-score")
-        self._idle = threading.Condition()
-        self._running = {"training": 0, "refill": 0}
+    def __init__(self, lanes: Sequence[str] = ("jobs",), *,
+                 on_error: Callable[[BaseException, str], None] | None = None,
+                 name: str = "alwidget"):
+        if not lanes:
+            raise ValueError("JobRunner needs at least one lane, e.g. lanes=('jobs',)")
+        self._executors = {lane: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-{lane}")
+                           for lane in lanes}
+        self._default_lane = lanes[0]
+        self._on_error = on_error
+        # A leaf lock: nothing else is locked and no callback runs while it is held.
+        self._state = threading.Condition()
+        self._unfinished: Counter[str] = Counter()  # kind -> jobs whose on_done has not returned
+        self._waiting: dict[str, Future] = {}  # kind -> a coalescing job not started yet
         self._closing = threading.Event()
 
     @property
-    def refilling(self) -> bool:
-        return self._running["refill"] > 0
+    def closing(self) -> bool:
+        """True once :meth:`shutdown` was called (a long job should stop at its next step)."""
+        return self._closing.is_set()
 
-    def _submit(self, kind: str, executor: ThreadPoolExecutor, function, on_done) -> Future:
-        with self._idle:
-            self._running[kind] += 1
+    def is_running(self, kind: str) -> bool:
+        """Whether a job of ``kind`` is queued, running or having its result applied."""
+        with self._state:
+            return self._unfinished[kind] > 0
+
+    def submit(self, kind: str, job: Callable[[], object], *, lane: str | None = None,
+               on_done: Callable[[Future], None] | None = None, coalesce: bool = True) -> Future:
+        """Run ``job()`` in ``lane``; then ``on_done(future)`` in the worker thread.
+
+        Returns the job's future, or the waiting job's when ``coalesce`` joins one.
+        """
+        executor = self._executors[lane or self._default_lane]
+        slot: list[Future] = []
+
+        def run():
+            with self._state:  # waits until submit below has registered the future
+                if self._waiting.get(kind) is slot[0]:
+                    del self._waiting[kind]
+            try:
+                return job()
+            except Exception as error:
+                if self._on_error is not None:
+                    self._on_error(error, kind)
+                raise
 
         def finished(future: Future) -> None:
             try:
-                on_done(future)
+                if on_done is not None:
+                    on_done(future)
             finally:
-                with self._idle:
-                    self._running[kind] -= 1
-                    self._idle.notify_all()
+                with self._state:
+                    self._unfinished[kind] -= 1
+                    self._state.notify_all()
 
-        try:
-            future = executor.submit(function)
-        except BaseException:
-            with self._idle:
-                self._running[kind] -= 1
-            raise
+        with self._state:
+            if coalesce and kind in self._waiting:
+                return self._waiting[kind]
+            future = executor.submit(run)
+            slot.append(future)
+            self._unfinished[kind] += 1
+            if coalesce:
+                self._waiting[kind] = future
+        # Outside the lock: a job that is already done runs `finished` right here.
         future.add_done_callback(finished)
         return future
 
-    def start_training(self, session, batch_size: int, rendered_cache: dict, progress, on_done) -> Future:
-        def train_and_rescore() -> TrainingResult:
-            started = time.perf_counter()
-            report = session.retrain(progress=progress, should_stop=self._closing.is_set)
-            fetched = fetch_batch(session, batch_size, rendered_cache)
-            return TrainingResult(report, fetched, time.perf_counter() - started)
-
-        return self._submit("training", self._training, train_and_rescore, on_done)
-
-    def start_refill(self, session, batch_size: int, rendered_cache: dict, on_done) -> Future:
-        return self._submit("refill", self._scoring, lambda: fetch_batch(session, batch_size, rendered_cache), on_done)
-
     def wait(self, timeout: float | None = None) -> None:
-        """Block until no job is running and every result has been applied.
+        """Block until every job has finished and its result has been applied.
 
         Raises
         ------
         TimeoutError
             If jobs are still running after ``timeout`` seconds.
         """
-        with self._idle:
-            if not self._idle.wait_for(lambda: not any(self._running.values()), timeout=timeout):
-                raise TimeoutError(f"background jobs still running after {timeout} s: {self._running}")
-
-    @property
-    def closing(self) -> bool:
-        return self._closing.is_set()
+        with self._state:
+            if not self._state.wait_for(lambda: not +self._unfinished, timeout=timeout):
+                busy = ", ".join(f"{count} {kind}" for kind, count in (+self._unfinished).items())
+                raise TimeoutError(f"background jobs still running after {timeout} s: {busy}")
 
     def shutdown(self) -> None:
-        """Cancel queued jobs and stop a running training at its next step."""
+        """Cancel jobs not started yet; a running job finishes (or stops at its next step)."""
         self._closing.set()
-        self._training.shutdown(wait=False, cancel_futures=True)
-        self._scoring.shutdown(wait=False, cancel_futures=True)
+        for executor in self._executors.values():
+            executor.shutdown(wait=False, cancel_futures=True)

@@ -12,8 +12,8 @@ The view talks to the outside only through callables (``on_focus``, ``on_queue``
 from __future__ import annotations
 
 import html
+import inspect
 import threading
-import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
 
@@ -22,9 +22,9 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..embedding.figure import COLOR_MODES
-from ..embedding.projection import MapProjector
 from ..embedding.session_map import SessionMap
-from .map_jobs import CoalescingJobs
+from .guard import ErrorGuard
+from .jobs import JobRunner
 from .map_pane import SELECTION_HINT, item_html, selection_html
 from .width_probe import WidthProbe
 
@@ -43,57 +43,53 @@ class MapView(widgets.VBox):
     Parameters
     ----------
     session : alwidget.Session
+    color_by : {"label", "predicted", "score"}
+    max_points : int or None
+        Points drawn at most (labeled, batch and least covered items always drawn).
+    height : int
+        Figure height in pixels.
+    start : bool
+        Fit the first layout in the background right away.
     on_focus : callable, optional
         ``on_focus(item_id)`` when a point is clicked (e.g. the panel's focus method).
     on_queue : callable, optional
         ``on_queue(ids)`` for "Label these next"; default ``session.prioritize``.
     on_bulk_label : callable, optional
         ``on_bulk_label(ids, class_name)``; default labels each id through ``session.label``.
-    color_by : {"label", "predicted", "score"}
-    max_points : int or None
-        Points drawn at most (labeled, batch and least covered items always drawn).
-    projector : MapProjector, optional
-        Layout settings (fit sample size, UMAP parameters, seed).
-    feature_fn, coverage_radius, prediction_sample_size :
-        See :class:`alwidget.embedding.session_map.SessionMap`.
-    start : bool
-        Fit the first layout in the background right away.
-    height : int
-        Figure height in pixels.
+    **map_options
+        Passed to :class:`alwidget.embedding.session_map.SessionMap`: ``projector`` (a
+        :class:`MapProjector`: fit sample size, UMAP parameters, seed), ``feature_fn``,
+        ``coverage_radius``, ``n_farthest``, ``prediction_sample_size``.
     """
 
     def __init__(
         self,
         session,
         *,
+        color_by: str = "label",
+        max_points: int | None = 30_000,
+        height: int = 560,
+        start: bool = True,
         on_focus: Callable | None = None,
         on_queue: Callable | None = None,
         on_bulk_label: Callable | None = None,
-        color_by: str = "label",
-        max_points: int | None = 30_000,
-        projector: MapProjector | None = None,
-        feature_fn: Callable | None = None,
-        coverage_radius: float | None = None,
-        prediction_sample_size: int | None = 5000,
-        start: bool = True,
-        height: int = 560,
+        **map_options,
     ):
         if color_by not in COLOR_MODES:
             raise ValueError(
                 f"unknown color_by {color_by!r}; choose one of {', '.join(COLOR_MODES)}"
             )
+        known = set(inspect.signature(SessionMap).parameters) - {"session"}
+        unknown = sorted(set(map_options) - known)
+        if unknown:
+            raise TypeError(f"MapView got unknown option(s) {', '.join(unknown)}; "
+                            f"choose from {', '.join(sorted(known))}")
         # Beside a panel, take the width that is left (and let the plot autosize to it)
         # rather than the figure's default width, which would overflow the notebook.
         super().__init__(layout=widgets.Layout(flex="1 1 40%", min_width="380px"))
         self.add_class("alwidget-map")
         self.session = session
-        self.map = SessionMap(
-            session,
-            projector=projector,
-            feature_fn=feature_fn,
-            coverage_radius=coverage_radius,
-            prediction_sample_size=prediction_sample_size,
-        )
+        self.map = SessionMap(session, **map_options)
         self.on_focus = on_focus
         self.on_queue = on_queue or session.prioritize
         self.on_bulk_label = on_bulk_label or (
@@ -105,9 +101,12 @@ class MapView(widgets.VBox):
         self.last_outcome = ""
         self.selected_rows = np.zeros(0, dtype=np.int64)
         self._selection_by_trace: dict[int, np.ndarray] = {}
-        self._jobs = CoalescingJobs(
-            on_error=lambda error, kind: self._report(error, f"{kind} failed: ")
-        )
+        self._guard = ErrorGuard(self._show_error, log_class="alwidget-map-errors",
+                                 max_height="140px")
+        # One worker thread for fits and redraws; a burst of the same job costs one run.
+        self._jobs = JobRunner(
+            ("map",), name="alwidget-map",
+            on_error=lambda error, kind: self._guard.report(error, f"{kind} failed: "))
         self._draw_lock = threading.Lock()
         self._build(color_by)
         if start:
@@ -129,13 +128,13 @@ class MapView(widgets.VBox):
             icon="refresh",
             tooltip="re-place points for the current model (layout kept)",
         )
-        self.update_button.on_click(lambda _b: self._guarded(self.update))
+        self.update_button.on_click(lambda _b: self._guard.run(self.update))
         self.refit_button = widgets.Button(
             description="Refit layout",
             icon="random",
             tooltip="fit UMAP afresh on the current features (slower)",
         )
-        self.refit_button.on_click(lambda _b: self._guarded(self.refit))
+        self.refit_button.on_click(lambda _b: self._guard.run(self.refit))
         self.status = widgets.HTML("")
         self.status.add_class("alwidget-map-status")
         self.item_pane = widgets.HTML(
@@ -150,7 +149,7 @@ class MapView(widgets.VBox):
             disabled=True,
             tooltip="put the selected unlabeled items at the front of the queue",
         )
-        self.queue_button.on_click(lambda _b: self._guarded(self.queue_selection))
+        self.queue_button.on_click(lambda _b: self._guard.run(self.queue_selection))
         self.bulk_class = widgets.Dropdown(
             options=list(self.session.classes), layout=widgets.Layout(width="110px")
         )
@@ -161,12 +160,9 @@ class MapView(widgets.VBox):
             tooltip="give every selected unlabeled item the chosen class",
         )
         self.bulk_button.on_click(
-            lambda _b: self._guarded(self.label_selection, self.bulk_class.value)
+            lambda _b: self._guard.run(self.label_selection, self.bulk_class.value)
         )
-        self.errors = widgets.Output(
-            layout=widgets.Layout(max_height="140px", overflow="auto")
-        )
-        self.errors.add_class("alwidget-map-errors")
+        self.errors = self._guard.log
         actions = widgets.VBox(
             [
                 self.selection_info,
@@ -273,11 +269,11 @@ class MapView(widgets.VBox):
 
     def _on_trace_click(self, trace, points, _state) -> None:
         if points.point_inds:
-            self._guarded(self.handle_click, self._rows_of(trace, points))
+            self._guard.run(self.handle_click, self._rows_of(trace, points))
 
     def _on_trace_hover(self, trace, points, _state) -> None:
         if points.point_inds:
-            self._guarded(
+            self._guard.run(
                 self.show_item, self.map.ids_at(self._rows_of(trace, points)[:1])[0]
             )
 
@@ -285,11 +281,11 @@ class MapView(widgets.VBox):
         # plotly calls this once per trace for one lasso; the selection is their union.
         self._selection_by_trace[points.trace_index] = self._rows_of(trace, points)
         union = np.unique(np.concatenate(list(self._selection_by_trace.values())))
-        self._guarded(self.handle_selection, union)
+        self._guard.run(self.handle_selection, union)
 
     def _on_trace_deselect(self, _trace, _points) -> None:
         self._selection_by_trace = {}
-        self._guarded(self.handle_selection, [])
+        self._guard.run(self.handle_selection, [])
 
     # ------------------------------------------------------------------- public actions
     def handle_click(self, rows) -> None:
@@ -390,19 +386,7 @@ class MapView(widgets.VBox):
     def _set_status(self, text: str) -> None:
         self.status.value = text
 
-    def _guarded(self, function, *args) -> None:
-        self.last_error = ""
-        try:
-            function(*args)
-        except Exception as error:  # noqa: BLE001 - shown to the user
-            self._report(error)
-
-    def _report(self, error: BaseException, context: str = "") -> None:
-        self.last_error = f"{context}{type(error).__name__}: {error}"
-        detail = "".join(
-            traceback.format_exception(type(error), error, error.__traceback__)
-        )
-        self.errors.append_stderr(f"{context}{detail}")
-        self._set_status(
-            f'<span style="color:#b00020">{html.escape(self.last_error)}</span>'
-        )
+    def _show_error(self, message: str) -> None:
+        self.last_error = message
+        if message:
+            self._set_status(f'<span style="color:#b00020">{html.escape(message)}</span>')

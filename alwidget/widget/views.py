@@ -1,6 +1,8 @@
-"""The widget's views and how traits are drawn into them (a mixin of :class:`Widget`).
+"""``PanelViews``: the labeling panel's child widgets and how its traits are drawn into them.
 
-Each ``_render_*`` method observes specific traits; the traits stay the source of truth.
+Each ``_render_*`` method observes specific traits of the panel (``observe(..., names=[...])``)
+and redraws only its part; the traits stay the source of truth. Buttons and keys call the
+panel's public methods through its error guard.
 """
 
 from __future__ import annotations
@@ -11,134 +13,183 @@ import ipywidgets as widgets
 
 from . import keys as keymod
 from .panels import STYLE, LearningCurve, accuracy_name, counts_html, why_html
-from .queue import clamp_focus
+from .queue import QueueBook, clamp_focus
 from .strip import BatchStrip
 
 
-class WidgetViews:
-    """Builds the child widgets of :class:`alwidget.widget.app.Widget` and renders its traits."""
+class PanelViews:
+    """Builds the child widgets of :class:`alwidget.widget.app.Widget` and renders its traits.
 
-    def _build_views(self) -> None:
-        self.key_catcher = keymod.KeyCatcher(list(self.key_map) + [keymod.SKIP_KEY, keymod.UNDO_KEY,
-                                                            keymod.NEXT_KEY, keymod.PREVIOUS_KEY])
-        self.key_catcher.on_key(lambda key, focused_key: self._guarded(self.press_key, key, focused_key))
+    Parameters
+    ----------
+    panel : alwidget.Widget
+        Whose traits are drawn and whose public methods the controls call.
+    book : QueueBook
+        Rendered items and which model ranked each (read only).
+    lock : threading.RLock
+        The panel's lock, so a redraw sees the queue and the focus of one moment.
+    guard : ErrorGuard
+        Runs the controls' callbacks; its log is shown at the bottom.
+    """
+
+    # The child widgets a panel exposes as its own attributes (``widget.strip``, ...).
+    PARTS = (
+        "key_catcher", "strip", "focus_image", "focus_html", "label_buttons", "label_row",
+        "new_class_text", "new_class_button", "skip_button", "undo_button", "retrain_button",
+        "train_progress", "train_status", "auto_retrain_box", "why", "counts", "learning_curve",
+        "status_label", "error_banner", "errors",
+    )
+
+    def __init__(self, panel, book: QueueBook, lock, guard):
+        self._panel = panel
+        self._session = panel.session
+        self._book = book
+        self._lock = lock
+        self._guard = guard
+        self._has_held_out = self._session.pool.test is not None
+        self._build_controls()
+        self.children = self._layout()
+        self._observe()
+        # The traits start at their defaults, so no change fires for those: draw them once.
+        self._render_counts()
+        self._render_curve()
+
+    def _build_controls(self) -> None:
+        panel, run = self._panel, self._guard.run
+        watched = [*panel.key_map, keymod.SKIP_KEY, keymod.UNDO_KEY, keymod.NEXT_KEY,
+                   keymod.PREVIOUS_KEY]
+        self.key_catcher = keymod.KeyCatcher(watched)
+        self.key_catcher.on_key(lambda key, focused_key: run(panel.press_key, key, focused_key))
         self.strip = BatchStrip()
-        self.strip.on_focus(lambda index, key: self._guarded(self.focus, index, key))
-        self.focus_image = widgets.Image(
-            format="png", layout=widgets.Layout(width="240px", height="240px", object_fit="contain"))
+        self.strip.on_focus(lambda index, key: run(panel.focus, index, key))
+        self.focus_image = widgets.Image(format="png", layout=widgets.Layout(
+            width="240px", height="240px", object_fit="contain"))
         self.focus_html = widgets.HTML()
-        self.label_buttons: dict[str, widgets.Button] = {}
-        for name in self.session.classes:
-            self.label_buttons[name] = self._class_button(name)
-        self.new_class_text = widgets.Text(placeholder="new class", layout=widgets.Layout(width="140px"))
-        self.new_class_button = widgets.Button(description="Add & label", icon="plus",
-                                               tooltip="add this class and label the focused item with it")
-        self.new_class_button.on_click(lambda _b: self._guarded(self.label_new_class, self.new_class_text.value))
-        self.skip_button = widgets.Button(description="Skip (s)", icon="forward")
-        self.skip_button.on_click(lambda _b: self._guarded(self.skip))
-        self.undo_button = widgets.Button(description="Undo (u)", icon="undo")
-        self.undo_button.on_click(lambda _b: self._guarded(self.undo))
-        self.retrain_button = widgets.Button(description="Retrain", icon="refresh", button_style="primary")
-        self.retrain_button.on_click(lambda _b: self._guarded(self.retrain))
-        self.train_progress = widgets.FloatProgress(min=0.0, max=1.0, layout=widgets.Layout(width="200px"))
-        self.train_status = widgets.Label("", layout=widgets.Layout(width="auto", margin="0 0 0 8px"))
+        self.label_buttons = {name: self._class_button(name) for name in self._session.classes}
+        self.new_class_text = widgets.Text(placeholder="new class",
+                                           layout=widgets.Layout(width="140px"))
+        self.new_class_button = widgets.Button(
+            description="Add & label", icon="plus",
+            tooltip="add this class and label the focused item with it")
+        self.new_class_button.on_click(
+            lambda _b: run(panel.label_new_class, self.new_class_text.value))
+        self.skip_button = self._button("Skip (s)", "forward", panel.skip)
+        self.undo_button = self._button("Undo (u)", "undo", panel.undo)
+        self.retrain_button = self._button("Retrain", "refresh", panel.retrain)
+        self.retrain_button.button_style = "primary"
+        self.train_progress = widgets.FloatProgress(min=0.0, max=1.0,
+                                                    layout=widgets.Layout(width="200px"))
+        self.train_status = widgets.Label("", layout=widgets.Layout(width="auto",
+                                                                    margin="0 0 0 8px"))
         self.auto_retrain_box = widgets.BoundedIntText(
             min=0, max=100_000, layout=widgets.Layout(width="70px"),
-            tooltip="retrain after this many new labels (0 = off)",
-        )
-        widgets.link((self, "auto_retrain_every"), (self.auto_retrain_box, "value"))
+            tooltip="retrain after this many new labels (0 = off)")
+        widgets.link((panel, "auto_retrain_every"), (self.auto_retrain_box, "value"))
         self.why = widgets.HTML(layout=widgets.Layout(width="360px"))
         self.counts = widgets.HTML()
         self.learning_curve = LearningCurve()
         self.status_label = widgets.Label("")
         self.error_banner = widgets.HTML()
-        self.errors = widgets.Output(layout=widgets.Layout(max_height="160px", overflow="auto"))
-        self.errors.add_class("alwidget-errors")
+        self.errors = self._guard.log
 
+    def _layout(self) -> list:
+        session, panel = self._session, self._panel
         title = widgets.HTML(
-            f"<b>alwidget</b> · strategy <code>{html.escape(self.session.strategy)}</code> · "
-            f"{len(self.session.pool)} items · batch of {self.batch_size}"
-        )
-        focus_box = widgets.VBox(
-            [self.focus_image, self.focus_html],
-            layout=widgets.Layout(min_width="260px", align_items="center"),
-        )
-        self.label_row = widgets.HBox(list(self.label_buttons.values()), layout=widgets.Layout(flex_flow="row wrap"))
-        new_class_row = widgets.HBox([self.new_class_text, self.new_class_button],
-                                     layout=widgets.Layout(display="flex" if self.allow_new_classes else "none"))
+            f"<b>alwidget</b> · strategy <code>{html.escape(session.strategy)}</code> · "
+            f"{len(session.pool)} items · batch of {panel.batch_size}")
+        focus_box = widgets.VBox([self.focus_image, self.focus_html], layout=widgets.Layout(
+            min_width="260px", align_items="center"))
+        self.label_row = widgets.HBox(list(self.label_buttons.values()),
+                                      layout=widgets.Layout(flex_flow="row wrap"))
+        new_class_row = widgets.HBox(
+            [self.new_class_text, self.new_class_button],
+            layout=widgets.Layout(display="flex" if panel.allow_new_classes else "none"))
         left = widgets.VBox([focus_box, self.label_row, new_class_row,
-                             widgets.HBox([self.skip_button, self.undo_button]), self.error_banner])
+                             widgets.HBox([self.skip_button, self.undo_button]),
+                             self.error_banner])
         training_row = widgets.HBox(
             [self.retrain_button, self.train_progress, self.train_status],
-            layout=widgets.Layout(align_items="center", flex_flow="row wrap"),
-        )
+            layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
         auto_row = widgets.HBox(
-            [widgets.Label("Auto-retrain every"), self.auto_retrain_box, widgets.Label("new labels (0 = off)")],
-            layout=widgets.Layout(align_items="center"),
-        )
-        self.children = [
-            widgets.HTML(STYLE),
-            widgets.HBox([title, self.key_catcher, self.status_label], layout=widgets.Layout(
-                justify_content="space-between", align_items="center")),
-            self.strip,
-            widgets.HBox([left, self.why]),
-            training_row,
-            auto_row,
-            widgets.HBox([self.counts, self.learning_curve.figure]),
+            [widgets.Label("Auto-retrain every"), self.auto_retrain_box,
+             widgets.Label("new labels (0 = off)")],
+            layout=widgets.Layout(align_items="center"))
+        header = widgets.HBox([title, self.key_catcher, self.status_label], layout=widgets.Layout(
+            justify_content="space-between", align_items="center"))
+        return [
+            widgets.HTML(STYLE), header, self.strip, widgets.HBox([left, self.why]),
+            training_row, auto_row, widgets.HBox([self.counts, self.learning_curve.figure]),
             self.errors,
         ]
-        self.observe(self._render_queue, names=["queue", "focused"])
-        self.observe(self._render_training, names=["training"])
-        self.observe(self._render_counts, names=["n_labels", "labels_since_retrain", "model_version", "stale"])
-        self.observe(self._render_status, names=["status"])
-        self.observe(self._render_error, names=["last_error"])
+
+    def _observe(self) -> None:
+        observe = self._panel.observe
+        observe(self._render_queue, names=["queue", "focused", "empty_message"])
+        observe(self._render_training, names=["training"])
+        observe(self._render_training_progress, names=["training_progress"])
+        observe(self._render_counts,
+                names=["n_labels", "labels_since_retrain", "model_version", "stale"])
+        observe(self._render_curve, names=["validation_points", "model_version"])
+        observe(self._render_status, names=["status"])
+        observe(self._render_error, names=["last_error"])
+
+    def _button(self, description: str, icon: str, action) -> widgets.Button:
+        button = widgets.Button(description=description, icon=icon)
+        button.on_click(lambda _b: self._guard.run(action))
+        return button
 
     def _class_button(self, name: str) -> widgets.Button:
-        hint = next((key for key, class_name in self.key_map.items() if class_name == name), None)
+        key_map = self._panel.key_map
+        hint = next((key for key, class_name in key_map.items() if class_name == name), None)
         button = widgets.Button(
             description=name if hint in (None, name) else f"{name} ({hint})",
             tooltip=f"label as {name}" + (f" — key {hint}" if hint else ""),
             layout=widgets.Layout(width="auto", min_width="44px"),
         )
-        button.on_click(lambda _b: self._guarded(self.label, name))
+        button.on_click(lambda _b: self._guard.run(self._panel.label, name))
         return button
 
-    def _show_new_class(self, name: str) -> None:
-        """A button (and, if one is free, a key) for a class added while labeling."""
-        free_key = next((key for key in keymod.DEFAULT_LABEL_KEYS if key not in self.key_map), None)
+    def show_class(self, name: str) -> None:
+        """A button (and, if one is free, a key) for a class added while labeling; clears
+        the new-class box."""
+        self.new_class_text.value = ""
+        if name in self.label_buttons:
+            return
+        key_map = self._panel.key_map
+        free_key = next((key for key in keymod.DEFAULT_LABEL_KEYS if key not in key_map), None)
         if free_key is not None:
-            self.key_map[free_key] = name
+            key_map[free_key] = name
             self.key_catcher.watched_keys = [*self.key_catcher.watched_keys, free_key]
         self.label_buttons[name] = self._class_button(name)
         self.label_row.children = list(self.label_buttons.values())
 
     def _render_queue(self, _change=None) -> None:
+        panel = self._panel
         with self._lock:
-            queue, index = list(self.queue), clamp_focus(self.focused, len(self.queue))
+            queue, index = list(panel.queue), clamp_focus(panel.focused, len(panel.queue))
             cards = [self._card(item) for item in queue]
-            if queue:
-                self.strip.empty_message = ""
+            self.strip.empty_message = "" if queue else panel.empty_message
             self.strip.cards = cards
             self.strip.focused = index
             detail = queue[index] if queue else None
-            rendered = self._rendered.get(detail.id) if detail is not None else None
-            if rendered is not None and rendered.kind == "image":
+            rendered = self._book.rendered.get(detail.id) if detail is not None else None
+            if rendered is not None and rendered.focus_png:
                 self.focus_image.value = rendered.focus_png
                 self.focus_image.layout.display = None
                 self.focus_html.value = ""
             else:
                 self.focus_image.layout.display = "none"
                 self.focus_html.value = rendered.focus_html if rendered is not None else ""
-            self.why.value = why_html(detail, strategy=self.session.strategy,
-                                      ranked_by=None if detail is None else self._ranked_by.get(detail.id),
-                                      current_model_version=self.session.model_version)
+            ranked_by = None if detail is None else self._book.ranked_by.get(detail.id)
+            self.why.value = why_html(detail, strategy=self._session.strategy, ranked_by=ranked_by,
+                                      current_model_version=self._session.model_version)
             for button in (*self.label_buttons.values(), self.skip_button):
                 button.disabled = detail is None
             if detail is None:
                 self.key_catcher.request_focus()  # see _render_training
 
     def _card(self, item) -> dict:
-        rendered = self._rendered[item.id]
+        rendered = self._book.rendered[item.id]
         return {
             "key": str(item.id), "rank": item.pool_rank, "score": f"{item.score:.3f}",
             "predicted": item.predicted, "kind": rendered.kind,
@@ -152,18 +203,46 @@ class WidgetViews:
             # The browser drops focus from a button that becomes disabled; keep keys working.
             self.key_catcher.request_focus()
 
+    def _render_training_progress(self, change) -> None:
+        info = change["new"]
+        phase = info.get("phase")
+        if phase == "started":
+            self.train_progress.bar_style = ""
+            self.train_progress.value = 0.0
+            self.train_status.value = f"training on {info['n_labels']} labels…"
+        elif phase == "running":
+            self.train_progress.value = info["fraction"]
+            member = (f"member {info['member'] + 1}/{info['members']} · "
+                      if info["members"] > 1 else "")
+            self.train_status.value = (f"{member}step {info['step']}/{info['total_steps']} · "
+                                       f"loss {info['loss']:.3f}")
+        elif phase == "done":
+            self.train_progress.value = 1.0
+            self.train_progress.bar_style = "success"
+            self.train_status.value = (
+                f"model v{info['model_version']}: {info['n_labels']} labels, "
+                f"{info['steps']} steps, loss {info['train_loss']:.3f}, {info['seconds']:.1f} s")
+        elif phase == "failed":
+            self.train_progress.bar_style = "danger"
+            self.train_status.value = f"training failed; keeping model v{info['model_version']}"
+
     def _render_counts(self, _change=None) -> None:
-        history = self.session.history
+        panel, history = self._panel, self._session.history
         accuracy = history[-1].get("accuracy") if history else None
         self.counts.value = counts_html(
-            self.session.label_counts(), n_labels=self.n_labels, since_retrain=self.labels_since_retrain,
-            model_version=self.model_version, stale=self.stale, accuracy=accuracy,
-            accuracy_name=accuracy_name(self._has_held_out),
+            self._session.label_counts(), n_labels=panel.n_labels,
+            since_retrain=panel.labels_since_retrain, model_version=panel.model_version,
+            stale=panel.stale, accuracy=accuracy, accuracy_name=accuracy_name(self._has_held_out),
         )
+
+    def _render_curve(self, _change=None) -> None:
+        self.learning_curve.update(self._session.history, self._panel.validation_points,
+                                   held_out=self._has_held_out)
 
     def _render_status(self, change) -> None:
         self.status_label.value = change["new"]
 
     def _render_error(self, change) -> None:
         message = change["new"]
-        self.error_banner.value = f'<div class="alwidget-error-text">⚠ {html.escape(message)}</div>' if message else ""
+        self.error_banner.value = (
+            f'<div class="alwidget-error-text">⚠ {html.escape(message)}</div>' if message else "")
