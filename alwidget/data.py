@@ -1,14 +1,14 @@
 """Pools: the unlabeled items a session chooses from, with stable ids.
 
-A :class:`Pool` accepts numpy arrays (images ``N×H×W`` / ``N×H×W×C`` or tabular ``N×D``),
-any torch ``Dataset`` by duck typing (``__len__`` and ``__getitem__``), lists of image file
-paths, and lists of strings. It keeps the raw items for display and turns them into model
-inputs on demand.
+A :class:`Pool` accepts whatever a registered item kind reads (see :mod:`alwidget.kinds`):
+numpy arrays (images ``N×H×W`` / ``N×H×W×C`` or tabular ``N×D``), any torch ``Dataset`` by
+duck typing (``__len__`` and ``__getitem__``), lists of image file paths, and lists of
+strings. It keeps the raw items for display and asks the kind to turn them into model inputs
+on demand.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -17,83 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import kinds
+from .kinds.base import ItemKind, ItemKindError, as_numeric_array, per_feature_scaling
+from .kinds.image import IMAGE_SUFFIXES, load_image_file
+
 __all__ = ["Pool", "HeldOut", "ItemKind", "load_image_file", "IMAGE_SUFFIXES"]
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
-
-
-class ItemKind:
-    """The kinds of item a pool can hold (plain strings, so they print and compare simply)."""
-
-    IMAGE = "image"
-    TABULAR = "tabular"
-    TEXT = "text"
-
-
-def load_image_file(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file into a ``H×W`` (grayscale) or ``H×W×3`` uint8 array.
-
-    Raises
-    ------
-    ValueError
-        If the file is missing or is not a readable image; the message names the file.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            image.load()
-            mode = "L" if image.mode in ("1", "L", "I;16", "I", "F") else "RGB"
-            return np.asarray(image.convert(mode))
-    except FileNotFoundError:
-        raise ValueError(f"image file not found: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ValueError(f"corrupt or unreadable image file {path}: {error}") from None
-
-
-def _looks_like_dataset(items) -> bool:
-    return hasattr(items, "__len__") and hasattr(items, "__getitem__") and not isinstance(
-        items, (np.ndarray, list, tuple, str)
-    )
-
-
-def _first_part(sample):
-    """A torch Dataset item may be ``x`` or ``(x, y, ...)``; models see only ``x``."""
-    return sample[0] if isinstance(sample, (tuple, list)) else sample
-
-
-def _as_numeric_array(values, what: str) -> np.ndarray:
-    array = np.asarray(values)
-    if array.dtype == object or not np.issubdtype(array.dtype, np.number):
-        raise ValueError(f"{what} must be numeric, got dtype {array.dtype}")
-    if np.issubdtype(array.dtype, np.floating):
-        bad = ~np.isfinite(array)
-        if bad.any():
-            first = int(np.argwhere(bad.reshape(array.shape[0], -1).any(axis=1))[0, 0])
-            raise ValueError(
-                f"{what} contains {int(bad.sum())} NaN/inf values (first in item {first})"
-            )
-    return array
-
-
-def _kind_of_array(array: np.ndarray) -> str:
-    if array.ndim == 2:
-        return ItemKind.TABULAR
-    if array.ndim == 3 or (array.ndim == 4 and array.shape[-1] in (1, 3, 4)):
-        return ItemKind.IMAGE
-    raise ValueError(
-        f"items array must be N×D (tabular), N×H×W or N×H×W×C (images, C in 1/3/4); "
-        f"got shape {array.shape}"
-    )
-
-
-def _images_to_model_input(images: np.ndarray) -> np.ndarray:
-    """``N×H×W[×C]`` → float32 ``N×C×H×W``."""
-    if images.ndim == 3:
-        images = images[:, None, :, :]
-    else:
-        images = np.moveaxis(images, -1, 1)
-    return images.astype(np.float32, copy=False)
+_SCALING_SAMPLE = 20000  # items whose inputs fix the standardisation of large pools
 
 
 @dataclass(frozen=True)
@@ -112,7 +42,8 @@ class Pool:
 
     Parameters
     ----------
-    items : array, torch Dataset, list of image paths, or list of strings
+    items : array, torch Dataset, list of image paths, list of strings, or any items a
+        registered kind reads
         What the user labels. Arrays: ``N×H×W`` or ``N×H×W×C`` images, ``N×D`` rows.
     targets : sequence, optional
         Ground-truth labels (class indices or names) for simulation with an oracle;
@@ -128,6 +59,16 @@ class Pool:
         A held-out split in the same format as ``items``, for :meth:`Session.evaluate`.
     name : str, optional
         Shown in reports.
+    kind : str or ItemKind, optional
+        The item kind (a registered kind's name, or a kind object) instead of detecting it,
+        e.g. ``kind="text"`` for strings that merely look like file names.
+
+    Attributes
+    ----------
+    kind : str
+        The name of the item kind (``"image"``, ``"text"``, ``"tabular"``, ...).
+    item_kind : ItemKind
+        The kind itself: how items become inputs and how the widget shows them.
     """
 
     def __init__(
@@ -141,9 +82,13 @@ class Pool:
         test_items=None,
         test_targets=None,
         name: str = "pool",
+        kind: ItemKind | str | None = None,
     ):
         self.name = name
-        self._items, self.kind, self._image_paths = self._normalise_items(items)
+        if hasattr(items, "__len__") and len(items) == 0:
+            raise ValueError("the pool is empty: give at least one item")
+        self.item_kind = kinds.detect(items) if kind is None else kinds.resolve(kind)
+        self._items = self.item_kind.read(items)
         n_items = len(self._items)
         if n_items == 0:
             raise ValueError("the pool is empty: give at least one item")
@@ -160,9 +105,7 @@ class Pool:
         if test_items is not None:
             if test_targets is None:
                 raise ValueError("test_items given without test_targets")
-            test_pool = Pool(test_items, targets=test_targets, classes=self.classes, name=f"{name}-test")
-            if test_pool.kind != self.kind:
-                raise ValueError(f"test items are {test_pool.kind} but pool items are {self.kind}")
+            test_pool = self._held_out_pool(test_items, test_targets)
             if (test_pool.targets < 0).any():
                 raise ValueError("every held-out item needs a known target")
             self._test_pool = test_pool
@@ -170,47 +113,41 @@ class Pool:
             self._test_pool = None
 
     # ----------------------------------------------------------------- construction helpers
-    @staticmethod
-    def _normalise_items(items):
-        if isinstance(items, np.ndarray):
-            array = _as_numeric_array(items, "items")
-            return array, _kind_of_array(array), None
-        if isinstance(items, (list, tuple)):
-            if len(items) == 0:
-                raise ValueError("the pool is empty: give at least one item")
-            if all(isinstance(item, (str, os.PathLike)) for item in items):
-                paths = [Path(item) for item in items]
-                if all(path.suffix.lower() in IMAGE_SUFFIXES for path in paths):
-                    missing = [str(path) for path in paths if not path.is_file()]
-                    if missing:
-                        raise ValueError(f"{len(missing)} image files not found, e.g. {missing[0]}")
-                    return list(items), ItemKind.IMAGE, paths
-                if all(isinstance(item, str) for item in items):
-                    return list(items), ItemKind.TEXT, None
-            array = _as_numeric_array(np.asarray(items), "items")
-            return array, _kind_of_array(array), None
-        if _looks_like_dataset(items):
-            if len(items) == 0:
-                raise ValueError("the pool is empty: the dataset has no items")
-            first = np.asarray(_first_part(items[0]))
-            kind = ItemKind.TABULAR if first.ndim == 1 else ItemKind.IMAGE
-            return items, kind, None
-        raise TypeError(
-            f"unsupported items of type {type(items).__name__}: give a numpy array, a torch "
-            "Dataset, a list of image file paths or a list of strings"
-        )
+    @property
+    def kind(self) -> str:
+        """The item kind's name; label stores fingerprint pools with it."""
+        return self.item_kind.name
+
+    def _held_out_pool(self, test_items, test_targets) -> Pool:
+        try:
+            return Pool(
+                test_items,
+                targets=test_targets,
+                classes=self.classes,
+                name=f"{self.name}-test",
+                kind=self.item_kind,
+            )
+        except ItemKindError as error:
+            raise ItemKindError(
+                f"test_items must be {self.kind} items like the pool's items: {error}"
+            ) from None
 
     @staticmethod
     def _normalise_targets(targets, classes, n_items):
         if targets is None:
             if classes is None:
-                raise ValueError("give classes=[...] (the label names) when the pool has no targets")
+                raise ValueError(
+                    "give classes=[...] (the label names) when the pool has no targets"
+                )
             names = [str(name) for name in classes]
             return names, np.full(n_items, -1, dtype=np.int64)
-        values = list(np.asarray(targets, dtype=object).ravel()) if not isinstance(targets, list) else targets
+        if isinstance(targets, list):
+            values = targets
+        else:
+            values = list(np.asarray(targets, dtype=object).ravel())
         if len(values) != n_items:
             raise ValueError(f"got {len(values)} targets for {n_items} items")
-        known = [value for value in values if value is not None and not (_is_int(value) and int(value) < 0)]
+        known = [value for value in values if not _is_unknown_target(value)]
         if classes is None:
             if all(_is_int(value) for value in known):
                 top = max((int(value) for value in known), default=-1)
@@ -224,15 +161,20 @@ class Pool:
         lookup = {name: index for index, name in enumerate(names)}
         encoded = np.full(n_items, -1, dtype=np.int64)
         for position, value in enumerate(values):
-            if value is None or (_is_int(value) and int(value) < 0):
+            if _is_unknown_target(value):
                 continue
             if _is_int(value) and classes is None or (_is_int(value) and str(value) not in lookup):
                 index = int(value)
                 if index >= len(names):
-                    raise ValueError(f"target {index} of item {position} is not a class index (have {len(names)})")
+                    raise ValueError(
+                        f"target {index} of item {position} is not a class index "
+                        f"(have {len(names)})"
+                    )
             else:
                 if str(value) not in lookup:
-                    raise ValueError(f"target {value!r} of item {position} is not one of the classes {names}")
+                    raise ValueError(
+                        f"target {value!r} of item {position} is not one of the classes {names}"
+                    )
                 index = lookup[str(value)]
             encoded[position] = index
         return names, encoded
@@ -243,7 +185,10 @@ class Pool:
 
     def __repr__(self) -> str:
         test = f", test={len(self.test)}" if self.test is not None else ""
-        return f"Pool({self.name!r}, {len(self)} {self.kind} items, {len(self.classes)} classes{test})"
+        return (
+            f"Pool({self.name!r}, {len(self)} {self.kind} items, "
+            f"{len(self.classes)} classes{test})"
+        )
 
     def position(self, item_id) -> int:
         """Position of ``item_id`` in the pool; a clear error for an unknown id."""
@@ -269,17 +214,11 @@ class Pool:
 
     def item(self, item_id):
         """The raw item for display: an array (image/row), a path's pixels, or a string."""
-        position = self.position(item_id)
-        if self._image_paths is not None:
-            return load_image_file(self._image_paths[position])
-        if _looks_like_dataset(self._items):
-            value = _first_part(self._items[position])
-            return value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
-        return self._items[position]
+        return self._items.get(self.position(item_id))
 
     def item_path(self, item_id) -> Path | None:
-        """The file behind an image-file item, else ``None``."""
-        return None if self._image_paths is None else self._image_paths[self.position(item_id)]
+        """The file behind an item read from a file, else ``None``."""
+        return self._items.path(self.position(item_id))
 
     @property
     def has_targets(self) -> bool:
@@ -292,66 +231,52 @@ class Pool:
         if self._test_pool is None:
             return None
         test_pool = self._test_pool
-        return HeldOut(self._to_model_input(test_pool, np.arange(len(test_pool))), test_pool.targets)
+        inputs = self._to_model_input(test_pool, np.arange(len(test_pool)))
+        return HeldOut(inputs, test_pool.targets)
 
     # ---------------------------------------------------------------------- model inputs
     @cached_property
-    def _text_vectorizer(self):
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        vectorizer = TfidfVectorizer(max_features=4096, sublinear_tf=True)
-        vectorizer.fit(self._items)
-        return vectorizer
+    def _encoder(self):
+        """The kind's conversion to model inputs, fitted on this pool (e.g. its vocabulary)."""
+        return self.item_kind.input_encoder(self._items)
 
     def _raw_numeric(self, pool: Pool, positions: np.ndarray) -> np.ndarray:
         """Numeric model input before scaling, for the given positions of ``pool``."""
         features = self._features
         if isinstance(features, np.ndarray) and pool is self:
-            return _as_numeric_array(features[positions], "features").astype(np.float32)
+            return as_numeric_array(features[positions], "features").astype(np.float32)
         if callable(features):
-            rows = [np.asarray(features(pool.item(pool.ids[p])), dtype=np.float32) for p in positions]
-            return _as_numeric_array(np.stack(rows), "features")
-        if pool.kind == ItemKind.TEXT:
-            return self._text_vectorizer.transform([pool._items[p] for p in positions]).toarray().astype(np.float32)
-        if pool._image_paths is not None:
-            images = [load_image_file(pool._image_paths[p]) for p in positions]
-            shapes = {image.shape for image in images}
-            if len(shapes) > 1:
-                raise ValueError(f"image files differ in size {sorted(shapes)}; resize them or pass features=")
-            return _images_to_model_input(np.stack(images))
-        if _looks_like_dataset(pool._items):
-            rows = []
-            for p in positions:
-                value = _first_part(pool._items[int(p)])
-                value = value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value, dtype=np.float32)
-                rows.append(value.astype(np.float32, copy=False))
-            batch = np.stack(rows)
-            if not np.isfinite(batch).all():
-                raise ValueError(f"dataset items contain NaN/inf (positions {positions[:5].tolist()}...)")
+            rows = [
+                np.asarray(features(pool.item(pool.ids[p])), dtype=np.float32) for p in positions
+            ]
+            return as_numeric_array(np.stack(rows), "features")
+        batch = pool._items.batch(positions)
+        if pool._items.model_ready:
             return batch  # a Dataset's tensors are passed through as the user made them
-        array = pool._items[positions]
-        if pool.kind == ItemKind.IMAGE:
-            return _images_to_model_input(array)
-        return array.astype(np.float32)
+        return self._encoder.encode(batch)
 
     def _fit_scaling(self) -> None:
         """Standardise inputs with statistics of this pool (never of the held-out split)."""
-        if _looks_like_dataset(self._items) or (self._features is not None and not isinstance(self._features, np.ndarray)):
+        features = self._features
+        computed = features is not None and not isinstance(features, np.ndarray)
+        if self._items.model_ready or computed:
             self._input_mean, self._input_scale = np.float32(0), np.float32(1)
             return
-        sample = np.arange(len(self)) if len(self) <= 20000 else np.linspace(0, len(self) - 1, 20000).astype(int)
-        raw = self._raw_numeric(self, sample)
-        if self.kind == ItemKind.IMAGE and not (isinstance(self._features, np.ndarray)):
-            self._input_mean, self._input_scale = np.float32(raw.mean()), np.float32(raw.std() or 1.0)
+        if len(self) <= _SCALING_SAMPLE:
+            sample = np.arange(len(self))
         else:
-            std = raw.std(axis=0)
-            self._input_mean, self._input_scale = raw.mean(axis=0), np.where(std > 0, std, 1.0).astype(np.float32)
+            sample = np.linspace(0, len(self) - 1, _SCALING_SAMPLE).astype(int)
+        raw = self._raw_numeric(self, sample)
+        # Given features are columns of their own whatever the items are.
+        scaling = per_feature_scaling if isinstance(features, np.ndarray) else self._encoder.scaling
+        self._input_mean, self._input_scale = scaling(raw)
 
     def _to_model_input(self, pool: Pool, positions: np.ndarray) -> torch.Tensor:
         if self._input_mean is None:
             self._fit_scaling()
         raw = self._raw_numeric(pool, np.asarray(positions, dtype=np.int64))
-        return torch.from_numpy(((raw - self._input_mean) / self._input_scale).astype(np.float32, copy=False))
+        scaled = (raw - self._input_mean) / self._input_scale
+        return torch.from_numpy(scaled.astype(np.float32, copy=False))
 
     def inputs(self, positions) -> torch.Tensor:
         """Model inputs (float32 tensor, first axis = items) for pool positions."""
@@ -365,3 +290,8 @@ class Pool:
 
 def _is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_unknown_target(value) -> bool:
+    """``None`` and negative class indices mark items without ground truth."""
+    return value is None or (_is_int(value) and int(value) < 0)

@@ -150,7 +150,7 @@ def repeated(pool: Pool, repeats: int = 3, noise_std: float = 0.1, seed: int = 0
         np.concatenate(copies),
         targets=np.tile(pool.targets, repeats),
         classes=pool.classes,
-        test_items=None if test is None else np.asarray(test._items, dtype=np.float32),
+        test_items=None if test is None else np.stack([test.item(i) for i in test.ids]),
         test_targets=None if test is None else test.targets,
         name=f"repeated-{pool.name}",
     )

@@ -129,3 +129,72 @@ def test_repeated_pool_triples_items_with_noise():
     assert len(repeated) == 15 and repeated.targets.tolist() == [0, 1, 0, 1, 0] * 3
     assert not np.array_equal(repeated.item(0), repeated.item(5))
     assert np.abs(repeated.item(0) - repeated.item(5)).mean() < 0.3
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".mp3", ".flac", ".mp4", ".pdf", ".dcm", ".nii.gz"])
+def test_media_file_paths_are_not_taken_for_texts(suffix):
+    paths = [f"recordings/clip{index}{suffix}" for index in range(3)]
+    with pytest.raises(al.kinds.ItemKindError) as caught:
+        al.Pool(paths, classes=["a", "b"])
+    message = str(caught.value)
+    assert f"items[0] = 'recordings/clip0{suffix}'" in message
+    assert "alwidget.kinds.register" in message and "kind='text'" in message
+    assert isinstance(caught.value, (ValueError, al.AlwidgetError))
+
+
+def test_media_error_names_the_first_media_item_among_texts(tmp_path):
+    recording = tmp_path / "take 2.wav"  # a blank in the name: an existing file still counts
+    recording.write_bytes(b"RIFF")
+    with pytest.raises(al.kinds.ItemKindError, match=r"items\[1\] = .*take 2\.wav"):
+        al.Pool(["a fine review", str(recording), "x.mp3"], classes=["a", "b"])
+    with pytest.raises(al.kinds.ItemKindError, match=r"items\[0\]"):
+        al.Pool([tmp_path / "a.flac", tmp_path / "b.flac"], classes=["a", "b"])
+
+
+def test_texts_that_merely_mention_files_stay_texts_and_kind_text_overrides():
+    mentions = al.Pool(["I saved it as photo.jpg", "see the notes.pdf file"], classes=["a", "b"])
+    assert mentions.kind == "text"
+    forced = al.Pool(["song.wav", "other.wav"], classes=["a", "b"], kind="text")
+    assert forced.kind == "text" and forced.item_kind is al.kinds.get("text")
+    assert forced.input_shape[0] > 0
+
+
+def test_kind_argument_names_unknown_and_unsuitable_kinds():
+    with pytest.raises(al.kinds.ItemKindError, match="unknown item kind 'audio'.*image, text"):
+        al.Pool(np.zeros((3, 2)), classes=["a", "b"], kind="audio")
+    with pytest.raises(al.kinds.ItemKindError, match="image item kind reads .* got a list of 2 str"):
+        al.Pool(["a", "b"], classes=["a", "b"], kind="image")
+    tabular = al.Pool(np.zeros((4, 8, 8)).reshape(4, 64), classes=["a", "b"], kind="tabular")
+    assert tabular.kind == "tabular" and tabular.input_shape == (64,)
+
+
+def test_held_out_items_must_be_of_the_pool_kind():
+    with pytest.raises(al.kinds.ItemKindError, match="test_items must be tabular items"):
+        al.Pool(
+            np.zeros((4, 3)), targets=[0, 1, 0, 1], test_items=["x", "y"], test_targets=[0, 1]
+        )
+
+
+class HalfKind:
+    name = "half"
+    description = "nothing"
+
+    def detect(self, items):
+        return False
+
+
+def test_registering_checks_the_kind():
+    with pytest.raises(al.kinds.ItemKindError, match="lacks read, input_encoder.*hover_texts"):
+        al.kinds.register(HalfKind())
+    with pytest.raises(al.kinds.ItemKindError, match="already registered"):
+        al.kinds.register(al.kinds.get("image"))
+    with pytest.raises(al.kinds.ItemKindError, match="cannot be unregistered"):
+        al.kinds.unregister("text")
+    assert [kind.name for kind in al.kinds.registered()] == ["image", "text", "tabular"]
+
+
+def test_default_models_come_from_the_kind():
+    assert al.kinds.get("image").default_model((1, 8, 8)) == "small_cnn"
+    assert al.kinds.get("image").default_model((64,)) == "mlp"
+    assert al.kinds.get("text").default_model((4096,)) == "mlp"
+    assert al.kinds.get("tabular").default_model((3,)) == "mlp"

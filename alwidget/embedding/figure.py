@@ -93,6 +93,11 @@ def _scatter(
     )
 
 
+def _grey_scatter(layers: MapLayers, rows: np.ndarray, name: str) -> go.Scattergl:
+    """Small grey points for items without a class (or score) to colour them by."""
+    return _scatter(layers, rows, name, marker={"size": 4, "color": _UNLABELED_COLOUR})
+
+
 def _base_traces(
     layers: MapLayers, rows: np.ndarray, color_by: str
 ) -> list[go.Scattergl]:
@@ -103,14 +108,7 @@ def _base_traces(
         scores = layers.scores_N[rows]
         scored = np.isfinite(scores)
         if (~scored).any():
-            traces.append(
-                _scatter(
-                    layers,
-                    rows[~scored],
-                    "not scored",
-                    marker={"size": 4, "color": _UNLABELED_COLOUR},
-                )
-            )
+            traces.append(_grey_scatter(layers, rows[~scored], "not scored"))
         traces.append(
             _scatter(
                 layers,
@@ -133,39 +131,22 @@ def _base_traces(
         )
         return traces
     if color_by == "label":
-        values, prefix = layers.labels_N[rows], "label"
-        unlabeled = rows[values < 0]
-        if unlabeled.size:
-            traces.append(
-                _scatter(
-                    layers,
-                    unlabeled,
-                    TRACE_UNLABELED,
-                    marker={"size": 4, "color": _UNLABELED_COLOUR},
-                )
-            )
+        values, prefix, classless_name = layers.labels_N[rows], "label", TRACE_UNLABELED
         size, outline = 8, {"width": 1, "color": "white"}
     elif color_by == "predicted":
         if layers.predicted_N is None:
             raise ValueError(
                 "color_by='predicted' needs predicted_N (the model's predicted classes)"
             )
-        values, prefix = layers.predicted_N[rows], "predicted"
-        unpredicted = rows[values < 0]
-        if unpredicted.size:
-            traces.append(
-                _scatter(
-                    layers,
-                    unpredicted,
-                    "not predicted",
-                    marker={"size": 4, "color": _UNLABELED_COLOUR},
-                )
-            )
+        values, prefix, classless_name = layers.predicted_N[rows], "predicted", "not predicted"
         size, outline = 5, {"width": 0}
     else:
         raise ValueError(
             f"unknown color_by {color_by!r}; choose one of {', '.join(COLOR_MODES)}"
         )
+    classless = rows[values < 0]
+    if classless.size:
+        traces.append(_grey_scatter(layers, classless, classless_name))
     for class_index, class_name in enumerate(layers.class_names):
         members = rows[values == class_index]
         if members.size:

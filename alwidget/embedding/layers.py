@@ -3,24 +3,13 @@ batch and the least covered items; and which rows to draw when there are too man
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..kinds.text import text_hover  # re-exported: the text kind writes hover labels
+
 __all__ = ["MapLayers", "choose_drawn_rows", "text_hover"]
-
-_HOVER_TEXT_CHARS = 160
-
-
-def text_hover(text: str, limit: int = _HOVER_TEXT_CHARS) -> str:
-    """A text item made safe for plotly hover labels: escaped, shortened, wrapped every ~50
-    characters (hover labels render a subset of HTML, so raw text could inject tags)."""
-    flat = " ".join(str(text).split())
-    if len(flat) > limit:
-        flat = flat[: limit - 1] + "…"
-    lines = [html.escape(flat[start : start + 50]) for start in range(0, len(flat), 50)]
-    return "<br>".join(lines)
 
 
 @dataclass

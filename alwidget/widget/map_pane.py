@@ -1,34 +1,23 @@
 """HTML for the map's side pane: the hovered or clicked item, and the selection summary.
 
-Every piece of user data (ids, class names, text items) is escaped.
+Every piece of user data (ids, class names, text items) is escaped; the item itself is
+drawn by its kind (:meth:`alwidget.kinds.ItemKind.pane_html`).
 """
 
 from __future__ import annotations
 
-import base64
 import html
 
-from .render import render_pool_item
+from .render import pane_item_html
 
 __all__ = ["SELECTION_HINT", "item_html", "selection_html"]
 
-PREVIEW_PX = 160
 SELECTION_HINT = "<i>lasso or box-select points to act on them</i>"
 
 
 def item_html(pool, item_id, label, coverage: dict | None) -> str:
-    """One item (image preview or escaped text), its label and how far it is from a label."""
-    rendered = render_pool_item(pool, item_id)
-    if rendered.focus_png:
-        data = base64.b64encode(rendered.focus_png).decode("ascii")
-        body = (
-            f'<img src="data:image/png;base64,{data}" width="{PREVIEW_PX}" '
-            'style="image-rendering: pixelated" alt="item image">'
-        )
-    else:
-        body = (
-            f'<div style="max-height:220px;overflow:auto">{rendered.focus_html}</div>'
-        )
+    """One item as its kind shows it, its label and how far it is from a label."""
+    body = pane_item_html(pool, item_id)
     shown_label = html.escape(str(label)) if label is not None else "<i>unlabeled</i>"
     lines = [f"<b>item {html.escape(str(item_id))}</b>", f"label: {shown_label}"]
     if coverage is not None and coverage["n_labeled"]:

@@ -13,8 +13,10 @@ import traitlets
 _ESM = r"""
 function card(data, index, focused, model) {
   const node = document.createElement('div');
-  node.className = 'alwidget-card' + (index === focused ? ' alwidget-card-focused' : '')
-    + (data.kind === 'error' ? ' alwidget-card-error' : '')
+  // Each kind styles its cards through its own class (errors: alwidget-kind-error).
+  const kindClass = 'alwidget-kind-' + String(data.kind).replace(/[^a-z0-9_-]/g, '_');
+  node.className = 'alwidget-card ' + kindClass
+    + (index === focused ? ' alwidget-card-focused' : '')
     + (data.thumbnail ? '' : ' alwidget-card-text');
   node.dataset.index = String(index);
   node.dataset.itemId = data.key;
@@ -76,8 +78,11 @@ _CSS = """
   display: flex; flex-direction: column; align-items: center; gap: 2px;
 }
 .alwidget-card:hover { border-color: var(--jp-brand-color2, #90caf9); }
-.alwidget-card-focused { border-color: var(--jp-brand-color1, #1976d2); box-shadow: 0 0 0 1px var(--jp-brand-color1, #1976d2); }
-.alwidget-card-error { border-color: var(--jp-error-color1, #d32f2f); }
+.alwidget-card-focused {
+  border-color: var(--jp-brand-color1, #1976d2);
+  box-shadow: 0 0 0 1px var(--jp-brand-color1, #1976d2);
+}
+.alwidget-kind-error { border-color: var(--jp-error-color1, #d32f2f); }
 .alwidget-card img { width: 72px; height: 72px; object-fit: contain; image-rendering: pixelated; }
 .alwidget-snippet {
   width: 80px; height: 72px; overflow: hidden; font-size: 10px; line-height: 1.2;
@@ -97,7 +102,9 @@ class BatchStrip(anywidget.AnyWidget):
     """Cards for the queued items; ``focused`` is the index of the large item.
 
     ``cards`` holds dicts with ``key`` (the item id as text), ``rank``, ``score`` (formatted),
-    ``predicted``, ``kind`` and either ``thumbnail`` (a PNG data URL) or ``snippet`` (plain text).
+    ``predicted``, ``kind`` (the item kind's name, or ``"error"``; the card gets the CSS class
+    ``alwidget-kind-<kind>``) and either ``thumbnail`` (a PNG data URL) or ``snippet`` (plain
+    text).
     """
 
     _esm = _ESM
@@ -112,7 +119,7 @@ class BatchStrip(anywidget.AnyWidget):
         self.on_msg(self._receive)
 
     def on_focus(self, handler) -> None:
-        """Call ``handler(index, key)`` when the user clicks card ``index`` (item id text ``key``)."""
+        """Call ``handler(index, key)`` when the user clicks card ``index`` (item id ``key``)."""
         self._focus_handlers.append(handler)
 
     def click(self, index: int) -> None:
