@@ -186,8 +186,7 @@ class Pool:
     def __repr__(self) -> str:
         test = f", test={len(self.test)}" if self.test is not None else ""
         return (
-            f"Pool({self.name!r}, {len(self)} {self.kind} items, "
-            f"{len(self.classes)} classes{test})"
+            f"Pool({self.name!r}, {len(self)} {self.kind} items, {len(self.classes)} classes{test})"
         )
 
     def position(self, item_id) -> int:

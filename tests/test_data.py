@@ -26,7 +26,9 @@ def test_load_mnist_reads_the_idx_files_and_gz_equals_raw(mnist_root):
     assert pool.item(0).shape == (28, 28) and pool.item(0).dtype == np.uint8
     assert np.bincount(pool.targets).min() > 5000
     raw = mnist_root / "MNIST" / "raw"
-    assert np.array_equal(read_idx(raw / "t10k-labels-idx1-ubyte"), read_idx(raw / "t10k-labels-idx1-ubyte.gz"))
+    assert np.array_equal(
+        read_idx(raw / "t10k-labels-idx1-ubyte"), read_idx(raw / "t10k-labels-idx1-ubyte.gz")
+    )
     small = al.datasets.load_mnist(mnist_root, limit=500, test_limit=100)
     assert len(small) == 500 and len(small.test) == 100
 
@@ -76,7 +78,9 @@ def test_image_files_and_a_corrupt_one(tmp_path):
     paths = []
     for index in range(3):
         path = tmp_path / f"img{index}.png"
-        Image.fromarray((np.random.default_rng(index).random((9, 7)) * 255).astype(np.uint8)).save(path)
+        Image.fromarray((np.random.default_rng(index).random((9, 7)) * 255).astype(np.uint8)).save(
+            path
+        )
         paths.append(str(path))
     pool = al.Pool(paths, classes=["x", "y"])
     assert pool.kind == "image" and pool.input_shape == (1, 9, 7)
@@ -110,7 +114,11 @@ def test_any_torch_dataset_by_duck_typing():
         (dict(items=np.array([[1.0, np.nan]]), classes=["a", "b"]), ValueError, "NaN"),
         (dict(items=np.zeros((2, 3, 3, 3, 3)), classes=["a", "b"]), ValueError, "shape"),
         (dict(items=np.zeros((3, 2)), targets=[0, 1]), ValueError, "2 targets for 3 items"),
-        (dict(items=np.zeros((2, 2)), targets=["a", "zebra"], classes=["a", "b"]), ValueError, "zebra"),
+        (
+            dict(items=np.zeros((2, 2)), targets=["a", "zebra"], classes=["a", "b"]),
+            ValueError,
+            "zebra",
+        ),
         (dict(items=np.zeros((2, 2)), ids=[1, 1], classes=["a", "b"]), ValueError, "unique"),
         (dict(items=np.zeros((2, 2))), ValueError, "classes"),
         (dict(items=object(), classes=["a"]), TypeError, "unsupported"),
@@ -124,7 +132,9 @@ def test_bad_pools_name_the_problem(kwargs, error, message):
 
 
 def test_repeated_pool_triples_items_with_noise():
-    base = al.Pool(np.random.default_rng(0).random((5, 4, 4)).astype(np.float32), targets=[0, 1, 0, 1, 0])
+    base = al.Pool(
+        np.random.default_rng(0).random((5, 4, 4)).astype(np.float32), targets=[0, 1, 0, 1, 0]
+    )
     repeated = al.datasets.repeated(base, repeats=3, noise_std=0.1)
     assert len(repeated) == 15 and repeated.targets.tolist() == [0, 1, 0, 1, 0] * 3
     assert not np.array_equal(repeated.item(0), repeated.item(5))
@@ -162,7 +172,9 @@ def test_texts_that_merely_mention_files_stay_texts_and_kind_text_overrides():
 def test_kind_argument_names_unknown_and_unsuitable_kinds():
     with pytest.raises(al.kinds.ItemKindError, match="unknown item kind 'audio'.*image, text"):
         al.Pool(np.zeros((3, 2)), classes=["a", "b"], kind="audio")
-    with pytest.raises(al.kinds.ItemKindError, match="image item kind reads .* got a list of 2 str"):
+    with pytest.raises(
+        al.kinds.ItemKindError, match="image item kind reads .* got a list of 2 str"
+    ):
         al.Pool(["a", "b"], classes=["a", "b"], kind="image")
     tabular = al.Pool(np.zeros((4, 8, 8)).reshape(4, 64), classes=["a", "b"], kind="tabular")
     assert tabular.kind == "tabular" and tabular.input_shape == (64,)
@@ -170,9 +182,7 @@ def test_kind_argument_names_unknown_and_unsuitable_kinds():
 
 def test_held_out_items_must_be_of_the_pool_kind():
     with pytest.raises(al.kinds.ItemKindError, match="test_items must be tabular items"):
-        al.Pool(
-            np.zeros((4, 3)), targets=[0, 1, 0, 1], test_items=["x", "y"], test_targets=[0, 1]
-        )
+        al.Pool(np.zeros((4, 3)), targets=[0, 1, 0, 1], test_items=["x", "y"], test_targets=[0, 1])
 
 
 class HalfKind:

@@ -60,25 +60,19 @@ def _hover(layers: MapLayers, rows: np.ndarray) -> list[str]:
         parts = [base[row] if base is not None else f"item {row}"]
         label = layers.labels_N[row]
         parts.append(
-            "label: "
-            + (html.escape(str(layers.class_names[label])) if label >= 0 else "—")
+            "label: " + (html.escape(str(layers.class_names[label])) if label >= 0 else "—")
         )
         if layers.predicted_N is not None and layers.predicted_N[row] >= 0:
             parts.append(
-                "predicted: "
-                + html.escape(str(layers.class_names[layers.predicted_N[row]]))
+                "predicted: " + html.escape(str(layers.class_names[layers.predicted_N[row]]))
             )
         if layers.scores_N is not None and np.isfinite(layers.scores_N[row]):
-            parts.append(
-                f"{html.escape(layers.score_name)}: {layers.scores_N[row]:.3g}"
-            )
+            parts.append(f"{html.escape(layers.score_name)}: {layers.scores_N[row]:.3g}")
         texts.append("<br>".join(parts))
     return texts
 
 
-def _scatter(
-    layers, rows, name, *, marker, legendgroup=None, showlegend=True
-) -> go.Scattergl:
+def _scatter(layers, rows, name, *, marker, legendgroup=None, showlegend=True) -> go.Scattergl:
     return go.Scattergl(
         x=layers.coordinates_N_2[rows, 0],
         y=layers.coordinates_N_2[rows, 1],
@@ -98,9 +92,7 @@ def _grey_scatter(layers: MapLayers, rows: np.ndarray, name: str) -> go.Scatterg
     return _scatter(layers, rows, name, marker={"size": 4, "color": _UNLABELED_COLOUR})
 
 
-def _base_traces(
-    layers: MapLayers, rows: np.ndarray, color_by: str
-) -> list[go.Scattergl]:
+def _base_traces(layers: MapLayers, rows: np.ndarray, color_by: str) -> list[go.Scattergl]:
     traces = []
     if color_by == "score":
         if layers.scores_N is None:
@@ -120,9 +112,7 @@ def _base_traces(
                     "colorscale": "Viridis",
                     "showscale": True,
                     "colorbar": {
-                        "title": {
-                            "text": f"{layers.score_name}<br>(higher = asked first)"
-                        },
+                        "title": {"text": f"{layers.score_name}<br>(higher = asked first)"},
                         "len": 0.6,
                         "y": 0.3,
                     },
@@ -141,9 +131,7 @@ def _base_traces(
         values, prefix, classless_name = layers.predicted_N[rows], "predicted", "not predicted"
         size, outline = 5, {"width": 0}
     else:
-        raise ValueError(
-            f"unknown color_by {color_by!r}; choose one of {', '.join(COLOR_MODES)}"
-        )
+        raise ValueError(f"unknown color_by {color_by!r}; choose one of {', '.join(COLOR_MODES)}")
     classless = rows[values < 0]
     if classless.size:
         traces.append(_grey_scatter(layers, classless, classless_name))
@@ -195,9 +183,7 @@ def build_map_figure(
         diamonds and the least covered items as red rings.
     """
     if color_by not in COLOR_MODES:
-        raise ValueError(
-            f"unknown color_by {color_by!r}; choose one of {', '.join(COLOR_MODES)}"
-        )
+        raise ValueError(f"unknown color_by {color_by!r}; choose one of {', '.join(COLOR_MODES)}")
     rows = choose_drawn_rows(layers, max_points, seed)
     traces = _base_traces(layers, rows, color_by)
     labeled = rows[layers.labels_N[rows] >= 0]

@@ -20,8 +20,8 @@ from .base import (
     RenderedItem,
     id_hover,
     ids_hover,
-    png_pane_html,
     per_feature_scaling,
+    png_pane_html,
     scrolling_pane_html,
     whole_input_scaling,
 )

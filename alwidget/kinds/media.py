@@ -13,21 +13,19 @@ from .base import ItemKindError
 
 __all__ = ["MEDIA_SUFFIXES", "looks_like_media_path", "first_media_path", "unread_media_error"]
 
-MEDIA_SUFFIXES = (
-    # audio
-    ".wav", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".wma",
-    # video
-    ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".wmv", ".mpg", ".mpeg",
-    # documents
-    ".pdf", ".djvu", ".epub", ".doc", ".docx", ".odt", ".rtf", ".ppt", ".pptx", ".xls", ".xlsx",
-    ".txt", ".md", ".html", ".htm", ".xml", ".json",
-    # medical and scientific images, volumes, arrays and tables
-    ".dcm", ".dicom", ".nii", ".nii.gz", ".nrrd", ".mha", ".mhd", ".svs", ".ndpi", ".czi",
-    ".h5", ".hdf5", ".npy", ".npz", ".mat", ".csv", ".tsv", ".parquet",
-    # pictures the image kind does not read, and 3-D data
-    ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp",
-    ".heic", ".heif", ".svg", ".psd", ".exr", ".dng", ".cr2", ".nef", ".ply", ".stl", ".obj",
-)  # image suffixes are listed too: a mix of images and other files is read by no kind
+_SUFFIX_GROUPS = {
+    "audio": ".wav .mp3 .flac .ogg .oga .opus .m4a .aac .aif .aiff .wma",
+    "video": ".mp4 .m4v .mov .avi .mkv .webm .wmv .mpg .mpeg",
+    "documents": ".pdf .djvu .epub .doc .docx .odt .rtf .ppt .pptx .xls .xlsx "
+    ".txt .md .html .htm .xml .json",
+    "medical and scientific": ".dcm .dicom .nii .nii.gz .nrrd .mha .mhd .svs .ndpi .czi "
+    ".h5 .hdf5 .npy .npz .mat .csv .tsv .parquet",
+    # Image suffixes too: the image kind reads lists of images only, not mixed with others.
+    "pictures": ".png .jpg .jpeg .bmp .gif .tif .tiff .webp .heic .heif .svg .psd .exr .dng "
+    ".cr2 .nef",
+    "3-D": ".ply .stl .obj",
+}
+MEDIA_SUFFIXES = tuple(suffix for group in _SUFFIX_GROUPS.values() for suffix in group.split())
 
 _LONGEST_PATH = 4096
 

@@ -31,7 +31,13 @@ __all__ = [
 
 BUILT_IN_KINDS: tuple[ItemKind, ...] = (ImageKind(), TextKind(), TabularKind())
 _REQUIRED_METHODS = (
-    "detect", "read", "input_encoder", "default_model", "render", "pane_html", "hover_texts"
+    "detect",
+    "read",
+    "input_encoder",
+    "default_model",
+    "render",
+    "pane_html",
+    "hover_texts",
 )
 _NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")  # it becomes a CSS class and a store key
 

@@ -24,8 +24,7 @@ def item_html(pool, item_id, label, coverage: dict | None) -> str:
         distance = coverage["distances_N"][pool.position(item_id)]
         covered = "covered" if distance <= coverage["radius"] else "not covered"
         lines.append(
-            f"distance to nearest label {distance:.3g} "
-            f"({covered} at r = {coverage['radius']:.3g})"
+            f"distance to nearest label {distance:.3g} ({covered} at r = {coverage['radius']:.3g})"
         )
     return "<br>".join(lines) + "<br>" + body
 
