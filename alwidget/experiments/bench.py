@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .oracle import run_oracle
+
 __all__ = ["DEFAULT_STRATEGIES", "THRESHOLDS", "BenchSettings", "labels_to_threshold", "run_bench", "run_one"]
 
 THRESHOLDS = (0.90, 0.95, 0.98)
@@ -181,7 +183,6 @@ def run_one(settings: BenchSettings, strategy: str, seed: int, threads: int = 1,
     import torch
 
     from ..session import Session
-    from .simulate import balanced_initial_ids
 
     torch.set_num_threads(threads)
     started = time.perf_counter()
@@ -191,31 +192,24 @@ def run_one(settings: BenchSettings, strategy: str, seed: int, threads: int = 1,
         batch_size=settings.batch_size, train_config=settings.train_config(),
         score_subset=settings.score_subset, device="cpu", store=False,
     )
-    initial_ids = balanced_initial_ids(pool, settings.initial, seed)
-    session.label(initial_ids, [int(pool.targets[pool.position(i)]) for i in initial_ids])
-    steps, query_timings = [], {}
-    while True:
-        session.train_config = settings.train_config(first=not steps)
-        retrain_started = time.perf_counter()
-        report = session.retrain()  # evaluates on the held-out split after training
-        accuracy = session.history[-1]["accuracy"]
+    steps = []
+    oracle_rounds = run_oracle(
+        session, initial=settings.initial, seed=seed, batch_size=settings.batch_size,
+        budget=settings.budget,
+        train_config_for_round=lambda index: settings.train_config(first=index == 0),
+    )
+    for step in oracle_rounds:
         steps.append({
-            "n_labels": session.n_labels,
-            "accuracy": round(accuracy, 5),
-            "train_seconds": round(report.seconds, 3),
-            "eval_seconds": round(time.perf_counter() - retrain_started - report.seconds, 3),
-            **{key: round(value, 4) for key, value in query_timings.items() if key.endswith("seconds")},
-            **({"acquired": query_timings["acquired"]} if query_timings else {"acquired": [_plain(i) for i in initial_ids]}),
+            "n_labels": step.n_labels,
+            "accuracy": round(step.accuracy, 5),
+            "train_seconds": round(step.train.seconds, 3),
+            "eval_seconds": round(step.eval_seconds, 3),
+            **step.query_seconds(),
+            "acquired": [_plain(item_id) for item_id in step.acquired],
         })
         if log is not None:
-            log(f"  {settings.dataset} {strategy} seed {seed}: {session.n_labels} labels, accuracy {accuracy:.4f}, "
-                f"train {report.seconds:.1f} s")
-        remaining = settings.budget - session.n_labels
-        if remaining <= 0:
-            break
-        batch = session.query(min(settings.batch_size, remaining))
-        query_timings = {**session.last_query_timings, "acquired": [_plain(i) for i in batch.ids]}
-        session.label(batch.ids, [int(pool.targets[pool.position(i)]) for i in batch.ids])
+            log(f"  {settings.dataset} {strategy} seed {seed}: {step.n_labels} labels, "
+                f"accuracy {step.accuracy:.4f}, train {step.train.seconds:.1f} s")
     curve = ([s["n_labels"] for s in steps], [s["accuracy"] for s in steps])
     return {
         "dataset": settings.dataset,

@@ -1,0 +1,170 @@
+"""The simulated oracle loop shared by ``simulate`` and ``bench``.
+
+The ground truth answers whatever the session asks: label a class-balanced initial set, then
+repeat (train, evaluate, query a batch, label it from the pool's targets). Only the public
+:class:`~alwidget.Session` API is used, so the loop measures what a user of the product gets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..data import Pool
+from ..errors import AlwidgetError
+from ..training import TrainConfig, TrainReport
+
+__all__ = ["OracleRound", "OracleSetupError", "balanced_initial_ids", "oracle_labels", "run_oracle"]
+
+
+class OracleSetupError(AlwidgetError, ValueError):
+    """An oracle run that cannot start: no ground truth, or too small an initial set."""
+
+
+def balanced_initial_ids(pool: Pool, count: int, seed: int) -> list:
+    """``count`` pool ids spread evenly over the classes (the usual cold start, e.g. 2 per
+    class for 20 MNIST labels); the remainder goes to randomly chosen classes.
+
+    Raises
+    ------
+    OracleSetupError
+        The pool has no targets, or ``count`` is below 2.
+    """
+    if not pool.has_targets:
+        raise OracleSetupError(
+            f"pool {pool.name!r} has no ground truth: a simulated oracle needs a target for "
+            "every item; build it as alwidget.Pool(items, targets=...)"
+        )
+    if count < 2:
+        raise OracleSetupError(
+            f"initial must be at least 2 (one label per class for two classes), got {count}"
+        )
+    rng = np.random.default_rng(seed)
+    present = np.unique(pool.targets)
+    per_class = np.full(len(present), count // len(present))
+    per_class[rng.choice(len(present), size=count % len(present), replace=False)] += 1
+    chosen = []
+    for label, take in zip(present, per_class):
+        members = np.flatnonzero(pool.targets == label)
+        chosen.extend(rng.choice(members, size=min(take, len(members)), replace=False).tolist())
+    return [pool.ids[p] for p in sorted(chosen)]
+
+
+def oracle_labels(pool: Pool, ids) -> list[int]:
+    """The ground-truth class index of each id: what a perfect annotator would answer."""
+    return [int(pool.targets[pool.position(item_id)]) for item_id in ids]
+
+
+@dataclass(frozen=True)
+class OracleRound:
+    """One trained model of an oracle run and how it came about.
+
+    Attributes
+    ----------
+    index : int
+        0 for the model trained on the initial labels, then one per acquisition.
+    n_labels : int
+        Labels the model was trained on.
+    accuracy : float or None
+        The session's evaluation after training (``None`` when it has none yet).
+    train : TrainReport
+        The training run.
+    retrain_seconds : float
+        Wall time of the retrain, evaluation included.
+    query_timings : dict
+        ``session.last_query_timings`` of the query that acquired this round's new labels
+        (empty for round 0).
+    acquired : list
+        The pool ids labeled since the previous round (round 0: the initial ids).
+    """
+
+    index: int
+    n_labels: int
+    accuracy: float | None
+    train: TrainReport
+    retrain_seconds: float
+    query_timings: dict = field(default_factory=dict)
+    acquired: list = field(default_factory=list)
+
+    @property
+    def eval_seconds(self) -> float:
+        """The part of the retrain spent after training (evaluation, bookkeeping)."""
+        return self.retrain_seconds - self.train.seconds
+
+    def query_seconds(self) -> dict:
+        """The query's ``*_seconds`` timings, rounded for a results file."""
+        return {
+            key: round(value, 4)
+            for key, value in self.query_timings.items()
+            if key.endswith("seconds")
+        }
+
+
+def run_oracle(
+    session,
+    *,
+    initial: int,
+    seed: int,
+    batch_size: int,
+    rounds: int | None = None,
+    budget: int | None = None,
+    train_config_for_round: Callable[[int], TrainConfig] | None = None,
+) -> Iterator[OracleRound]:
+    """Label ``initial`` balanced items, then alternate training and oracle-answered queries.
+
+    Parameters
+    ----------
+    session : Session
+        A fresh session on a pool with targets (``store=False`` so a rerun starts afresh).
+    initial : int
+        Class-balanced initial labels (see :func:`balanced_initial_ids`).
+    seed : int
+        Seed of the initial choice.
+    batch_size : int
+        Labels acquired per round (fewer when the budget leaves fewer).
+    rounds : int, optional
+        Stop after this many acquisitions (``rounds + 1`` models).
+    budget : int, optional
+        Stop once this many labels are reached; the last query is cut to fit.
+    train_config_for_round : callable, optional
+        ``round index -> TrainConfig`` set on the session before each retrain (e.g. a long
+        first training, then short warm-started ones).
+
+    Yields
+    ------
+    OracleRound
+        One per trained model, before the next query is made.
+    """
+    if rounds is None and budget is None:
+        raise OracleSetupError("run_oracle needs rounds or budget, or it would never stop")
+    pool = session.pool
+    acquired = balanced_initial_ids(pool, initial, seed)
+    session.label(acquired, oracle_labels(pool, acquired))
+    query_timings: dict = {}
+    index = 0
+    while True:
+        if train_config_for_round is not None:
+            session.train_config = train_config_for_round(index)
+        started = time.perf_counter()
+        report = session.retrain()  # evaluates the new model into session.history
+        retrain_seconds = time.perf_counter() - started
+        yield OracleRound(
+            index=index,
+            n_labels=session.n_labels,
+            accuracy=session.history[-1]["accuracy"],
+            train=report,
+            retrain_seconds=retrain_seconds,
+            query_timings=query_timings,
+            acquired=acquired,
+        )
+        remaining = batch_size if budget is None else budget - session.n_labels
+        if index == rounds or remaining <= 0:
+            return
+        batch = session.query(min(batch_size, remaining))
+        query_timings = dict(session.last_query_timings)
+        acquired = list(batch.ids)
+        session.label(acquired, oracle_labels(pool, acquired))
+        index += 1
