@@ -161,3 +161,25 @@ def agreement_report(ratings: Ratings) -> AgreementReport:
         "fleiss_n_items": len(fleiss_rows),
     }
     return report
+
+
+def conflicting_labels(ratings: Ratings) -> list[dict[str, object]]:
+    """Items whose current labels from different annotators disagree, for review.
+
+    Returns
+    -------
+    list of dict
+        ``{"item_key", "labels": {annotator: label}, "majority_label"}`` per item
+        (``majority_label`` None on a tie).
+    """
+    found = []
+    for key, by_annotator in ratings.items():
+        if len(set(by_annotator.values())) > 1:
+            found.append(
+                {
+                    "item_key": key,
+                    "labels": dict(sorted(by_annotator.items())),
+                    "majority_label": majority_label(list(by_annotator.values())),
+                }
+            )
+    return found

@@ -21,6 +21,13 @@ class StoreUnavailableError(StoreError):
     """
 
 
+class StoreClosedError(StoreError, RuntimeError):
+    """The store was used after :meth:`~alwidget.store.LabelStore.close`.
+
+    Also a :class:`RuntimeError`, which closed stores raised before this class existed.
+    """
+
+
 class StoreCorruptedError(StoreError):
     """The store's file exists but is not a readable database.
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import getpass
-import json
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, make_url, select, text
+from sqlalchemy import Connection, make_url, text
 
 from .connection import (
     create_store_engine,
@@ -15,9 +14,10 @@ from .connection import (
     sqlite_file,
     translated_errors,
 )
-from .errors import ClassMismatchError, PoolMismatchError, StoreCorruptedError
+from .errors import PoolMismatchError, StoreCorruptedError
+from .label_log import store_classes
 from .records import utc_now
-from .schema import SCHEMA_VERSION, ensure_schema, label_events, read_meta, write_meta
+from .schema import SCHEMA_VERSION, ensure_schema, read_meta, write_meta
 from .store import LabelStore
 
 
@@ -27,33 +27,6 @@ def default_annotator() -> str:
         return getpass.getuser() or "annotator"
     except (KeyError, OSError):  # containers without a passwd entry
         return "annotator"
-
-
-def store_classes(conn: Connection, classes: list[str] | None, store_name: str) -> list[str] | None:
-    """Save new classes after checking that every label in the store is still among them.
-
-    Returns the classes now in force (the stored ones when ``classes`` is None).
-    """
-    stored = read_meta(conn).get("classes")
-    if classes is None:
-        return None if stored is None else json.loads(stored)
-    if not all(isinstance(name, str) and name for name in classes):
-        raise ValueError(f"classes must be non-empty strings, got {classes!r}")
-    if len(set(classes)) != len(classes):
-        raise ValueError(f"classes must be distinct, got {classes!r}")
-    used = set(
-        conn.execute(
-            select(label_events.c.label).where(label_events.c.kind == "label").distinct()
-        ).scalars()
-    )
-    missing = sorted(used - set(classes))
-    if missing:
-        raise ClassMismatchError(
-            f"{store_name} holds labels {missing} that are not among the classes {classes}; "
-            "include them, or use a new store"
-        )
-    write_meta(conn, "classes", json.dumps(classes))
-    return classes
 
 
 def _check_sqlite_integrity(conn: Connection, store_name: str) -> None:

@@ -66,9 +66,7 @@ class LabelRecord:
         event_id, key, kind, label, annotator, created, version, strategy, score, undoes = row
         if created.tzinfo is None:  # SQLite keeps no zone; the store always writes UTC
             created = created.replace(tzinfo=UTC)
-        return cls(
-            event_id, key, label, annotator, created, version, strategy, score, kind, undoes
-        )
+        return cls(event_id, key, label, annotator, created, version, strategy, score, kind, undoes)
 
     def as_row(self, history: bool = False) -> dict[str, object]:
         """The record as a flat dict with an ISO-8601 timestamp, ready for CSV or JSON."""
@@ -102,3 +100,24 @@ def clean_score(score: float | None) -> float | None:
 def utc_now() -> datetime:
     """The current time, timezone-aware in UTC."""
     return datetime.now(UTC)
+
+
+def check_item_key(item_key: object) -> str:
+    """Return ``item_key`` if it is a non-empty str; raise naming the fix otherwise."""
+    if not isinstance(item_key, str):
+        raise TypeError(f"item_key must be a str (use str(item_id)), not {type(item_key).__name__}")
+    if not item_key:
+        raise ValueError("item_key must not be empty")
+    return item_key
+
+
+def check_label(label: object, classes: list[str] | None) -> str:
+    """Return ``label`` if it is a non-empty str among ``classes`` (any when None)."""
+    if not isinstance(label, str) or not label:
+        raise ValueError(f"a label must be a non-empty string, not {label!r}")
+    if classes is not None and label not in classes:
+        raise ValueError(
+            f"label {label!r} is not one of the store's classes {classes}; "
+            "add it first with store.set_classes()"
+        )
+    return label

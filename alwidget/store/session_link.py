@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .connection import sqlite_file
 from .errors import StoreError
-from .opening import open_store, store_classes
+from .label_log import Votes
+from .opening import open_store
 from .records import LabelRecord
 from .store import LabelStore
 
@@ -105,8 +105,7 @@ class SessionStore:
     @property
     def is_shared(self) -> bool:
         """Whether other processes can open this store (False for an in-memory one)."""
-        url = self.store._engine.url
-        return url.get_backend_name() != "sqlite" or sqlite_file(url) is not None
+        return self.store.is_shared
 
     def item_id(self, item_key: str):
         """The pool id whose ``str()`` is ``item_key``."""
@@ -126,42 +125,13 @@ class SessionStore:
         "label these next", never pushes an item down. Within one generation the latest
         ranking wins. Returns the number of items written or kept.
         """
-        from sqlalchemy import Integer, cast, func
-
-        from .schema import work_items
-        from .team import _dialect_insert
-
-        if not priorities:
-            return 0
-        with self.store._transaction(write=True) as conn:
-
-            def generation(column):  # PostgreSQL's CAST rounds; floor() is what is meant
-                return func.floor(column) if conn.dialect.name == "postgresql" else cast(column, Integer)
-
-            statement = _dialect_insert(conn, work_items)
-            statement = statement.on_conflict_do_update(
-                index_elements=[work_items.c.item_key],
-                set_={"priority": statement.excluded.priority},
-                where=generation(work_items.c.priority) <= generation(statement.excluded.priority),
-            )
-            # In key order, the order every writer locks queue rows in, so publishers never deadlock.
-            rows = [{"item_key": key, "priority": float(priorities[key])} for key in sorted(priorities)]
-            conn.execute(statement, rows)
-        return len(priorities)
+        return self.store.enqueue(priorities.items(), keep_higher_generations=True)
 
     def item_votes(self, item_key: str) -> dict[str, tuple[int, str]]:
         """Every annotator's current label on one item: ``{annotator: (event_id, label)}``."""
-        from .schema import label_events
+        return self.store.item_votes(item_key)
 
-        store = self.store
-        query = store._active_labels_query(
-            label_events.c.id, label_events.c.annotator, label_events.c.label
-        ).where(label_events.c.item_key == item_key)
-        with store._transaction(write=False) as conn:
-            rows = conn.execute(query.order_by(label_events.c.id)).all()
-        return {who: (event_id, label) for event_id, who, label in rows}  # the latest per annotator
-
-    def team_snapshot(self) -> tuple[list[str] | None, dict[str, dict[str, tuple[int, str]]]]:
+    def team_snapshot(self) -> tuple[list[str] | None, Votes]:
         """Classes and every annotator's current label per item, read in one transaction.
 
         Returns
@@ -170,19 +140,17 @@ class SessionStore:
             The store's classes (None when it has none) and ``{item_key: {annotator:
             (event_id, label)}}``, the data :meth:`LabelStore.current_labels` resolves.
         """
-        store = self.store
-        with store._transaction(write=False) as conn:
-            classes = store_classes(conn, None, store.name)
-            votes = store._current_votes(conn)
-        if classes is not None:
-            store.classes = classes  # teammates may have added classes since this store opened
-        unknown = [key for key in votes if key not in self._ids_by_key]
+        classes, votes = self.store.team_snapshot()
+        self._check_items_in_pool(votes)
+        return classes, votes
+
+    def _check_items_in_pool(self, labeled_keys) -> None:
+        unknown = [key for key in labeled_keys if key not in self._ids_by_key]
         if unknown:
             raise StoreError(
-                f"{store.name} holds labels for items that are not in the pool "
+                f"{self.store.name} holds labels for items that are not in the pool "
                 f"(e.g. {unknown[:3]}); open it with the pool it was made for"
             )
-        return classes, votes
 
     # ----------------------------------------------------------------------- restoring
     def restored_state(self) -> RestoredState:
@@ -192,12 +160,7 @@ class SessionStore:
         for record in self.store.label_records():
             if labels.get(record.item_key) == record.label:
                 records[record.item_key] = record  # the latest record carrying that label
-        unknown = [key for key in labels if key not in self._ids_by_key]
-        if unknown:
-            raise StoreError(
-                f"{self.store.name} holds labels for items that are not in the pool "
-                f"(e.g. {unknown[:3]}); open it with the pool it was made for"
-            )
+        self._check_items_in_pool(labels)
         state = RestoredState()
         for key, label in labels.items():
             record = records[key]

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, select, update
 
-from .records import utc_now
+from .database import Database
+from .records import check_item_key, utc_now
 from .schema import checkpoints, queue_items, rounds
 from .serialize import dump_round, dump_state_dicts, load_round, load_state_dicts
 
 
-class SessionStateMixin:
-    """History, queue and checkpoint methods of :class:`~alwidget.store.LabelStore`."""
+@dataclass(eq=False)
+class SessionState:
+    """History, queue and checkpoint of a :class:`~alwidget.store.LabelStore` (which forwards
+    its methods here), kept in the store's ``database``; ``choose_annotator`` names whose queue
+    an ``annotator`` argument means (None: the store's default annotator)."""
+
+    database: Database
+    choose_annotator: Callable[[str | None], str]
 
     def record_round(self, data: Mapping[str, object]) -> None:
         """Append one entry of the learning history (any JSON-serialisable dict)."""
         encoded = dump_round(data)
-        with self._transaction(write=True) as conn:
+        with self.database.transaction(write=True) as conn:
             conn.execute(insert(rounds).values(recorded_at=utc_now(), data=encoded))
 
     def update_round(self, model_version: int, data: Mapping[str, object]) -> bool:
@@ -31,7 +39,7 @@ class SessionStateMixin:
             False when no entry has that model version (nothing is written then).
         """
         encoded = dump_round(data)
-        with self._transaction(write=True) as conn:
+        with self.database.transaction(write=True) as conn:
             for round_id, text in conn.execute(
                 select(rounds.c.id, rounds.c.data).order_by(rounds.c.id.desc())
             ):
@@ -42,15 +50,15 @@ class SessionStateMixin:
 
     def rounds(self) -> list[dict[str, object]]:
         """The learning history, oldest first, as recorded."""
-        with self._transaction(write=False) as conn:
+        with self.database.transaction(write=False) as conn:
             texts = conn.execute(select(rounds.c.data).order_by(rounds.c.id)).scalars().all()
         return [load_round(text) for text in texts]
 
     def save_queue(self, item_keys: Sequence[str], *, annotator: str | None = None) -> None:
         """Replace the annotator's queue of items still to label."""
-        keys = [self._check_key(key) for key in item_keys]
-        who = self._annotator(annotator)
-        with self._transaction(write=True) as conn:
+        keys = [check_item_key(key) for key in item_keys]
+        who = self.choose_annotator(annotator)
+        with self.database.transaction(write=True) as conn:
             conn.execute(delete(queue_items).where(queue_items.c.annotator == who))
             if keys:
                 conn.execute(
@@ -60,8 +68,8 @@ class SessionStateMixin:
 
     def load_queue(self, *, annotator: str | None = None) -> list[str]:
         """The annotator's queue as last saved (empty if never saved)."""
-        who = self._annotator(annotator)
-        with self._transaction(write=False) as conn:
+        who = self.choose_annotator(annotator)
+        with self.database.transaction(write=False) as conn:
             query = (
                 select(queue_items.c.item_key)
                 .where(queue_items.c.annotator == who)
@@ -88,7 +96,7 @@ class SessionStateMixin:
         if keep < 1:
             raise ValueError(f"keep must be at least 1, got {keep}")
         payload = dump_state_dicts(state_dicts)
-        with self._transaction(write=True) as conn:
+        with self.database.transaction(write=True) as conn:
             conn.execute(
                 insert(checkpoints).values(
                     model_version=int(model_version),
@@ -106,7 +114,7 @@ class SessionStateMixin:
 
         Loaded with ``torch.load(weights_only=True)`` onto the CPU.
         """
-        with self._transaction(write=False) as conn:
+        with self.database.transaction(write=False) as conn:
             row = conn.execute(
                 select(checkpoints.c.model_version, checkpoints.c.payload)
                 .order_by(checkpoints.c.id.desc())

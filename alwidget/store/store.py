@@ -1,24 +1,36 @@
-"""The label store: an append-only log of labels plus a session's queue, history and model."""
+"""The label store: an append-only log of labels plus a session's queue, history and model.
+
+:class:`LabelStore` is the store's one public face. It keeps the label log itself and hands
+the team queue and a session's history, queue and checkpoints to parts (:class:`TeamQueue`,
+:class:`SessionState`) that share its :class:`Database`; their methods appear on the store
+under the same names and documentation.
+"""
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+import operator
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Engine, func, insert, select
 
 from . import export as _export
-from .connection import translated_errors
-from .records import LabelRecord, clean_score, utc_now
+from .database import Database
+from .forwarding import forwarded_to
+from .label_log import Votes, active_labels_query, current_votes, resolve_votes, store_classes
+from .records import LabelRecord, check_item_key, check_label, clean_score, utc_now
 from .schema import EVENT_COLUMNS, SCHEMA_VERSION, checkpoints, label_events, rounds
-from .session_state import SessionStateMixin
-from .team import TeamQueueMixin
+from .session_state import SessionState
+from .team_queue import TeamQueue
+
+_LABEL_FIELDS = frozenset({"item_key", "label", "annotator", "model_version", "strategy", "score"})
+
+# The part of a store that carries out a forwarded method.
+_team_queue_of = operator.attrgetter("_team_queue")
+_session_state_of = operator.attrgetter("_session_state")
 
 
-class LabelStore(SessionStateMixin, TeamQueueMixin):
+class LabelStore:
     """Durable storage of one pool's labels, queue, learning history and model checkpoint.
 
     Create it with :func:`alwidget.store.open_store`. Every method commits before it
@@ -51,19 +63,18 @@ class LabelStore(SessionStateMixin, TeamQueueMixin):
         classes: list[str] | None,
         created: bool,
     ) -> None:
-        self._engine = engine
-        self._lock = threading.RLock()
-        self._closed = False
         self.name = name
         self.annotator = annotator
+        self._database = Database(engine, name)
+        self._team_queue = TeamQueue(self._database, self._choose_annotator)
+        self._session_state = SessionState(self._database, self._choose_annotator)
         self.pool_fingerprint = pool_fingerprint
         self.classes = classes
         self.created = created
         self.schema_version = SCHEMA_VERSION
-        self._default_lease_seconds = 600.0
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else ("new" if self.created else "resumed")
+        state = "closed" if self._database.closed else ("new" if self.created else "resumed")
         return f"LabelStore({self.name!r}, annotator={self.annotator!r}, {state})"
 
     def __enter__(self) -> LabelStore:
@@ -74,48 +85,18 @@ class LabelStore(SessionStateMixin, TeamQueueMixin):
 
     def close(self) -> None:
         """Release the database connections. The store cannot be used afterwards."""
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._engine.dispose()
+        self._database.close()
 
-    @contextmanager
-    def _transaction(self, write: bool) -> Iterator[Connection]:
-        """One transaction, committed when the block ends, with driver errors translated."""
-        with self._lock:
-            if self._closed:
-                raise RuntimeError(f"{self!r} is closed")
-            with translated_errors(self.name), self._engine.connect() as conn:
-                if write:
-                    conn.execution_options(alwidget_write=True)
-                with conn.begin():
-                    yield conn
+    @property
+    def is_shared(self) -> bool:
+        """Whether other processes can open this store (False for an in-memory one)."""
+        return self._database.is_shared
 
-    def _annotator(self, annotator: str | None) -> str:
+    def _choose_annotator(self, annotator: str | None) -> str:
         chosen = self.annotator if annotator is None else annotator
         if not isinstance(chosen, str) or not chosen:
             raise ValueError(f"annotator must be a non-empty string, not {chosen!r}")
         return chosen
-
-    @staticmethod
-    def _check_key(item_key: object) -> str:
-        if not isinstance(item_key, str):
-            raise TypeError(
-                f"item_key must be a str (use str(item_id)), not {type(item_key).__name__}"
-            )
-        if not item_key:
-            raise ValueError("item_key must not be empty")
-        return item_key
-
-    def _check_label(self, label: object) -> str:
-        if not isinstance(label, str) or not label:
-            raise ValueError(f"a label must be a non-empty string, not {label!r}")
-        if self.classes is not None and label not in self.classes:
-            raise ValueError(
-                f"label {label!r} is not one of the store's classes {self.classes}; "
-                "add it first with store.set_classes()"
-            )
-        return label
 
     # ----------------------------------------------------------------------------- labels
 
@@ -156,18 +137,15 @@ class LabelStore(SessionStateMixin, TeamQueueMixin):
         StoreUnavailableError
             The store could not be written; the label was not saved.
         """
-        (record,) = self.add_labels(
-            [
-                {
-                    "item_key": item_key,
-                    "label": label,
-                    "annotator": annotator,
-                    "model_version": model_version,
-                    "strategy": strategy,
-                    "score": score,
-                }
-            ]
-        )
+        entry = {
+            "item_key": item_key,
+            "label": label,
+            "annotator": annotator,
+            "model_version": model_version,
+            "strategy": strategy,
+            "score": score,
+        }
+        (record,) = self.add_labels([entry])
         return record
 
     def add_labels(self, entries: Sequence[Mapping[str, object]]) -> list[LabelRecord]:
@@ -186,19 +164,20 @@ class LabelStore(SessionStateMixin, TeamQueueMixin):
         """
         rows = []
         for entry in entries:
-            unknown = set(entry) - {
-                "item_key", "label", "annotator", "model_version", "strategy", "score"
-            }  # fmt: skip
+            unknown = set(entry) - _LABEL_FIELDS
             if unknown:
-                raise TypeError(f"unknown label fields {sorted(unknown)}")
+                raise TypeError(
+                    f"unknown label fields {sorted(unknown)}; a label entry takes only "
+                    f"{sorted(_LABEL_FIELDS)}"
+                )
             version = entry.get("model_version")
             strategy = entry.get("strategy")
             rows.append(
                 {
-                    "item_key": self._check_key(entry.get("item_key")),
+                    "item_key": check_item_key(entry.get("item_key")),
                     "kind": "label",
-                    "label": self._check_label(entry.get("label")),
-                    "annotator": self._annotator(entry.get("annotator")),
+                    "label": check_label(entry.get("label"), self.classes),
+                    "annotator": self._choose_annotator(entry.get("annotator")),
                     "created_at": utc_now(),
                     "model_version": None if version is None else int(version),
                     "strategy": str(strategy) if strategy else None,
@@ -209,9 +188,9 @@ class LabelStore(SessionStateMixin, TeamQueueMixin):
         if not rows:
             return []
         statement = insert(label_events).returning(label_events.c.id, sort_by_parameter_order=True)
-        with self._transaction(write=True) as conn:
+        with self._database.transaction(write=True) as conn:
             event_ids = list(conn.execute(statement, rows).scalars())
-            self._mark_done(conn, [(values["item_key"], values["annotator"]) for values in rows])
+            self._team_queue.mark_done(conn, [(row["item_key"], row["annotator"]) for row in rows])
         return [
             LabelRecord(event_id=event_id, **values)
             for event_id, values in zip(event_ids, rows, strict=True)
@@ -233,10 +212,10 @@ class LabelStore(SessionStateMixin, TeamQueueMixin):
         LookupError
             The annotator has no label on this item left to undo.
         """
-        key = self._check_key(item_key)
-        who = self._annotator(annotator)
-        with self._transaction(write=True) as conn:
-            active = self._active_labels_query().where(
+        key = check_item_key(item_key)
+        who = self._choose_annotator(annotator)
+        with self._database.transaction(write=True) as conn:
+            active = active_labels_query().where(
                 label_events.c.item_key == key, label_events.c.annotator == who
             )
             row = conn.execute(active.order_by(label_events.c.id.desc()).limit(1)).first()
@@ -254,47 +233,22 @@ class LabelStore(SessionStateMixin, TeamQueueMixin):
             )
             still_labeled = conn.execute(active.limit(1)).first() is not None
             if not still_labeled:
-                self._reopen_assignment(conn, key, who)
+                self._team_queue.reopen_assignment(conn, key, who)
         return LabelRecord.from_row(row)
-
-    @staticmethod
-    def _active_labels_query(*columns):
-        """Label events that no undo cancels (all record columns unless others are named)."""
-        undone = select(label_events.c.undoes_event_id).where(
-            label_events.c.undoes_event_id.is_not(None)
-        )
-        return select(*(columns or EVENT_COLUMNS)).where(
-            label_events.c.kind == "label", label_events.c.id.not_in(undone)
-        )
-
-    def _current_votes(
-        self, conn: Connection, annotator: str | None = None
-    ) -> dict[str, dict[str, tuple[int, str]]]:
-        """item_key -> annotator -> (event_id, label) of that annotator's current label."""
-        columns = self._active_labels_query(
-            label_events.c.id, label_events.c.item_key, label_events.c.annotator,
-            label_events.c.label,
-        )  # fmt: skip
-        if annotator is not None:
-            columns = columns.where(label_events.c.annotator == annotator)
-        latest: dict[str, dict[str, tuple[int, str]]] = {}
-        for event_id, key, who, label in conn.execute(columns.order_by(label_events.c.id)):
-            latest.setdefault(key, {})[who] = (event_id, label)
-        return latest
 
     def label_records(self, annotator: str | None = None) -> list[LabelRecord]:
         """Current (not undone) label of every item and annotator, in labeling order."""
-        query = self._active_labels_query().order_by(label_events.c.id)
+        query = active_labels_query().order_by(label_events.c.id)
         if annotator is not None:
             query = query.where(label_events.c.annotator == annotator)
-        with self._transaction(write=False) as conn:
-            latest = {(row[1], row[4]): row for row in conn.execute(query)}
-        rows = sorted(latest.values(), key=lambda row: row[0])
+        with self._database.transaction(write=False) as conn:
+            latest = {(row.item_key, row.annotator): row for row in conn.execute(query)}
+        rows = sorted(latest.values(), key=lambda row: row.id)
         return [LabelRecord.from_row(row) for row in rows]
 
     def history(self) -> list[LabelRecord]:
         """Every event ever written, labels and undos, in order."""
-        with self._transaction(write=False) as conn:
+        with self._database.transaction(write=False) as conn:
             rows = conn.execute(select(*EVENT_COLUMNS).order_by(label_events.c.id)).all()
         return [LabelRecord.from_row(row) for row in rows]
 
@@ -313,33 +267,69 @@ class LabelStore(SessionStateMixin, TeamQueueMixin):
         dict
             item_key -> label, in the order items were (last) labeled.
         """
-        with self._transaction(write=False) as conn:
-            votes = self._current_votes(conn, annotator)
-        resolved = []
-        for key, by_annotator in votes.items():
-            if len(by_annotator) == 1:
-                ((event_id, label),) = by_annotator.values()
-                resolved.append((event_id, key, label))
-                continue
-            counts = Counter(label for _, label in by_annotator.values())
-            top = max(counts.values())
-            _, winner = max(vote for vote in by_annotator.values() if counts[vote[1]] == top)
-            resolved.append((max(event_id for event_id, _ in by_annotator.values()), key, winner))
-        resolved.sort()
-        return {key: label for _, key, label in resolved}
+        with self._database.transaction(write=False) as conn:
+            votes = current_votes(conn, annotator=annotator)
+        return resolve_votes(votes)
+
+    def item_votes(self, item_key: str) -> dict[str, tuple[int, str]]:
+        """Every annotator's current label on one item.
+
+        Returns
+        -------
+        dict
+            ``{annotator: (event_id, label)}``; empty when nobody labeled the item.
+        """
+        key = check_item_key(item_key)
+        with self._database.transaction(write=False) as conn:
+            return current_votes(conn, item_key=key).get(key, {})
+
+    def team_snapshot(self) -> tuple[list[str] | None, Votes]:
+        """The classes and every annotator's current labels, read in one transaction.
+
+        Teammates may have added classes since this store was opened; :attr:`classes` is
+        updated to the ones read.
+
+        Returns
+        -------
+        (classes, votes)
+            The store's classes (None when it has none) and ``{item_key: {annotator:
+            (event_id, label)}}``, the votes :meth:`current_labels` resolves.
+        """
+        with self._database.transaction(write=False) as conn:
+            classes = store_classes(conn, None, self.name)
+            votes = current_votes(conn)
+        if classes is not None:
+            self.classes = classes
+        return classes, votes
 
     def set_classes(self, classes: Sequence[str]) -> None:
         """Replace the allowed classes (e.g. after adding one); labels in use must remain."""
-        from .opening import store_classes
-
-        with self._transaction(write=True) as conn:
+        with self._database.transaction(write=True) as conn:
             self.classes = store_classes(conn, list(classes), self.name)
+
+    # ------------------------------------------------------------------------ team queue
+
+    enqueue, claim, release, team_progress, agreement, conflicts = forwarded_to(
+        _team_queue_of,
+        TeamQueue.enqueue, TeamQueue.claim, TeamQueue.release, TeamQueue.progress,
+        TeamQueue.agreement, TeamQueue.conflicts,
+    )  # fmt: skip
+
+    # ------------------------------------------------- learning history, queue, checkpoint
+
+    (record_round, update_round, rounds, save_queue, load_queue, save_checkpoint,
+     load_checkpoint) = forwarded_to(
+        _session_state_of,
+        SessionState.record_round, SessionState.update_round, SessionState.rounds,
+        SessionState.save_queue, SessionState.load_queue, SessionState.save_checkpoint,
+        SessionState.load_checkpoint,
+    )  # fmt: skip
 
     # ------------------------------------------------------------------------------ export
 
     def counts(self) -> dict[str, int]:
         """Number of label events, undo events, labeled items, rounds and checkpoints."""
-        with self._transaction(write=False) as conn:
+        with self._database.transaction(write=False) as conn:
             by_kind = dict(
                 conn.execute(
                     select(label_events.c.kind, func.count()).group_by(label_events.c.kind)
@@ -347,10 +337,11 @@ class LabelStore(SessionStateMixin, TeamQueueMixin):
             )
             n_rounds = conn.execute(select(func.count()).select_from(rounds)).scalar_one()
             n_checkpoints = conn.execute(select(func.count()).select_from(checkpoints)).scalar_one()
+            n_labeled = len(current_votes(conn))
         return {
             "label_events": by_kind.get("label", 0),
             "undo_events": by_kind.get("undo", 0),
-            "labeled_items": len(self.current_labels()),
+            "labeled_items": n_labeled,
             "rounds": n_rounds,
             "checkpoints": n_checkpoints,
         }

@@ -10,15 +10,31 @@ SQLite, write transactions are ``BEGIN IMMEDIATE`` and therefore run one at a ti
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, delete, exists, func, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    and_,
+    cast,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 
-from .agreement import AgreementReport, agreement_report, majority_label
+from .agreement import AgreementReport, agreement_report, conflicting_labels
+from .database import Database
+from .label_log import current_votes, labels_by_annotator
 from .schema import assignments, work_items
 
 
 def _dialect_insert(conn: Connection, table):
+    """An INSERT that takes ON CONFLICT clauses, which only the dialects' own inserts offer."""
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
@@ -40,24 +56,41 @@ def _live(now: float):
     return or_(assignments.c.state == "done", assignments.c.expires_at > now)
 
 
-class TeamQueueMixin:
-    """Team-queue methods of :class:`~alwidget.store.LabelStore`."""
+def _generation(conn: Connection, priority):
+    """The integer part of a priority (PostgreSQL's CAST rounds; floor() is what is meant)."""
+    return func.floor(priority) if conn.dialect.name == "postgresql" else cast(priority, Integer)
 
-    annotator: str
-    _default_lease_seconds: float
 
-    def enqueue(self, items: Iterable[tuple[str, float]]) -> int:
+@dataclass(eq=False)
+class TeamQueue:
+    """The team queue and agreement figures of a :class:`~alwidget.store.LabelStore` (which
+    forwards its methods here), kept in the store's ``database``; ``choose_annotator`` names
+    who an ``annotator`` argument means (None: the store's default annotator)."""
+
+    database: Database
+    choose_annotator: Callable[[str | None], str]
+    #: Lease given back to an item whose label is undone: the length of the last claim's.
+    lease_seconds: float = 600.0
+
+    def enqueue(
+        self, items: Iterable[tuple[str, float]], *, keep_higher_generations: bool = False
+    ) -> int:
         """Add items to the team queue, or update the priority of items already in it.
 
         Parameters
         ----------
         items : iterable of (item_key, priority)
             Higher priority is handed out first (e.g. the acquisition score).
+        keep_higher_generations : bool
+            Read a priority's integer part as the generation of the ranking that gave it
+            (e.g. the number of labels its model was trained on) and never replace a
+            priority of a higher generation; within one generation the latest write wins.
+            A ranking by an older model then never pushes an item down.
 
         Returns
         -------
         int
-            Number of distinct items written.
+            Number of distinct items written or kept.
         """
         rows: dict[str, float] = {}
         for entry in items:
@@ -75,11 +108,17 @@ class TeamQueueMixin:
             rows[key] = value
         if not rows:
             return 0
-        with self._transaction(write=True) as conn:
+        with self.database.transaction(write=True) as conn:
             statement = _dialect_insert(conn, work_items)
+            newer = None
+            if keep_higher_generations:
+                newer = _generation(conn, work_items.c.priority) <= _generation(
+                    conn, statement.excluded.priority
+                )
             statement = statement.on_conflict_do_update(
                 index_elements=[work_items.c.item_key],
                 set_={"priority": statement.excluded.priority},
+                where=newer,
             )
             # Rows in key order: two annotators upserting overlapping sets lock them in the
             # same order on PostgreSQL, so they wait for each other instead of deadlocking.
@@ -124,11 +163,11 @@ class TeamQueueMixin:
             raise ValueError(f"lease_seconds must be positive, got {lease_seconds!r}")
         if not isinstance(overlap, int) or overlap < 1:
             raise ValueError(f"overlap must be an int >= 1, got {overlap!r}")
-        who = self._annotator(annotator)
-        self._default_lease_seconds = float(lease_seconds)
+        who = self.choose_annotator(annotator)
+        self.lease_seconds = float(lease_seconds)
         if n == 0:
             return []
-        with self._transaction(write=True) as conn:
+        with self.database.transaction(write=True) as conn:
             now = _db_now(conn)
             expires = now + lease_seconds
             own = (
@@ -227,8 +266,9 @@ class TeamQueueMixin:
         )
         conn.execute(statement)
 
-    def _mark_done(self, conn: Connection, labeled: list[tuple[str, str]]) -> None:
-        """Called inside add_labels' transaction: the queued items among ``labeled``
+    @staticmethod
+    def mark_done(conn: Connection, labeled: list[tuple[str, str]]) -> None:
+        """In the transaction that stores labels: the queued items among ``labeled``
         (item_key, annotator) now count as labeled by their annotators."""
         keys = sorted({key for key, _ in labeled})
         queued: set[str] = set()
@@ -255,8 +295,8 @@ class TeamQueueMixin:
             )
             conn.execute(statement, done)
 
-    def _reopen_assignment(self, conn: Connection, key: str, who: str) -> None:
-        """Called inside undo_label's transaction: the item goes back to being leased."""
+    def reopen_assignment(self, conn: Connection, key: str, who: str) -> None:
+        """In the transaction that undoes ``who``'s last label on ``key``: lease it again."""
         conn.execute(
             select(work_items.c.item_key).where(work_items.c.item_key == key).with_for_update()
         ).first()
@@ -267,7 +307,7 @@ class TeamQueueMixin:
                 assignments.c.annotator == who,
                 assignments.c.state == "done",
             )
-            .values(state="leased", expires_at=_db_now(conn) + self._default_lease_seconds)
+            .values(state="leased", expires_at=_db_now(conn) + self.lease_seconds)
         )
 
     def release(
@@ -280,16 +320,16 @@ class TeamQueueMixin:
         int
             Number of leases released.
         """
-        who = self._annotator(annotator)
+        who = self.choose_annotator(annotator)
         condition = and_(assignments.c.annotator == who, assignments.c.state == "leased")
         if item_keys is not None:
             condition = and_(condition, assignments.c.item_key.in_(list(item_keys)))
-        with self._transaction(write=True) as conn:
+        with self.database.transaction(write=True) as conn:
             return conn.execute(delete(assignments).where(condition)).rowcount
 
-    def team_progress(self) -> dict[str, int]:
+    def progress(self) -> dict[str, int]:
         """Counts of the team queue: items, live leases and labels per item."""
-        with self._transaction(write=False) as conn:
+        with self.database.transaction(write=False) as conn:
             now = _db_now(conn)
             n_items = conn.execute(select(func.count()).select_from(work_items)).scalar_one()
             leases = conn.execute(
@@ -316,10 +356,9 @@ class TeamQueueMixin:
             **{f"items_with_{k}_labels": v for k, v in sorted(histogram.items())},
         }
 
-    def _ratings(self) -> dict[str, dict[str, str]]:
-        with self._transaction(write=False) as conn:
-            votes = self._current_votes(conn)  # type: ignore[attr-defined]
-        return {key: {who: label for who, (_, label) in by.items()} for key, by in votes.items()}
+    def _labels_by_annotator(self) -> dict[str, dict[str, str]]:
+        with self.database.transaction(write=False) as conn:
+            return labels_by_annotator(current_votes(conn))
 
     def agreement(self) -> AgreementReport:
         """Agreement between annotators on items several of them labeled.
@@ -330,7 +369,7 @@ class TeamQueueMixin:
             Percent agreement per item and per annotator, Cohen's kappa per pair of
             annotators and Fleiss' kappa overall (None where undefined).
         """
-        return agreement_report(self._ratings())
+        return agreement_report(self._labels_by_annotator())
 
     def conflicts(self) -> list[dict[str, object]]:
         """Items whose current labels from different annotators disagree, for review.
@@ -341,14 +380,4 @@ class TeamQueueMixin:
             ``{"item_key", "labels": {annotator: label}, "majority_label"}`` per item
             (``majority_label`` None on a tie).
         """
-        found = []
-        for key, by_annotator in self._ratings().items():
-            if len(set(by_annotator.values())) > 1:
-                found.append(
-                    {
-                        "item_key": key,
-                        "labels": dict(sorted(by_annotator.items())),
-                        "majority_label": majority_label(list(by_annotator.values())),
-                    }
-                )
-        return found
+        return conflicting_labels(self._labels_by_annotator())
