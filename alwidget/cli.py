@@ -1,4 +1,4 @@
-"""Command line: ``python -m alwidget simulate ...`` (and later ``bench``)."""
+"""Command line: ``python -m alwidget simulate``, ``demo`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -31,10 +31,18 @@ _non_negative_int = _int_at_least(0)
 
 def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
     """``--dataset``/``--data-root``/``--limit``: shared by every subcommand that needs a pool."""
-    parser.add_argument("--dataset", choices=["digits", "mnist", "repeated-mnist"], default="digits")
+    parser.add_argument(
+        "--dataset", choices=["digits", "mnist", "repeated-mnist"], default="digits"
+    )
     parser.add_argument("--data-root", help="folder with the MNIST idx files (for --dataset mnist)")
-    parser.add_argument("--limit", type=_positive_int, help="use a random subset of this many pool items")
-    parser.add_argument("--test-limit", type=_positive_int, help="evaluate on a random subset of this many held-out items")
+    parser.add_argument(
+        "--limit", type=_positive_int, help="use a random subset of this many pool items"
+    )
+    parser.add_argument(
+        "--test-limit",
+        type=_positive_int,
+        help="evaluate on a random subset of this many held-out items",
+    )
 
 
 def load_pool(args, parser: argparse.ArgumentParser):
@@ -48,9 +56,13 @@ def load_pool(args, parser: argparse.ArgumentParser):
             parser.error("--limit/--test-limit are only used with the MNIST datasets")
         return datasets.load_digits(seed=args.seed)
     if not args.data_root:
-        parser.error(f"--dataset {args.dataset} needs --data-root PATH (a folder with the MNIST idx files)")
+        parser.error(
+            f"--dataset {args.dataset} needs --data-root PATH (a folder with the MNIST idx files)"
+        )
     try:
-        pool = datasets.load_mnist(args.data_root, limit=args.limit, test_limit=args.test_limit, seed=args.seed)
+        pool = datasets.load_mnist(
+            args.data_root, limit=args.limit, test_limit=args.test_limit, seed=args.seed
+        )
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
     return datasets.repeated(pool, seed=args.seed) if args.dataset == "repeated-mnist" else pool
@@ -60,39 +72,69 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     from .strategies import available
 
-    parser = argparse.ArgumentParser(prog="python -m alwidget", description="Deep active learning, headless.")
+    parser = argparse.ArgumentParser(
+        prog="python -m alwidget", description="Deep active learning, headless."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     simulate = commands.add_parser(
-        "simulate", help="run the active-learning loop with the ground truth as oracle",
+        "simulate",
+        help="run the active-learning loop with the ground truth as oracle",
         description="Label an initial balanced set, then repeat: query a batch, let the "
         "ground truth answer, retrain, evaluate on the held-out split.",
     )
     add_pool_arguments(simulate)
     simulate.add_argument("--strategy", choices=available(), default="entropy")
-    simulate.add_argument("--model", default=None, help="small_cnn, gal_cnn or mlp (default: by data kind)")
-    simulate.add_argument("--initial", type=_positive_int, default=20, help="class-balanced initial labels")
-    simulate.add_argument("--batch", type=_positive_int, default=10, help="items acquired per round")
+    simulate.add_argument(
+        "--model", default=None, help="small_cnn, gal_cnn or mlp (default: by data kind)"
+    )
+    simulate.add_argument(
+        "--initial", type=_positive_int, default=20, help="class-balanced initial labels"
+    )
+    simulate.add_argument(
+        "--batch", type=_positive_int, default=10, help="items acquired per round"
+    )
     simulate.add_argument("--rounds", type=_non_negative_int, default=5)
     simulate.add_argument("--seed", type=int, default=0)
     simulate.add_argument("--mc-samples", type=_positive_int, default=None)
     simulate.add_argument("--ensemble", type=_positive_int, default=1)
-    simulate.add_argument("--score-subset", type=_positive_int, default=None,
-                          help="score a random subset of this many unlabeled items per round")
-    simulate.add_argument("--max-steps", type=_positive_int, default=None,
-                          help="cap gradient steps per training run (default: the TrainConfig default)")
-    simulate.add_argument("--augment", choices=["auto", "affine", "none"], default="auto",
-                          help="training mini-batch augmentation: small random rotation, zoom and shift "
-                          "(auto: for image pools only)")
-    simulate.add_argument("--threads", type=_positive_int, default=None,
-                          help="torch CPU threads (default: 1, which is fastest for these small models)")
-    simulate.add_argument("--json", action="store_true", help="print one JSON object (the only stdout output)")
+    simulate.add_argument(
+        "--score-subset",
+        type=_positive_int,
+        default=None,
+        help="score a random subset of this many unlabeled items per round",
+    )
+    simulate.add_argument(
+        "--max-steps",
+        type=_positive_int,
+        default=None,
+        help="cap gradient steps per training run (default: the TrainConfig default)",
+    )
+    simulate.add_argument(
+        "--augment",
+        choices=["auto", "affine", "none"],
+        default="auto",
+        help="training mini-batch augmentation: small random rotation, zoom and shift "
+        "(auto: for image pools only)",
+    )
+    simulate.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="torch CPU threads (default: 1, which is fastest for these small models)",
+    )
+    simulate.add_argument(
+        "--json", action="store_true", help="print one JSON object (the only stdout output)"
+    )
 
     demo = commands.add_parser(
-        "demo", help="compare strategies on the embedded digits with a simulated oracle",
-        description="Runs random, entropy and BALD side by side on scikit-learn's digits and prints "
-        "test accuracy against the number of labels.",
+        "demo",
+        help="compare strategies on the embedded digits with a simulated oracle",
+        description="Runs random, entropy and BALD side by side on scikit-learn's digits and "
+        "prints test accuracy against the number of labels.",
     )
-    demo.add_argument("--strategies", default="random,entropy,bald", help="comma-separated strategy names")
+    demo.add_argument(
+        "--strategies", default="random,entropy,bald", help="comma-separated strategy names"
+    )
     demo.add_argument("--rounds", type=_non_negative_int, default=8)
     demo.add_argument("--batch", type=_positive_int, default=10)
     demo.add_argument("--seed", type=int, default=0)
@@ -100,17 +142,22 @@ def build_parser() -> argparse.ArgumentParser:
     from .experiments.bench_cli import add_bench_arguments
 
     bench = commands.add_parser(
-        "bench", help="benchmark strategies on real MNIST (Gal et al. 2017 protocol)",
-        description="Runs strategies x seeds on MNIST or Repeated MNIST and reports labels to 90/95/98%% "
-        "test accuracy beside the papers' figures; JSON and a plotly figure go to --out.",
+        "bench",
+        help="benchmark strategies on real MNIST (Gal et al. 2017 protocol)",
+        description="Runs strategies x seeds on MNIST or Repeated MNIST and reports labels to "
+        "90/95/98%% test accuracy beside the papers' figures; JSON and a plotly figure go "
+        "to --out.",
     )
     add_bench_arguments(bench)
     return parser
 
 
 def _train_config(args, config_type):
-    steps = {} if args.max_steps is None else {
-        "max_steps": args.max_steps, "min_steps": min(args.max_steps, config_type.min_steps)}
+    steps = (
+        {}
+        if args.max_steps is None
+        else {"max_steps": args.max_steps, "min_steps": min(args.max_steps, config_type.min_steps)}
+    )
     return config_type(augment=args.augment, **steps)
 
 
@@ -118,15 +165,17 @@ def _run_simulate(args, parser) -> int:
     import torch
     from tqdm import tqdm
 
-    from .models import MODELS
     from .experiments.simulate import simulate
+    from .models import MODELS
     from .training import TrainConfig
 
     if args.model is not None and args.model not in MODELS:
         parser.error(f"unknown --model {args.model!r}; choose one of {', '.join(sorted(MODELS))}")
     torch.set_num_threads(args.threads or 1)
     pool = load_pool(args, parser)
-    progress = tqdm(total=args.rounds + 1, desc=f"{args.strategy} on {pool.name}", file=sys.stderr, unit="round")
+    progress = tqdm(
+        total=args.rounds + 1, desc=f"{args.strategy} on {pool.name}", file=sys.stderr, unit="round"
+    )
 
     def on_round(record):
         progress.update(1)
@@ -134,9 +183,18 @@ def _run_simulate(args, parser) -> int:
 
     try:
         result = simulate(
-            pool, strategy=args.strategy, initial=args.initial, batch_size=args.batch, rounds=args.rounds,
-            seed=args.seed, model=args.model, mc_samples=args.mc_samples, ensemble=args.ensemble,
-            score_subset=args.score_subset, on_round=on_round, train_config=_train_config(args, TrainConfig),
+            pool,
+            strategy=args.strategy,
+            initial=args.initial,
+            batch_size=args.batch,
+            rounds=args.rounds,
+            seed=args.seed,
+            model=args.model,
+            mc_samples=args.mc_samples,
+            ensemble=args.ensemble,
+            score_subset=args.score_subset,
+            on_round=on_round,
+            train_config=_train_config(args, TrainConfig),
         )
     except ValueError as error:
         progress.close()
@@ -147,7 +205,10 @@ def _run_simulate(args, parser) -> int:
         print(json.dumps(result))
     else:
         for record in result["rounds"]:
-            print(f"round {record['round']:3d}  labels {record['n_labels']:5d}  accuracy {record['accuracy']:.4f}")
+            print(
+                f"round {record['round']:3d}  labels {record['n_labels']:5d}  "
+                f"accuracy {record['accuracy']:.4f}"
+            )
     return 0
 
 
@@ -165,13 +226,21 @@ def _run_demo(args, parser) -> int:
         parser.error(f"unknown strategies {unknown}; choose from {', '.join(available())}")
     torch.set_num_threads(1)
     pool = datasets.load_digits(seed=args.seed)
-    print(f"{pool}: 20 balanced initial labels, +{args.batch} per round, oracle = ground truth", file=sys.stderr)
+    print(
+        f"{pool}: 20 balanced initial labels, +{args.batch} per round, oracle = ground truth",
+        file=sys.stderr,
+    )
     results = {}
     for name in names:
         with tqdm(total=args.rounds + 1, desc=name, file=sys.stderr, unit="round") as bar:
             results[name] = simulate(
-                pool, strategy=name, initial=20, batch_size=args.batch, rounds=args.rounds,
-                seed=args.seed, on_round=lambda record: bar.update(1),
+                pool,
+                strategy=name,
+                initial=20,
+                batch_size=args.batch,
+                rounds=args.rounds,
+                seed=args.seed,
+                on_round=lambda record: bar.update(1),
             )
     header = "labels  " + "".join(f"{name:>18}" for name in names)
     print("test accuracy on the held-out digits")

@@ -120,15 +120,11 @@ def knn_agreement(
     rows = np.random.default_rng(seed).choice(
         len(coords), size=min(n_items, len(coords)), replace=False
     )
-    _, neighbours = (
-        NearestNeighbors(n_neighbors=k + 1).fit(coords).kneighbors(coords[rows])
-    )
+    _, neighbours = NearestNeighbors(n_neighbors=k + 1).fit(coords).kneighbors(coords[rows])
     return float((classes[neighbours[:, 1:]] == classes[rows, None]).mean())
 
 
-def measure_size(
-    n_items, versions, classes, labeled, fit_sample, seed, pca_components
-) -> dict:
+def measure_size(n_items, versions, classes, labeled, fit_sample, seed, pca_components) -> dict:
     from alwidget.embedding import MapProjector, mean_displacement, procrustes_disparity
 
     rng = np.random.default_rng(seed)
@@ -209,9 +205,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 10000, 60000])
     parser.add_argument("--features", choices=["session", "pca"], default="session")
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA)
-    parser.add_argument(
-        "--labels", type=int, default=300, help="random labels for model v1"
-    )
+    parser.add_argument("--labels", type=int, default=300, help="random labels for model v1")
     parser.add_argument(
         "--batch",
         type=int,
@@ -219,9 +213,7 @@ def main(argv=None) -> int:
         help="labels acquired before each further retrain",
     )
     parser.add_argument("--fit-sample", type=int, default=4000)
-    parser.add_argument(
-        "--pca-components", type=int, default=32, help="0 = no PCA before UMAP"
-    )
+    parser.add_argument("--pca-components", type=int, default=32, help="0 = no PCA before UMAP")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--cold-cache", action="store_true", help="compile numba kernels from scratch"
@@ -261,9 +253,7 @@ def main(argv=None) -> int:
                 args.data_root, args.labels, args.batch, args.seed, log
             )
         else:
-            versions, classes, labeled = pca_features(
-                args.data_root, args.labels, args.seed, log
-            )
+            versions, classes, labeled = pca_features(args.data_root, args.labels, args.seed, log)
         if args.features_cache is not None:
             np.savez(
                 args.features_cache,
@@ -281,14 +271,8 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     import_umap()
     import_s = time.perf_counter() - started
-    warm_up = (
-        np.random.default_rng(0)
-        .normal(size=(300, versions[0].shape[1]))
-        .astype(np.float32)
-    )
-    MapProjector(fit_sample_size=200, seed=0).fit(
-        warm_up
-    )  # compiles or loads every kernel once
+    warm_up = np.random.default_rng(0).normal(size=(300, versions[0].shape[1])).astype(np.float32)
+    MapProjector(fit_sample_size=200, seed=0).fit(warm_up)  # compiles or loads every kernel once
     jit_s = time.perf_counter() - started
     log(
         f"jit_s {jit_s:.1f} (import umap {import_s:.1f} s; cache {os.environ.get('NUMBA_CACHE_DIR', 'default')})"

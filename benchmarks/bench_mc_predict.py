@@ -46,24 +46,43 @@ def main() -> None:
     torch.manual_seed(0)
     model = al.models.GalCNN(1, 28, 10)
     positions = np.arange(len(pool))
-    print(f"pool: {len(pool)} MNIST images, Gal CNN, chunk {args.chunk_size}, {args.threads} torch threads, "
-          f"MALLOC_MMAP_MAX_={os.environ.get('MALLOC_MMAP_MAX_', 'unset')}")
+    print(
+        f"pool: {len(pool)} MNIST images, Gal CNN, chunk {args.chunk_size}, {args.threads} torch threads, "
+        f"MALLOC_MMAP_MAX_={os.environ.get('MALLOC_MMAP_MAX_', 'unset')}"
+    )
 
     def run(samples, cache_trunk):
-        return predict(model, pool.inputs, positions, mc_samples=samples, chunk_size=args.chunk_size,
-                       cache_trunk=cache_trunk, seed=0)
+        return predict(
+            model,
+            pool.inputs,
+            positions,
+            mc_samples=samples,
+            chunk_size=args.chunk_size,
+            cache_trunk=cache_trunk,
+            seed=0,
+        )
 
-    run(1, True) if len(pool) <= 2048 else predict(model, pool.inputs, positions[:2048], chunk_size=args.chunk_size)
+    run(1, True) if len(pool) <= 2048 else predict(
+        model, pool.inputs, positions[:2048], chunk_size=args.chunk_size
+    )
     _, deterministic = timed("deterministic pass (K=1)", lambda: run(1, True))
-    cached, with_cache = timed(f"BALD T={args.samples}, trunk once + head x{args.samples}", lambda: run(args.samples, True))
-    _, scoring = timed(f"BALD score on log_probs_N_K_C", lambda: bald(cached.log_probs_N_K_C))
-    print(f"ratio cached MC / deterministic: {with_cache / deterministic:.2f}x "
-          f"(+ scoring {scoring / deterministic:.3f}x)")
+    cached, with_cache = timed(
+        f"BALD T={args.samples}, trunk once + head x{args.samples}", lambda: run(args.samples, True)
+    )
+    _, scoring = timed("BALD score on log_probs_N_K_C", lambda: bald(cached.log_probs_N_K_C))
+    print(
+        f"ratio cached MC / deterministic: {with_cache / deterministic:.2f}x "
+        f"(+ scoring {scoring / deterministic:.3f}x)"
+    )
     if not args.skip_full:
-        full, without_cache = timed(f"BALD T={args.samples}, full model x{args.samples}", lambda: run(args.samples, False))
+        full, without_cache = timed(
+            f"BALD T={args.samples}, full model x{args.samples}", lambda: run(args.samples, False)
+        )
         same = np.allclose(full.log_probs_N_K_C, cached.log_probs_N_K_C, atol=1e-4)
         print(f"ratio full MC / deterministic:   {without_cache / deterministic:.2f}x")
-        print(f"speed-up from trunk caching:     {without_cache / with_cache:.2f}x (identical samples: {same})")
+        print(
+            f"speed-up from trunk caching:     {without_cache / with_cache:.2f}x (identical samples: {same})"
+        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory: {peak:.0f} MB")
 

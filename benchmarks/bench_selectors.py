@@ -30,11 +30,15 @@ def synthetic_pool(n_items, n_samples, n_classes, n_features, n_labeled, seed, l
     rng = np.random.default_rng(seed)
     class_means = rng.normal(size=(n_classes, n_features)) * 1.5
     classes = rng.integers(n_classes, size=n_items + n_labeled)
-    embeddings = (class_means[classes] + rng.normal(size=(classes.size, n_features))).astype(np.float32)
+    embeddings = (class_means[classes] + rng.normal(size=(classes.size, n_features))).astype(
+        np.float32
+    )
     readout = class_means.T / n_features**0.5
     logits = embeddings[:n_items] @ readout  # N x C
     perturbations = rng.normal(size=(n_samples, n_features, n_classes)) * 0.1
-    logits_N_K_C = logits[:, None, :] + np.einsum("nd,kdc->nkc", embeddings[:n_items], perturbations)
+    logits_N_K_C = logits[:, None, :] + np.einsum(
+        "nd,kdc->nkc", embeddings[:n_items], perturbations
+    )
     log_probs = log_softmax(logits_N_K_C * logit_scale, axis=-1).astype(np.float32)
     return log_probs, embeddings[:n_items], embeddings[n_items:]
 

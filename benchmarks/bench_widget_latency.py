@@ -42,7 +42,9 @@ def run_benchmark(n_labels: int, pause_s: float, strategy: str) -> dict:
     import alwidget as al
 
     pool = al.datasets.load_digits()
-    session = al.Session(pool, strategy=strategy, seed=0, train_config=al.TrainConfig(min_steps=300, max_steps=600))
+    session = al.Session(
+        pool, strategy=strategy, seed=0, train_config=al.TrainConfig(min_steps=300, max_steps=600)
+    )
     widget = al.Widget(session)
 
     def truth(item_id) -> str:
@@ -135,8 +137,13 @@ def time_quickstart() -> float:
     saved = os.environ.pop("ALWIDGET_STORE", None)
     try:
         started = time.perf_counter()
-        NotebookClient(notebook, timeout=600, kernel_name="python3", store_widget_state=True,
-                       resources={"metadata": {"path": tempfile.mkdtemp(prefix="alwidget-quickstart-")}}).execute()
+        NotebookClient(
+            notebook,
+            timeout=600,
+            kernel_name="python3",
+            store_widget_state=True,
+            resources={"metadata": {"path": tempfile.mkdtemp(prefix="alwidget-quickstart-")}},
+        ).execute()
         return time.perf_counter() - started
     finally:
         if saved is not None:
@@ -146,11 +153,19 @@ def time_quickstart() -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--labels", type=int, default=200, help="labels per phase (default 200)")
-    parser.add_argument("--pause", type=float, default=0.1, help="seconds between labels (default 0.1)")
-    parser.add_argument("--strategy", default="bald", help="session strategy (default bald, as in the quickstart)")
+    parser.add_argument(
+        "--pause", type=float, default=0.1, help="seconds between labels (default 0.1)"
+    )
+    parser.add_argument(
+        "--strategy", default="bald", help="session strategy (default bald, as in the quickstart)"
+    )
     parser.add_argument("--in-process", action="store_true", help="run here instead of in a kernel")
-    parser.add_argument("--quickstart", action="store_true", help="also time the quickstart notebook")
-    parser.add_argument("--store", help="label store for the session (default: a new SQLite file in a temp dir)")
+    parser.add_argument(
+        "--quickstart", action="store_true", help="also time the quickstart notebook"
+    )
+    parser.add_argument(
+        "--store", help="label store for the session (default: a new SQLite file in a temp dir)"
+    )
     args = parser.parse_args(argv)
 
     # Sessions commit every label to their store before the widget advances, so the store's
@@ -161,14 +176,22 @@ def main(argv=None) -> int:
     runner = run_benchmark if args.in_process else run_in_kernel
     result = runner(args.labels, args.pause, args.strategy)
     where = "in-process" if args.in_process else "in a kernel"
-    print(f"label -> next item ready ({where}, strategy {result['strategy']}, {args.pause:.2f} s between labels)")
+    print(
+        f"label -> next item ready ({where}, strategy {result['strategy']}, {args.pause:.2f} s between labels)"
+    )
     for phase in ("idle", "during_retrain"):
         stats = result[phase]
-        verdict = "ok" if stats["p95_ms"] <= TARGET_P95_MS else f"ABOVE the {TARGET_P95_MS:.0f} ms target"
-        print(f"  {phase:15s} n={stats['n']:4d}  p50 {stats['p50_ms']:6.2f} ms  p95 {stats['p95_ms']:6.2f} ms  "
-              f"max {stats['max_ms']:7.2f} ms  ({verdict})")
-    print(f"  retrains overlapped: {result['retrains_started']}, final model v{result['model_version']}, "
-          f"{result['labels']} labels, store {store}")
+        verdict = (
+            "ok" if stats["p95_ms"] <= TARGET_P95_MS else f"ABOVE the {TARGET_P95_MS:.0f} ms target"
+        )
+        print(
+            f"  {phase:15s} n={stats['n']:4d}  p50 {stats['p50_ms']:6.2f} ms  p95 {stats['p95_ms']:6.2f} ms  "
+            f"max {stats['max_ms']:7.2f} ms  ({verdict})"
+        )
+    print(
+        f"  retrains overlapped: {result['retrains_started']}, final model v{result['model_version']}, "
+        f"{result['labels']} labels, store {store}"
+    )
     if args.quickstart:
         print(f"quickstart.ipynb top to bottom under nbclient: {time_quickstart():.1f} s")
     return 0

@@ -4,7 +4,8 @@
 test accuracy after every step; several strategies and seeds, run in worker processes with
 one torch thread each. Results go to ``<out>/runs/*.json`` as each run finishes (so an
 interrupted benchmark keeps what it did and ``--resume`` skips it), then to
-``<out>/results.json``, a printed table and a plotly figure (see :mod:`alwidget.experiments.report`).
+``<out>/results.json``, a printed table and a plotly figure (see
+:mod:`alwidget.experiments.report`).
 
 Training is not the papers' Keras set-up: a fixed number of Adam steps on class-balanced,
 by default affinely augmented mini-batches, optionally warm-started after the first run, and
@@ -30,7 +31,14 @@ import numpy as np
 
 from .oracle import run_oracle
 
-__all__ = ["DEFAULT_STRATEGIES", "THRESHOLDS", "BenchSettings", "labels_to_threshold", "run_bench", "run_one"]
+__all__ = [
+    "DEFAULT_STRATEGIES",
+    "THRESHOLDS",
+    "BenchSettings",
+    "labels_to_threshold",
+    "run_bench",
+    "run_one",
+]
 
 THRESHOLDS = (0.90, 0.95, 0.98)
 DEFAULT_STRATEGIES = ("random", "entropy", "bald", "batchbald", "coreset", "badge", "hybrid")
@@ -104,8 +112,14 @@ class BenchSettings:
         warm = not first and self.warm_steps is not None
         steps = self.warm_steps if warm else self.train_steps
         return TrainConfig(
-            min_steps=steps, max_steps=steps, max_epochs=10**6, batch_size=self.train_batch,
-            lr=self.lr, weight_decay=self.weight_decay, validation_fraction=0.0, warm_start=warm,
+            min_steps=steps,
+            max_steps=steps,
+            max_epochs=10**6,
+            batch_size=self.train_batch,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            validation_fraction=0.0,
+            warm_start=warm,
             augment=self.augment,
         )
 
@@ -158,11 +172,15 @@ def load_bench_pool(settings: BenchSettings):
 
     key = (settings.dataset, settings.data_root, settings.limit, settings.test_limit)
     if key not in _POOL_CACHE:
-        pool = datasets.load_mnist(settings.data_root, limit=settings.limit, test_limit=settings.test_limit, seed=0)
+        pool = datasets.load_mnist(
+            settings.data_root, limit=settings.limit, test_limit=settings.test_limit, seed=0
+        )
         if settings.dataset == "repeated-mnist":
             pool = datasets.repeated(pool, repeats=3, noise_std=0.1, seed=0)
         elif settings.dataset != "mnist":
-            raise ValueError(f"unknown benchmark dataset {settings.dataset!r}; use mnist or repeated-mnist")
+            raise ValueError(
+                f"unknown benchmark dataset {settings.dataset!r}; use mnist or repeated-mnist"
+            )
         _POOL_CACHE.clear()
         _POOL_CACHE[key] = pool
     return _POOL_CACHE[key]
@@ -188,28 +206,42 @@ def run_one(settings: BenchSettings, strategy: str, seed: int, threads: int = 1,
     started = time.perf_counter()
     pool = load_bench_pool(settings)
     session = Session(
-        pool, settings.model, strategy=strategy, mc_samples=settings.mc_samples, seed=seed,
-        batch_size=settings.batch_size, train_config=settings.train_config(),
-        score_subset=settings.score_subset, device="cpu", store=False,
+        pool,
+        settings.model,
+        strategy=strategy,
+        mc_samples=settings.mc_samples,
+        seed=seed,
+        batch_size=settings.batch_size,
+        train_config=settings.train_config(),
+        score_subset=settings.score_subset,
+        device="cpu",
+        store=False,
     )
     steps = []
     oracle_rounds = run_oracle(
-        session, initial=settings.initial, seed=seed, batch_size=settings.batch_size,
+        session,
+        initial=settings.initial,
+        seed=seed,
+        batch_size=settings.batch_size,
         budget=settings.budget,
         train_config_for_round=lambda index: settings.train_config(first=index == 0),
     )
     for step in oracle_rounds:
-        steps.append({
-            "n_labels": step.n_labels,
-            "accuracy": round(step.accuracy, 5),
-            "train_seconds": round(step.train.seconds, 3),
-            "eval_seconds": round(step.eval_seconds, 3),
-            **step.query_seconds(),
-            "acquired": [_plain(item_id) for item_id in step.acquired],
-        })
+        steps.append(
+            {
+                "n_labels": step.n_labels,
+                "accuracy": round(step.accuracy, 5),
+                "train_seconds": round(step.train.seconds, 3),
+                "eval_seconds": round(step.eval_seconds, 3),
+                **step.query_seconds(),
+                "acquired": [_plain(item_id) for item_id in step.acquired],
+            }
+        )
         if log is not None:
-            log(f"  {settings.dataset} {strategy} seed {seed}: {step.n_labels} labels, "
-                f"accuracy {step.accuracy:.4f}, train {step.train.seconds:.1f} s")
+            log(
+                f"  {settings.dataset} {strategy} seed {seed}: {step.n_labels} labels, "
+                f"accuracy {step.accuracy:.4f}, train {step.train.seconds:.1f} s"
+            )
     curve = ([s["n_labels"] for s in steps], [s["accuracy"] for s in steps])
     return {
         "dataset": settings.dataset,
@@ -230,16 +262,30 @@ def _plain(item_id):
 
 
 def _run_job(settings_dict: dict, strategy: str, seed: int, threads: int) -> dict:
-    return run_one(BenchSettings(**settings_dict), strategy, seed, threads,
-                   log=lambda text: print(text, file=sys.stderr, flush=True))
+    return run_one(
+        BenchSettings(**settings_dict),
+        strategy,
+        seed,
+        threads,
+        log=lambda text: print(text, file=sys.stderr, flush=True),
+    )
 
 
 def run_file_name(dataset: str, strategy: str, seed: int) -> str:
     return f"{dataset}-{strategy}-seed{seed}.json"
 
 
-def run_bench(settings: BenchSettings, strategies, seeds, out: Path, *, jobs: int = 1,
-              resume: bool = False, report_only: bool = False, log=None) -> list[dict]:
+def run_bench(
+    settings: BenchSettings,
+    strategies,
+    seeds,
+    out: Path,
+    *,
+    jobs: int = 1,
+    resume: bool = False,
+    report_only: bool = False,
+    log=None,
+) -> list[dict]:
     """Run every (seed, strategy) pair, seed-major so a cut-short benchmark still holds
     whole seeds; each finished run is written to ``out/runs/`` at once.
 
@@ -266,7 +312,10 @@ def run_bench(settings: BenchSettings, strategies, seeds, out: Path, *, jobs: in
 
     if report_only:
         if todo:
-            log(f"report only: {len(todo)} runs missing: " + ", ".join(f"{name} seed {seed}" for name, seed in todo))
+            log(
+                f"report only: {len(todo)} runs missing: "
+                + ", ".join(f"{name} seed {seed}" for name, seed in todo)
+            )
         return results
     total = len(results) + len(todo)
 
@@ -276,14 +325,23 @@ def run_bench(settings: BenchSettings, strategies, seeds, out: Path, *, jobs: in
         path.write_text(json.dumps(result, indent=1))
         results.append(result)
         reached = ", ".join(f"{float(t):.0%}: {n or '-'}" for t, n in result["labels_to"].items())
-        log(f"[{len(results)}/{total}] {settings.dataset} "
-            f"{result['strategy']} seed {result['seed']}: final {result['final_accuracy']:.4f}, labels to {reached}, "
-            f"{result['total_seconds']:.0f} s")
+        log(
+            f"[{len(results)}/{total}] {settings.dataset} "
+            f"{result['strategy']} seed {result['seed']}: final {result['final_accuracy']:.4f}, "
+            f"labels to {reached}, "
+            f"{result['total_seconds']:.0f} s"
+        )
 
     # Always in spawned workers: the malloc settings apply only at process start, and every
     # run then has the same process setting whatever --jobs is.
-    with _environment(MALLOC_ENV), ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=get_context("spawn")) as executor:
-        futures = [executor.submit(_run_job, asdict(settings), strategy, seed, 1) for strategy, seed in todo]
+    with (
+        _environment(MALLOC_ENV),
+        ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=get_context("spawn")) as executor,
+    ):
+        futures = [
+            executor.submit(_run_job, asdict(settings), strategy, seed, 1)
+            for strategy, seed in todo
+        ]
         for future in as_completed(futures):
             finished(future.result())
     return results
@@ -299,4 +357,3 @@ def _environment(values: dict):
     finally:
         for key in added:
             os.environ.pop(key, None)
-

@@ -1,4 +1,8 @@
-"""Flags and entry point of ``python -m alwidget bench`` (the runner is :mod:`alwidget.experiments.bench`)."""
+"""Flags and entry point of ``python -m alwidget bench``.
+
+The runner is :mod:`alwidget.experiments.bench`, the tables and figure
+:mod:`alwidget.experiments.report`.
+"""
 
 from __future__ import annotations
 
@@ -12,43 +16,99 @@ from .bench import DEFAULT_STRATEGIES, BenchSettings, run_bench
 
 __all__ = ["SMOKE", "add_bench_arguments", "main_bench", "settings_from_args"]
 
-SMOKE = {"limit": 600, "test_limit": 300, "budget": 40, "train_steps": 20, "warm_steps": 10, "train_batch": 16,
-         "mc_samples": 5, "score_subset": 200}
+SMOKE = {
+    "limit": 600,
+    "test_limit": 300,
+    "budget": 40,
+    "train_steps": 20,
+    "warm_steps": 10,
+    "train_batch": 16,
+    "mc_samples": 5,
+    "score_subset": 200,
+}
 
 
 def add_bench_arguments(parser) -> None:
     """Flags of ``python -m alwidget bench``."""
     parser.add_argument("--dataset", choices=["mnist", "repeated-mnist"], default="mnist")
-    parser.add_argument("--data-root", required=True, help="folder with the MNIST idx files (e.g. ../shared/data)")
-    parser.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES), help="comma-separated strategy names")
+    parser.add_argument(
+        "--data-root", required=True, help="folder with the MNIST idx files (e.g. ../shared/data)"
+    )
+    parser.add_argument(
+        "--strategies", default=",".join(DEFAULT_STRATEGIES), help="comma-separated strategy names"
+    )
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated integer seeds")
-    parser.add_argument("--budget", type=int, default=300, help="stop at this many labels (initial included)")
+    parser.add_argument(
+        "--budget", type=int, default=300, help="stop at this many labels (initial included)"
+    )
     parser.add_argument("--initial", type=int, default=20, help="class-balanced initial labels")
     parser.add_argument("--batch", type=int, default=10, help="labels acquired per step")
     parser.add_argument("--mc-samples", type=int, default=20, help="MC-dropout samples T")
-    parser.add_argument("--score-subset", type=int, default=2000,
-                        help="score a random subset of this many unlabeled items per step (Gal et al.: 2000; 0 = all)")
-    parser.add_argument("--limit", type=int, help="random subset of the training images as the pool "
-                        "(for repeated-mnist: before the 3 copies)")
-    parser.add_argument("--test-limit", type=int, help="evaluate on a random subset of the 10 000 test images")
-    parser.add_argument("--train-steps", type=int, default=BenchSettings.train_steps, help="Adam steps per training run")
-    parser.add_argument("--warm-steps", type=int, default=BenchSettings.warm_steps,
-                        help="continue from the previous model for this many steps after the first training "
-                        "(0: fresh weights and --train-steps every time, as in the papers)")
-    parser.add_argument("--train-batch", type=int, default=BenchSettings.train_batch, help="items per training step")
-    parser.add_argument("--augment", choices=["affine", "none"], default=BenchSettings.augment,
-                        help="mini-batch augmentation while training (the papers used none)")
+    parser.add_argument(
+        "--score-subset",
+        type=int,
+        default=2000,
+        help="score a random subset of this many unlabeled items per step "
+        "(Gal et al.: 2000; 0 = all)",
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        help="random subset of the training images as the pool "
+        "(for repeated-mnist: before the 3 copies)",
+    )
+    parser.add_argument(
+        "--test-limit", type=int, help="evaluate on a random subset of the 10 000 test images"
+    )
+    parser.add_argument(
+        "--train-steps",
+        type=int,
+        default=BenchSettings.train_steps,
+        help="Adam steps per training run",
+    )
+    parser.add_argument(
+        "--warm-steps",
+        type=int,
+        default=BenchSettings.warm_steps,
+        help="continue from the previous model for this many steps after the first training "
+        "(0: fresh weights and --train-steps every time, as in the papers)",
+    )
+    parser.add_argument(
+        "--train-batch", type=int, default=BenchSettings.train_batch, help="items per training step"
+    )
+    parser.add_argument(
+        "--augment",
+        choices=["affine", "none"],
+        default=BenchSettings.augment,
+        help="mini-batch augmentation while training (the papers used none)",
+    )
     parser.add_argument("--lr", type=float, default=BenchSettings.lr)
     parser.add_argument("--weight-decay", type=float, default=BenchSettings.weight_decay)
-    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (worker processes, 1 torch thread each)")
-    parser.add_argument("--out", help="results folder (default benchmarks/results/<dataset>, "
-                        "or benchmarks/results/smoke with --smoke)")
-    parser.add_argument("--resume", action="store_true", help="keep finished runs with identical settings")
-    parser.add_argument("--report-only", action="store_true",
-                        help="run nothing: summarize the finished runs in --out that have these settings")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        help="runs in parallel (worker processes, 1 torch thread each)",
+    )
+    parser.add_argument(
+        "--out",
+        help="results folder (default benchmarks/results/<dataset>, "
+        "or benchmarks/results/smoke with --smoke)",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="keep finished runs with identical settings"
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: summarize the finished runs in --out that have these settings",
+    )
     parser.add_argument("--no-png", action="store_true", help="skip the PNG export of the figure")
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny CI version: " + ", ".join(f"{k}={v}" for k, v in SMOKE.items()) + ", seed 0")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny CI version: " + ", ".join(f"{k}={v}" for k, v in SMOKE.items()) + ", seed 0",
+    )
 
 
 def _parse_list(text: str, convert, flag: str, parser) -> list:
@@ -69,12 +129,25 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
     unknown = [name for name in strategies if name not in available()]
     if unknown:
         parser.error(f"unknown strategies {unknown}; choose from {', '.join(available())}")
-    seeds = _parse_list("0" if args.smoke and args.seeds == "0,1,2" else args.seeds, int, "--seeds", parser)
+    seeds = _parse_list(
+        "0" if args.smoke and args.seeds == "0,1,2" else args.seeds, int, "--seeds", parser
+    )
     values = {
-        "dataset": args.dataset, "data_root": args.data_root, "limit": args.limit, "test_limit": args.test_limit,
-        "initial": args.initial, "batch_size": args.batch, "budget": args.budget, "mc_samples": args.mc_samples,
-        "score_subset": args.score_subset or None, "train_steps": args.train_steps, "warm_steps": args.warm_steps or None, "train_batch": args.train_batch,
-        "lr": args.lr, "weight_decay": args.weight_decay, "augment": args.augment,
+        "dataset": args.dataset,
+        "data_root": args.data_root,
+        "limit": args.limit,
+        "test_limit": args.test_limit,
+        "initial": args.initial,
+        "batch_size": args.batch,
+        "budget": args.budget,
+        "mc_samples": args.mc_samples,
+        "score_subset": args.score_subset or None,
+        "train_steps": args.train_steps,
+        "warm_steps": args.warm_steps or None,
+        "train_batch": args.train_batch,
+        "lr": args.lr,
+        "weight_decay": args.weight_decay,
+        "augment": args.augment,
     }
     if args.smoke:
         values.update(SMOKE)
@@ -86,12 +159,16 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
     if values["budget"] < values["initial"]:
         parser.error(f"--budget {values['budget']} is below --initial {values['initial']}")
     if values["mc_samples"] < 2:
-        parser.error("--mc-samples must be ≥ 2: BALD and BatchBALD need several MC-dropout samples")
+        parser.error("--mc-samples must be ≥ 2: BALD and BatchBALD need several MC samples")
     if args.jobs < 1:
         parser.error(f"--jobs must be ≥ 1, got {args.jobs}")
     if not Path(args.data_root).is_dir():
         parser.error(f"--data-root {args.data_root} is not a folder")
-    out = Path(args.out) if args.out else Path("benchmarks/results") / ("smoke" if args.smoke else args.dataset)
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("benchmarks/results") / ("smoke" if args.smoke else args.dataset)
+    )
     return BenchSettings(**values), strategies, seeds, out
 
 
@@ -100,21 +177,46 @@ def main_bench(args, parser) -> int:
     from .report import format_accuracy_at, format_table, format_timings, summarize, write_figure
 
     settings, strategies, seeds, out = settings_from_args(args, parser)
-    test_note = "the full 10 000-image test set" if settings.test_limit is None else \
-        f"a random {settings.test_limit}-image subset of the test set (not the full 10 000)"
-    pool_note = "every unlabeled item" if settings.score_subset is None else \
-        f"a random {settings.score_subset} unlabeled items per step (as Gal et al. scored 2000)"
-    training_note = (f"{settings.train_steps} Adam steps of {settings.train_batch} per training run"
-                     + ("" if settings.warm_steps is None else f", later runs warm-started for {settings.warm_steps} steps")
-                     + f", augmentation {settings.augment}, no validation split")
-    print(f"bench {settings.dataset}: {len(strategies)} strategies x seeds {seeds}, {settings.initial} balanced "
-          f"initial labels, +{settings.batch_size} per step up to {settings.budget}; {settings.model}, "
-          f"T={settings.mc_samples}; scoring {pool_note}; evaluated on {test_note}; {training_note}; "
-          f"{args.jobs} worker(s)", file=sys.stderr, flush=True)
+    test_note = (
+        "the full 10 000-image test set"
+        if settings.test_limit is None
+        else f"a random {settings.test_limit}-image subset of the test set (not the full 10 000)"
+    )
+    pool_note = (
+        "every unlabeled item"
+        if settings.score_subset is None
+        else f"a random {settings.score_subset} unlabeled items per step "
+        "(as Gal et al. scored 2000)"
+    )
+    training_note = (
+        f"{settings.train_steps} Adam steps of {settings.train_batch} per training run"
+        + (
+            ""
+            if settings.warm_steps is None
+            else f", later runs warm-started for {settings.warm_steps} steps"
+        )
+        + f", augmentation {settings.augment}, no validation split"
+    )
+    print(
+        f"bench {settings.dataset}: {len(strategies)} strategies x seeds {seeds}, "
+        f"{settings.initial} balanced initial labels, +{settings.batch_size} per step up to "
+        f"{settings.budget}; {settings.model}, "
+        f"T={settings.mc_samples}; scoring {pool_note}; evaluated on {test_note}; {training_note}; "
+        f"{args.jobs} worker(s)",
+        file=sys.stderr,
+        flush=True,
+    )
     started = time.perf_counter()
     try:
-        runs = run_bench(settings, strategies, seeds, out, jobs=args.jobs, resume=args.resume,
-                         report_only=args.report_only)
+        runs = run_bench(
+            settings,
+            strategies,
+            seeds,
+            out,
+            jobs=args.jobs,
+            resume=args.resume,
+            report_only=args.report_only,
+        )
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -125,22 +227,40 @@ def main_bench(args, parser) -> int:
     strategies = [name for name in strategies if any(run["strategy"] == name for run in runs)]
     summary = summarize(runs)
     results = {
-        "settings": asdict(settings), "strategies": strategies, "seeds": seeds, "jobs": args.jobs,
-        "evaluated_on": test_note, "scored": pool_note, "training": training_note,
+        "settings": asdict(settings),
+        "strategies": strategies,
+        "seeds": seeds,
+        "jobs": args.jobs,
+        "evaluated_on": test_note,
+        "scored": pool_note,
+        "training": training_note,
         # A report-only pass runs nothing: its wall time would say nothing about the benchmark.
         "wall_seconds": None if args.report_only else round(time.perf_counter() - started, 1),
         "run_seconds_total": round(sum(run["total_seconds"] for run in runs), 1),
-        "summary": summary, "runs": runs,
+        "summary": summary,
+        "runs": runs,
     }
     figure = write_figure(summary, out, png=not args.no_png)
     results["figure"] = figure
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    checkpoints = [n for n in (50, 100, 150, 180, 200, 250, 300) if settings.initial <= n < settings.budget] + [settings.budget]
-    table = "\n".join([format_table(summary, {settings.dataset: settings.budget}),
-                       format_accuracy_at(summary, checkpoints), format_timings(summary)])
-    (out / "summary.md").write_text(f"Evaluated on {test_note}; scoring {pool_note}; {training_note}.\n\n{table}\n")
+    checkpoints = [
+        n for n in (50, 100, 150, 180, 200, 250, 300) if settings.initial <= n < settings.budget
+    ] + [settings.budget]
+    table = "\n".join(
+        [
+            format_table(summary, {settings.dataset: settings.budget}),
+            format_accuracy_at(summary, checkpoints),
+            format_timings(summary),
+        ]
+    )
+    (out / "summary.md").write_text(
+        f"Evaluated on {test_note}; scoring {pool_note}; {training_note}.\n\n{table}\n"
+    )
     print(table)
     timing = "report only" if args.report_only else f"wall time {results['wall_seconds']:.0f} s"
-    print(f"\n{timing}; runs took {results['run_seconds_total']:.0f} s in all; results in {out / 'results.json'}; figure {figure['html']}"
-          + (f" and {figure['png']}" if figure["png"] else f" (no PNG: {figure['png_error']})"))
+    print(
+        f"\n{timing}; runs took {results['run_seconds_total']:.0f} s in all; "
+        f"results in {out / 'results.json'}; figure {figure['html']}"
+        + (f" and {figure['png']}" if figure["png"] else f" (no PNG: {figure['png_error']})")
+    )
     return 0

@@ -1,4 +1,5 @@
-"""Tables and learning-curve figures for :mod:`alwidget.experiments.bench` results, beside the papers."""
+"""Tables and learning-curve figures of :mod:`alwidget.experiments.bench` results, beside the
+papers' figures."""
 
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ import numpy as np
 
 from .bench import DEFAULT_STRATEGIES, THRESHOLDS, median_labels
 
-__all__ = ["PAPER_FIGURES", "format_accuracy_at", "format_table", "format_timings", "repeated_picks", "summarize",
-           "write_figure"]
+__all__ = [
+    "PAPER_FIGURES",
+    "format_accuracy_at",
+    "format_table",
+    "format_timings",
+    "repeated_picks",
+    "summarize",
+    "write_figure",
+]
 
 # Labels (initial 20 included) to first reach 90% / 95% test accuracy; None = not within the
 # paper's budget. Gal, Islam & Ghahramani 2017 (10% / 5% test error); Kirsch, van Amersfoort
@@ -33,7 +41,13 @@ PAPER_FIGURES = {
     },
 }
 
-TIMING_KEYS = ("train_seconds", "predict_seconds", "score_seconds", "select_seconds", "eval_seconds")
+TIMING_KEYS = (
+    "train_seconds",
+    "predict_seconds",
+    "score_seconds",
+    "select_seconds",
+    "eval_seconds",
+)
 
 
 def repeated_picks(run: dict) -> int | None:
@@ -44,7 +58,11 @@ def repeated_picks(run: dict) -> int | None:
     ``k * n_base + i`` with ``n_base`` = the ``limit`` setting (60 000 without one).
     """
     steps = run.get("steps") or []
-    if run.get("dataset") != "repeated-mnist" or not steps or any("acquired" not in step for step in steps):
+    if (
+        run.get("dataset") != "repeated-mnist"
+        or not steps
+        or any("acquired" not in step for step in steps)
+    ):
         return None
     n_base = (run.get("settings") or {}).get("limit") or 60_000
     labeled = {item % n_base for item in steps[0]["acquired"]}
@@ -68,6 +86,7 @@ def summarize(runs: list[dict]) -> dict:
         "min", "max"}, "repeated_picks": [per seed, Repeated MNIST only]}}}``.
     """
     grouped: dict = {}
+
     def order(run):  # the paper baselines first, then the batch-aware strategies
         known = list(DEFAULT_STRATEGIES)
         rank = known.index(run["strategy"]) if run["strategy"] in known else len(known)
@@ -91,7 +110,9 @@ def summarize(runs: list[dict]) -> dict:
                 "labels_to": {t: median_labels(values) for t, values in per_seed.items()},
                 "labels_to_per_seed": per_seed,
                 "mean_step_seconds": timings,
-                "mean_run_seconds": round(float(np.mean([r["total_seconds"] for r in seed_runs])), 1),
+                "mean_run_seconds": round(
+                    float(np.mean([r["total_seconds"] for r in seed_runs])), 1
+                ),
                 "repeated_picks": [repeated_picks(r) for r in seed_runs],
                 "curve": {
                     "n_labels": [s["n_labels"] for s in seed_runs[0]["steps"][:length]],
@@ -114,13 +135,19 @@ def format_table(summary: dict, budgets: dict) -> str:
     lines = []
     for dataset, by_strategy in summary.items():
         budget = budgets.get(dataset, 0)
-        lines.append(f"\n{dataset}: labels (incl. 20 initial) to first reach test accuracy, median over seeds")
+        lines.append(
+            f"\n{dataset}: labels (incl. 20 initial) to first reach test accuracy, "
+            "median over seeds"
+        )
         lines.append("| strategy | seeds | 90% | 95% | 98% | final acc (mean) | paper 90%/95% |")
         lines.append("|---|---|---|---|---|---|---|")
         for strategy, entry in by_strategy.items():
             cells = " | ".join(_cell(entry["labels_to"][str(t)], budget) for t in THRESHOLDS)
             paper = PAPER_FIGURES.get(dataset, {}).get(strategy, "")
-            lines.append(f"| {strategy} | {len(entry['seeds'])} | {cells} | {entry['curve']['mean'][-1]:.4f} | {paper} |")
+            final = entry["curve"]["mean"][-1]
+            lines.append(
+                f"| {strategy} | {len(entry['seeds'])} | {cells} | {final:.4f} | {paper} |"
+            )
     return "\n".join(lines)
 
 
@@ -129,28 +156,50 @@ def format_accuracy_at(summary: dict, checkpoints) -> str:
     Repeated MNIST how many acquisitions re-labeled an image already labeled."""
     lines = []
     for dataset, by_strategy in summary.items():
-        repeated = any(p is not None for entry in by_strategy.values() for p in entry["repeated_picks"])
-        lines.append(f"\n{dataset}: mean test accuracy over seeds at N labels"
-                     + ("; copies = acquisitions of an image already labeled through another copy, per seed" if repeated else ""))
-        lines.append("| strategy | " + " | ".join(str(n) for n in checkpoints) + (" | copies |" if repeated else " |"))
+        repeated = any(
+            p is not None for entry in by_strategy.values() for p in entry["repeated_picks"]
+        )
+        lines.append(
+            f"\n{dataset}: mean test accuracy over seeds at N labels"
+            + (
+                "; copies = acquisitions of an image already labeled through another copy, per seed"
+                if repeated
+                else ""
+            )
+        )
+        lines.append(
+            "| strategy | "
+            + " | ".join(str(n) for n in checkpoints)
+            + (" | copies |" if repeated else " |")
+        )
         lines.append("|---|" + "---|" * (len(checkpoints) + repeated))
         for strategy, entry in by_strategy.items():
             at = dict(zip(entry["curve"]["n_labels"], entry["curve"]["mean"]))
             cells = " | ".join(f"{at[n]:.3f}" if n in at else "-" for n in checkpoints)
-            copies = " | " + "/".join("-" if p is None else str(p) for p in entry["repeated_picks"]) if repeated else ""
+            copies = (
+                " | " + "/".join("-" if p is None else str(p) for p in entry["repeated_picks"])
+                if repeated
+                else ""
+            )
             lines.append(f"| {strategy} | {cells}{copies} |")
     return "\n".join(lines)
 
 
 def format_timings(summary: dict) -> str:
     """Markdown table: mean seconds per acquisition step, split by phase."""
-    lines = ["\nmean seconds per step (one worker, 1 torch thread; machine shared with other jobs)",
-             "| dataset | strategy | train | predict (MC) | score | select | evaluate | run total |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "\nmean seconds per step (one worker, 1 torch thread; machine shared with other jobs)",
+        "| dataset | strategy | train | predict (MC) | score | select | evaluate | run total |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for dataset, by_strategy in summary.items():
         for strategy, entry in by_strategy.items():
-            cells = " | ".join("-" if entry["mean_step_seconds"][k] is None else f"{entry['mean_step_seconds'][k]:.2f}"
-                               for k in TIMING_KEYS)
+            cells = " | ".join(
+                "-"
+                if entry["mean_step_seconds"][k] is None
+                else f"{entry['mean_step_seconds'][k]:.2f}"
+                for k in TIMING_KEYS
+            )
             lines.append(f"| {dataset} | {strategy} | {cells} | {entry['mean_run_seconds']:.0f} |")
     return "\n".join(lines)
 
@@ -170,28 +219,68 @@ def write_figure(summary: dict, out: Path, *, png: bool = True) -> dict:
 
     datasets = list(summary)
     figure = make_subplots(rows=1, cols=len(datasets), subplot_titles=datasets, shared_yaxes=True)
-    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"]
+    colors = [
+        "#1f77b4",
+        "#ff7f0e",
+        "#2ca02c",
+        "#d62728",
+        "#9467bd",
+        "#8c564b",
+        "#e377c2",
+        "#7f7f7f",
+        "#bcbd22",
+    ]
     strategies = sorted({s for by in summary.values() for s in by})
     for column, dataset in enumerate(datasets, start=1):
         for strategy, entry in summary[dataset].items():
             color = colors[strategies.index(strategy) % len(colors)]
             curve = entry["curve"]
             x = curve["n_labels"]
-            figure.add_trace(go.Scatter(
-                x=x + x[::-1], y=curve["max"] + curve["min"][::-1], fill="toself", fillcolor=color,
-                opacity=0.15, line={"width": 0}, hoverinfo="skip", showlegend=False, legendgroup=strategy,
-            ), row=1, col=column)
-            figure.add_trace(go.Scatter(
-                x=x, y=curve["mean"], mode="lines", line={"color": color}, legendgroup=strategy,
-                name=f"{strategy} ({len(entry['seeds'])} seeds)", showlegend=column == 1,
-            ), row=1, col=column)
+            figure.add_trace(
+                go.Scatter(
+                    x=x + x[::-1],
+                    y=curve["max"] + curve["min"][::-1],
+                    fill="toself",
+                    fillcolor=color,
+                    opacity=0.15,
+                    line={"width": 0},
+                    hoverinfo="skip",
+                    showlegend=False,
+                    legendgroup=strategy,
+                ),
+                row=1,
+                col=column,
+            )
+            figure.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=curve["mean"],
+                    mode="lines",
+                    line={"color": color},
+                    legendgroup=strategy,
+                    name=f"{strategy} ({len(entry['seeds'])} seeds)",
+                    showlegend=column == 1,
+                ),
+                row=1,
+                col=column,
+            )
         figure.update_xaxes(title_text="labels (incl. 20 initial)", row=1, col=column)
     for threshold in THRESHOLDS:
-        figure.add_hline(y=threshold, line_dash="dot", line_color="gray", line_width=1, row="all", col="all")
+        figure.add_hline(
+            y=threshold, line_dash="dot", line_color="gray", line_width=1, row="all", col="all"
+        )
     lowest = min(min(entry["curve"]["mean"]) for by in summary.values() for entry in by.values())
-    figure.update_yaxes(title_text="test accuracy", range=[max(0.0, math.floor((lowest - 0.02) * 20) / 20), 1.0], row=1, col=1)
-    figure.update_layout(title="Active learning with the Gal CNN (mean over seeds; band = min..max)",
-                         width=560 * len(datasets), height=480)
+    figure.update_yaxes(
+        title_text="test accuracy",
+        range=[max(0.0, math.floor((lowest - 0.02) * 20) / 20), 1.0],
+        row=1,
+        col=1,
+    )
+    figure.update_layout(
+        title="Active learning with the Gal CNN (mean over seeds; band = min..max)",
+        width=560 * len(datasets),
+        height=480,
+    )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     html = out / "learning_curves.html"
@@ -215,8 +304,12 @@ def _write_png(figure, path: Path) -> dict:
         os.environ.setdefault("BROWSER_PATH", chromium)
     try:
         figure.write_image(path)
-    except Exception as error:  # noqa: BLE001 - kaleido missing, no browser it can drive, or a browser crash
-        return {"png": None, "png_error": f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}"}
+    # kaleido missing, no browser it can drive, or a browser crash: the HTML is still there
+    except Exception as error:  # noqa: BLE001
+        return {
+            "png": None,
+            "png_error": f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}",
+        }
     return {"png": str(path), "png_error": None}
 
 
