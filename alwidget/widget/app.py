@@ -39,8 +39,6 @@ from .links import MapLink
 from .queue import QueueBook, clamp_focus, focus_after_removal, take_out
 from .views import PanelViews
 
-MAX_SKIPPED_IN_QUERY = 200
-
 
 class Widget(widgets.VBox):
     """The labeling widget for an :class:`alwidget.Session`.
@@ -75,10 +73,12 @@ class Widget(widgets.VBox):
     focused = traitlets.Int(0, help="index into queue of the item shown large")
     training = traitlets.Bool(False)
     training_progress = traitlets.Dict(
-        help="the last training report: phase (started, running, done, failed) and its figures")
+        help="the last training report: phase (started, running, done, failed) and its figures"
+    )
     validation_points = traitlets.List(help="(n_labels, validation accuracy) of each retrain")
     stale = traitlets.Bool(
-        False, help="labels arrived after the model that ranked the queue was trained")
+        False, help="labels arrived after the model that ranked the queue was trained"
+    )
     exhausted = traitlets.Bool(False)
     empty_message = traitlets.Unicode("", help="what the strip says while the queue is empty")
     n_labels = traitlets.Int(0)
@@ -88,32 +88,41 @@ class Widget(widgets.VBox):
     status = traitlets.Unicode("")
     last_error = traitlets.Unicode("")
 
-    def __init__(self, session, *, batch_size: int | None = None, key_map: dict | None = None,
-                 auto_retrain_every: int = 0, refill_below: int | None = None,
-                 allow_new_classes: bool = False):
+    def __init__(
+        self,
+        session,
+        *,
+        batch_size: int | None = None,
+        key_map: dict | None = None,
+        auto_retrain_every: int = 0,
+        refill_below: int | None = None,
+        allow_new_classes: bool = False,
+    ):
         if auto_retrain_every < 0:
-            raise ValueError("auto_retrain_every must be ≥ 0 (0 = off), "
-                             f"got {auto_retrain_every}")
+            raise ValueError(f"auto_retrain_every must be ≥ 0 (0 = off), got {auto_retrain_every}")
         super().__init__()
         self.add_class(keymod.ROOT_CLASS)
         self.session = session
         self.batch_size = int(batch_size or session.batch_size)
-        self.refill_below = (max(1, self.batch_size // 2) if refill_below is None
-                             else int(refill_below))
+        self.refill_below = (
+            max(1, self.batch_size // 2) if refill_below is None else int(refill_below)
+        )
         self.key_map = keymod.build_key_map(session.classes, key_map)
         self.allow_new_classes = bool(allow_new_classes)
         self.map_view = None
         self._lock = threading.RLock()
         self._book = QueueBook()
-        self._guard = ErrorGuard(lambda message: setattr(self, "last_error", message),
-                                 log_class="alwidget-errors", max_height="160px")
+        self._guard = ErrorGuard(
+            lambda message: setattr(self, "last_error", message),
+            log_class="alwidget-errors",
+            max_height="160px",
+        )
         self._runner = JobRunner(("training", "scoring"))
-        self._feed = BatchFeed(self, self._book, self._runner, self._lock, self._guard,
-                               on_applied=self._after_queue_change)
+        self._feed = BatchFeed(self, self._book, self._runner, self._lock, self._guard)
         self._views = PanelViews(self, self._book, self._lock, self._guard)
         self.children = self._views.children
         self.auto_retrain_every = int(auto_retrain_every)
-        self._sync_counts()
+        self._feed.sync_counts()
         self._feed.fetch_now()
 
     def __getattr__(self, name):
@@ -172,8 +181,9 @@ class Widget(widgets.VBox):
             The labeled item's id.
         """
         if not self.allow_new_classes:
-            raise AlwidgetError("new classes are off: create the widget with "
-                                "allow_new_classes=True")
+            raise AlwidgetError(
+                "new classes are off: create the widget with allow_new_classes=True"
+            )
         self._focused_or_raise("label")
         name = str(name).strip()
         if name not in self.session.classes:
@@ -213,7 +223,7 @@ class Widget(widgets.VBox):
                 self.queue = queue
                 self.focused = index
             self.status = f"undid {action if action != 'bulk' else 'label'} of item {item_id}"
-        self._sync_counts()
+        self._feed.sync_counts()
         return item_id
 
     def press_key(self, key: str, focused_key: str | None = None) -> None:
@@ -253,11 +263,11 @@ class Widget(widgets.VBox):
         with self._lock:
             if self.training:
                 raise TrainingInProgressError(
-                    "a retrain is already running; it refreshes the batch when done")
+                    "a retrain is already running; it refreshes the batch when done"
+                )
             self.training = True
-            size = self.batch_size + min(len(self._book.skipped), MAX_SKIPPED_IN_QUERY)
         try:
-            return self._feed.train(size)
+            return self._feed.train()
         except BaseException:
             self.training = False
             raise
@@ -295,7 +305,8 @@ class Widget(widgets.VBox):
                 return
         if item_id in set(self.session.labeled_ids):
             raise AlreadyLabeledError(
-                f"item {item_id!r} is already labeled {self.session.labels[item_id]!r}")
+                f"item {item_id!r} is already labeled {self.session.labels[item_id]!r}"
+            )
         with self._lock:
             self._book.focus_when_queued = item_id
         self.queue_next([item_id])
@@ -306,7 +317,7 @@ class Widget(widgets.VBox):
         self.session.prioritize(ids)
         with self._lock:
             self.exhausted = False
-            self._feed.refill(self.batch_size + len(self.queue) + len(ids))
+            self._feed.refill(len(self.queue) + len(ids))
         self.status = f"{len(ids)} item(s) will be asked next"
 
     def label_many(self, ids, class_name: str) -> list:
@@ -348,24 +359,7 @@ class Widget(widgets.VBox):
             self.queue = queue
             self.focused = focus_after_removal(queue, in_hand, set(ids), single_index)
             self.status = status
-        self._after_queue_change()
-
-    def _after_queue_change(self) -> None:
-        self._sync_counts()
-        with self._lock:
-            need_more = len(self.queue) <= self.refill_below and not self.exhausted
-            if need_more and not self._feed.refilling:
-                skipped = min(len(self._book.skipped), MAX_SKIPPED_IN_QUERY)
-                self._feed.refill(self.batch_size + len(self.queue) + skipped)
-            if not self.queue and not self.exhausted:
-                self.empty_message = "Fetching the next batch…"
-
-    def _sync_counts(self) -> None:
-        with self._lock:
-            self.n_labels = self.session.n_labels
-            self.labels_since_retrain = self.session.labels_since_retrain
-            self.model_version = self.session.model_version
-            self.stale = self.labels_since_retrain > 0
+        self._feed.top_up()
 
     def _maybe_auto_retrain(self) -> None:
         every = self.auto_retrain_every

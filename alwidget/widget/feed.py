@@ -18,6 +18,8 @@ from .queue import QueueBook, insert_prioritized, merge_refill, refreshed_queue
 from .render import RenderedItem, render_pool_item
 
 PROGRESS_INTERVAL_S = 0.15
+# Skipped items may come back after a retrain, so a query asks for this many more at most.
+MAX_SKIPPED_IN_QUERY = 200
 
 
 @dataclass
@@ -44,7 +46,9 @@ def fetch_batch(session, batch_size: int, rendered_cache: dict) -> FetchedBatch:
     rendered: dict[object, RenderedItem] = {}
     for item_id in batch.ids:
         cached = rendered_cache.get(item_id)
-        rendered[item_id] = cached if cached is not None else render_pool_item(session.pool, item_id)
+        rendered[item_id] = (
+            cached if cached is not None else render_pool_item(session.pool, item_id)
+        )
     return FetchedBatch(batch, rendered)
 
 
@@ -70,8 +74,16 @@ class ThrottledProgress:
         if fraction < 1.0 and now - self._last < self._interval:
             return
         self._last = now
-        self._sink({"step": step, "total_steps": total, "member": member, "members": members,
-                    "loss": float(info.get("loss", float("nan"))), "fraction": fraction})
+        self._sink(
+            {
+                "step": step,
+                "total_steps": total,
+                "member": member,
+                "members": members,
+                "loss": float(info.get("loss", float("nan"))),
+                "fraction": fraction,
+            }
+        )
 
 
 class BatchFeed:
@@ -89,35 +101,60 @@ class BatchFeed:
         The panel's lock, held while results are applied.
     guard : ErrorGuard
         Shows the errors of background jobs.
-    on_applied : callable
-        Called (without the lock) after a result changed the queue.
     """
 
-    def __init__(self, panel, book: QueueBook, runner, lock, guard, on_applied: Callable[[], None]):
+    def __init__(self, panel, book: QueueBook, runner, lock, guard):
         self._panel = panel
         self._session = panel.session
         self._book = book
         self._runner = runner
         self._lock = lock
         self._guard = guard
-        self._on_applied = on_applied
 
-    @property
-    def refilling(self) -> bool:
-        return self._runner.is_running("refill")
+    def sync_counts(self) -> None:
+        """Copy the session's label counts and model version into the panel's traits."""
+        panel, session = self._panel, self._session
+        with self._lock:
+            panel.n_labels = session.n_labels
+            panel.labels_since_retrain = session.labels_since_retrain
+            panel.model_version = session.model_version
+            panel.stale = panel.labels_since_retrain > 0
+
+    def top_up(self) -> None:
+        """After the queue changed: update the counts and fetch more items when few are left."""
+        self.sync_counts()
+        panel = self._panel
+        with self._lock:
+            need_more = len(panel.queue) <= panel.refill_below and not panel.exhausted
+            if need_more and not self._runner.is_running("refill"):
+                self.refill(len(panel.queue) + self._skipped_to_offer())
+            if not panel.queue and not panel.exhausted:
+                panel.empty_message = "Fetching the next batch…"
+
+    def _skipped_to_offer(self) -> int:
+        return min(len(self._book.skipped), MAX_SKIPPED_IN_QUERY)
 
     def fetch_now(self) -> None:
         """Query and apply a first batch in this thread (the panel is not shown yet)."""
         self._apply_refill(fetch_batch(self._session, self._panel.batch_size, self._book.rendered))
 
-    def refill(self, size: int) -> Future:
-        """Fetch ``size`` items in the background and merge the new ones into the queue."""
-        return self._runner.submit(
-            "refill", lambda: fetch_batch(self._session, size, self._book.rendered),
-            lane="scoring", on_done=self._on_refill, coalesce=False)
+    def refill(self, extra: int) -> Future:
+        """Fetch a batch plus ``extra`` items in the background; merge the new ones into the queue.
 
-    def train(self, size: int) -> Future:
-        """Retrain, then fetch ``size`` items ranked by the new model and refresh the queue."""
+        The extra items make up for those the queue already holds, so some are new.
+        """
+        size = self._panel.batch_size + extra
+        return self._runner.submit(
+            "refill",
+            lambda: fetch_batch(self._session, size, self._book.rendered),
+            lane="scoring",
+            on_done=self._on_refill,
+            coalesce=False,
+        )
+
+    def train(self) -> Future:
+        """Retrain, then fetch a batch ranked by the new model and refresh the queue."""
+        size = self._panel.batch_size + self._skipped_to_offer()
         session = self._session
         self._panel.training_progress = {"phase": "started", "n_labels": session.n_labels}
         progress = ThrottledProgress(self._show_progress)
@@ -128,8 +165,9 @@ class BatchFeed:
             fetched = fetch_batch(session, size, self._book.rendered)
             return TrainingResult(report, fetched, time.perf_counter() - started)
 
-        return self._runner.submit("training", train_and_rescore, lane="training",
-                                   on_done=self._on_trained, coalesce=False)
+        return self._runner.submit(
+            "training", train_and_rescore, lane="training", on_done=self._on_trained, coalesce=False
+        )
 
     def _show_progress(self, info: dict) -> None:
         self._panel.training_progress = {"phase": "running", **info}
@@ -141,22 +179,28 @@ class BatchFeed:
             if fetched.batch is None:
                 panel.exhausted = not panel.queue and session.n_labels >= len(session.pool)
                 if not panel.queue:
-                    panel.empty_message = ("Every item is labeled." if panel.exhausted
-                                           else "No more items: everything left was skipped.")
+                    panel.empty_message = (
+                        "Every item is labeled."
+                        if panel.exhausted
+                        else "No more items: everything left was skipped."
+                    )
                 return
             if fetched.batch.model_version < session.model_version:
                 return  # ranked by a model a retrain has replaced; the refresh brings newer items
             book.labeled = self._done_ids()
             queue = list(panel.queue)
             new_items = list(fetched.batch.items)
-            merged = merge_refill(queue, new_items, book.is_excluded)[: len(queue) + panel.batch_size]
+            merged = merge_refill(queue, new_items, book.is_excluded)[
+                : len(queue) + panel.batch_size
+            ]
             if len(merged) == len(queue) and not queue and book.skipped:
                 book.skipped.clear()  # only skipped items are left: offer them again
                 merged = merge_refill(queue, new_items, book.is_excluded)[: panel.batch_size]
-            for item in merged[len(queue):]:
+            for item in merged[len(queue) :]:
                 book.ranked_by[item.id] = fetched.batch.model_version
-            prioritized = [item for item in new_items
-                           if item.prioritized and not book.is_excluded(item.id)]
+            prioritized = [
+                item for item in new_items if item.prioritized and not book.is_excluded(item.id)
+            ]
             in_hand = panel.focused_item
             if prioritized:
                 in_hand_id = None if in_hand is None else in_hand.id
@@ -176,7 +220,7 @@ class BatchFeed:
             self._apply_refill(future.result())
         except Exception as error:  # noqa: BLE001 - shown to the user
             self._guard.report(error, "fetching the next batch failed: ")
-        self._on_applied()
+        self.top_up()
 
     def _on_trained(self, future: Future) -> None:
         panel, book, session = self._panel, self._book, self._session
@@ -186,7 +230,10 @@ class BatchFeed:
             if future.cancelled() or (error is not None and self._runner.closing):
                 return  # the widget was closed; nobody is looking
             if error is not None:
-                panel.training_progress = {"phase": "failed", "model_version": session.model_version}
+                panel.training_progress = {
+                    "phase": "failed",
+                    "model_version": session.model_version,
+                }
                 self._guard.report(error, "training failed (the previous model is kept): ")
                 return
             result: TrainingResult = future.result()
@@ -202,14 +249,20 @@ class BatchFeed:
             panel.focused = index
             report = result.report
             panel.training_progress = {
-                "phase": "done", "model_version": session.model_version, "fraction": 1.0,
-                "n_labels": report.n_labels, "steps": report.steps,
-                "train_loss": report.train_loss, "seconds": result.seconds,
+                "phase": "done",
+                "model_version": session.model_version,
+                "fraction": 1.0,
+                "n_labels": report.n_labels,
+                "steps": report.steps,
+                "train_loss": report.train_loss,
+                "seconds": result.seconds,
             }
-            panel.validation_points = [*panel.validation_points,
-                                       (report.n_labels, report.validation_accuracy)]
+            panel.validation_points = [
+                *panel.validation_points,
+                (report.n_labels, report.validation_accuracy),
+            ]
             panel.status = "retrained; batch refreshed"
-        self._on_applied()
+        self.top_up()
 
     def _done_ids(self) -> set:
         # In team mode a claimed item may carry a teammate's label and still need ours.

@@ -36,13 +36,19 @@ class JobRunner:
         Prefix of the worker threads' names.
     """
 
-    def __init__(self, lanes: Sequence[str] = ("jobs",), *,
-                 on_error: Callable[[BaseException, str], None] | None = None,
-                 name: str = "alwidget"):
+    def __init__(
+        self,
+        lanes: Sequence[str] = ("jobs",),
+        *,
+        on_error: Callable[[BaseException, str], None] | None = None,
+        name: str = "alwidget",
+    ):
         if not lanes:
             raise ValueError("JobRunner needs at least one lane, e.g. lanes=('jobs',)")
-        self._executors = {lane: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-{lane}")
-                           for lane in lanes}
+        self._executors = {
+            lane: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-{lane}")
+            for lane in lanes
+        }
         self._default_lane = lanes[0]
         self._on_error = on_error
         # A leaf lock: nothing else is locked and no callback runs while it is held.
@@ -61,8 +67,15 @@ class JobRunner:
         with self._state:
             return self._unfinished[kind] > 0
 
-    def submit(self, kind: str, job: Callable[[], object], *, lane: str | None = None,
-               on_done: Callable[[Future], None] | None = None, coalesce: bool = True) -> Future:
+    def submit(
+        self,
+        kind: str,
+        job: Callable[[], object],
+        *,
+        lane: str | None = None,
+        on_done: Callable[[Future], None] | None = None,
+        coalesce: bool = True,
+    ) -> Future:
         """Run ``job()`` in ``lane``; then ``on_done(future)`` in the worker thread.
 
         Returns the job's future, or the waiting job's when ``coalesce`` joins one.

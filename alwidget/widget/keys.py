@@ -30,7 +30,8 @@ PREVIOUS_KEY = "ArrowLeft"
 ROOT_CLASS = "alwidget-root"
 
 _ESM = r"""
-const EDITABLE = 'input, textarea, select, [contenteditable=""], [contenteditable="true"], .cm-content';
+const EDITABLE = 'input, textarea, select, [contenteditable=""], [contenteditable="true"], '
+  + '.cm-content';
 
 function isEditable(node) {
   return !!(node && node.closest && node.closest(EDITABLE));
@@ -182,7 +183,9 @@ class KeyCatcher(anywidget.AnyWidget):
             self.press(str(content.get("key", "")), None if focused is None else str(focused))
 
 
-def build_key_map(classes: Sequence[str], key_map: Mapping[str, str] | None = None) -> dict[str, str]:
+def build_key_map(
+    classes: Sequence[str], key_map: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Map keys to class names.
 
     Parameters
@@ -213,10 +216,18 @@ def build_key_map(classes: Sequence[str], key_map: Mapping[str, str] | None = No
     result: dict[str, str] = {}
     for key, class_name in key_map.items():
         if not isinstance(key, str) or not key:
-            raise ValueError(f"key_map keys must be non-empty strings (KeyboardEvent.key values), got {key!r}")
+            raise ValueError(
+                f"key_map keys must be non-empty strings (KeyboardEvent.key values), got {key!r}"
+            )
         if key in reserved:
-            raise ValueError(f"key {key!r} is reserved for skip/undo/navigation; choose another key for {class_name!r}")
+            raise ValueError(
+                f"key {key!r} is reserved for skip/undo/navigation; "
+                f"choose another key for {class_name!r}"
+            )
         if class_name not in known:
-            raise ValueError(f"key_map maps {key!r} to unknown class {class_name!r}; known classes: {sorted(known)}")
+            raise ValueError(
+                f"key_map maps {key!r} to unknown class {class_name!r}; "
+                f"known classes: {sorted(known)}"
+            )
         result[key] = class_name
     return result

@@ -31,8 +31,9 @@ class MapLink:
         map_view.on_bulk_label = panel.label_many
         map_view.follow(panel)
         style, *rest = panel.children
-        beside = widgets.HBox([widgets.VBox(rest), map_view],
-                              layout=widgets.Layout(align_items="flex-start"))
+        beside = widgets.HBox(
+            [widgets.VBox(rest), map_view], layout=widgets.Layout(align_items="flex-start")
+        )
         panel.children = [style, beside]
 
     def _focus_from_map(self, item_id) -> None:

@@ -82,8 +82,10 @@ class MapView(widgets.VBox):
         known = set(inspect.signature(SessionMap).parameters) - {"session"}
         unknown = sorted(set(map_options) - known)
         if unknown:
-            raise TypeError(f"MapView got unknown option(s) {', '.join(unknown)}; "
-                            f"choose from {', '.join(sorted(known))}")
+            raise TypeError(
+                f"MapView got unknown option(s) {', '.join(unknown)}; "
+                f"choose from {', '.join(sorted(known))}"
+            )
         # Beside a panel, take the width that is left (and let the plot autosize to it)
         # rather than the figure's default width, which would overflow the notebook.
         super().__init__(layout=widgets.Layout(flex="1 1 40%", min_width="380px"))
@@ -101,12 +103,15 @@ class MapView(widgets.VBox):
         self.last_outcome = ""
         self.selected_rows = np.zeros(0, dtype=np.int64)
         self._selection_by_trace: dict[int, np.ndarray] = {}
-        self._guard = ErrorGuard(self._show_error, log_class="alwidget-map-errors",
-                                 max_height="140px")
+        self._guard = ErrorGuard(
+            self._show_error, log_class="alwidget-map-errors", max_height="140px"
+        )
         # One worker thread for fits and redraws; a burst of the same job costs one run.
         self._jobs = JobRunner(
-            ("map",), name="alwidget-map",
-            on_error=lambda error, kind: self._guard.report(error, f"{kind} failed: "))
+            ("map",),
+            name="alwidget-map",
+            on_error=lambda error, kind: self._guard.report(error, f"{kind} failed: "),
+        )
         self._draw_lock = threading.Lock()
         self._build(color_by)
         if start:
@@ -184,9 +189,7 @@ class MapView(widgets.VBox):
             [self.width_probe, self.figure],
             layout=widgets.Layout(display="block", width="100%"),
         )
-        below = widgets.HBox(
-            [self.item_pane, actions], layout=widgets.Layout(flex_flow="row wrap")
-        )
+        below = widgets.HBox([self.item_pane, actions], layout=widgets.Layout(flex_flow="row wrap"))
         self.children = [controls, self.status, plot, below, self.errors]
 
     @property
@@ -229,20 +232,16 @@ class MapView(widgets.VBox):
         r2 = self.map.projector.alignment_r2
         if outcome == "refreshed" and r2 is not None and r2 < 0.5:
             hint = (
-                f" · the model's features changed a lot since the layout was fitted (R² {r2:.2f}):"
-                " <b>Refit layout</b> for a faithful map"
+                " · the model's features changed a lot since the layout was fitted"
+                f" (R² {r2:.2f}): <b>Refit layout</b> for a faithful map"
             )
-        self._set_status(
-            f"layout {outcome} for model v{self.map.layout_model_version}{hint}"
-        )
+        self._set_status(f"layout {outcome} for model v{self.map.layout_model_version}{hint}")
         return outcome
 
     def _redraw_job(self) -> None:
         if not self.map.projector.is_fitted:
             return
-        new = self.map.figure(
-            self.color_by, max_points=self.max_points, height=self.height
-        )
+        new = self.map.figure(self.color_by, max_points=self.max_points, height=self.height)
         if self.width_probe.width > 0:
             new.update_layout(width=self.width_probe.width)
         with self._draw_lock:
@@ -273,9 +272,7 @@ class MapView(widgets.VBox):
 
     def _on_trace_hover(self, trace, points, _state) -> None:
         if points.point_inds:
-            self._guard.run(
-                self.show_item, self.map.ids_at(self._rows_of(trace, points)[:1])[0]
-            )
+            self._guard.run(self.show_item, self.map.ids_at(self._rows_of(trace, points)[:1])[0])
 
     def _on_trace_selection(self, trace, points, _selector) -> None:
         # plotly calls this once per trace for one lasso; the selection is their union.
@@ -319,9 +316,7 @@ class MapView(widgets.VBox):
         """Send the selected unlabeled items to ``on_queue`` ("label these next")."""
         ids = self.selected_unlabeled_ids()
         if not ids:
-            raise ValueError(
-                "select unlabeled points first (lasso or box select on the map)"
-            )
+            raise ValueError("select unlabeled points first (lasso or box select on the map)")
         self.on_queue(ids)
         self._set_status(f"{len(ids)} selected item(s) will be asked next")
         return ids
@@ -331,21 +326,15 @@ class MapView(widgets.VBox):
         then recompute coverage and redraw in the background."""
         ids = self.selected_unlabeled_ids()
         if not ids:
-            raise ValueError(
-                "select unlabeled points first (lasso or box select on the map)"
-            )
+            raise ValueError("select unlabeled points first (lasso or box select on the map)")
         self.on_bulk_label(ids, class_name)
-        self._set_status(
-            f"labeled {len(ids)} item(s) as {html.escape(str(class_name))}"
-        )
+        self._set_status(f"labeled {len(ids)} item(s) as {html.escape(str(class_name))}")
         self.refresh_overlays()
         return ids
 
     def refresh_overlays(self) -> Future:
         """Recompute coverage and redraw labels/batch without moving any point."""
-        return self._submit(
-            "overlays", lambda: (self.map.refresh_coverage(), self._redraw_job())
-        )
+        return self._submit("overlays", lambda: (self.map.refresh_coverage(), self._redraw_job()))
 
     def set_batch(self, ids) -> Future:
         """Mark the current batch (drawn as diamonds) and redraw in the background."""
@@ -355,9 +344,7 @@ class MapView(widgets.VBox):
     def show_item(self, item_id) -> None:
         """Show one item (image or escaped text), its label and coverage in the side pane."""
         label = self.session.labels.get(item_id)
-        self.item_pane.value = item_html(
-            self.session.pool, item_id, label, self.map.coverage
-        )
+        self.item_pane.value = item_html(self.session.pool, item_id, label, self.map.coverage)
 
     def follow(self, panel) -> None:
         """Keep the map in step with a labeling panel such as :class:`alwidget.Widget`:

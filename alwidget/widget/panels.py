@@ -31,7 +31,9 @@ def why_html(detail, *, strategy: str, ranked_by: int | None, current_model_vers
     """
     if detail is None:
         return '<div class="alwidget-why"><i>No item in focus.</i></div>'
-    probabilities = sorted(detail.probabilities.items(), key=lambda pair: -pair[1])[:PROBABILITY_ROWS]
+    probabilities = sorted(detail.probabilities.items(), key=lambda pair: -pair[1])[
+        :PROBABILITY_ROWS
+    ]
     bars = "".join(
         f'<tr><td class="alwidget-class">{_escape(name)}</td>'
         f'<td><div class="alwidget-bar" style="width:{max(1.0, 100 * p):.1f}px"></div></td>'
@@ -46,18 +48,23 @@ def why_html(detail, *, strategy: str, ranked_by: int | None, current_model_vers
         + (" (you prioritized it)" if detail.prioritized else "")
         + "</div>",
         f"<div>Predicted <b>{_escape(detail.predicted)}</b>"
-        + (f" · ranked by model v{ranked_by} (now v{current_model_version}; retrained since)"
-           if ranked_by is not None and ranked_by < current_model_version else "")
+        + (
+            f" · ranked by model v{ranked_by} (now v{current_model_version}; retrained since)"
+            if ranked_by is not None and ranked_by < current_model_version
+            else ""
+        )
         + "</div>",
         f'<table class="alwidget-probs">{bars}</table>',
     ]
     if n_votes > 1:
         votes = ", ".join(
-            f"{_escape(name)}: {count}" for name, count in sorted(detail.votes.items(), key=lambda pair: -pair[1])
+            f"{_escape(name)}: {count}"
+            for name, count in sorted(detail.votes.items(), key=lambda pair: -pair[1])
         )
         parts.append(f"<div>MC votes ({n_votes} samples): {votes}</div>")
         parts.append(
-            f"<div>Entropy of the mean {detail.entropy_of_mean:.3f} − mean entropy {detail.mean_entropy:.3f} = BALD {detail.bald:.3f} nats"
+            f"<div>Entropy of the mean {detail.entropy_of_mean:.3f}"
+            f" − mean entropy {detail.mean_entropy:.3f} = BALD {detail.bald:.3f} nats"
             "<br><small>High BALD: the samples disagree (model uncertainty); high mean entropy: "
             "each sample is unsure on its own (ambiguous item).</small></div>"
         )
@@ -67,24 +74,37 @@ def why_html(detail, *, strategy: str, ranked_by: int | None, current_model_vers
     return "".join(parts)
 
 
-def counts_html(counts: dict, *, n_labels: int, since_retrain: int, model_version: int, stale: bool,
-                accuracy: float | None, accuracy_name: str = "held-out accuracy") -> str:
+def counts_html(
+    counts: dict,
+    *,
+    n_labels: int,
+    since_retrain: int,
+    model_version: int,
+    stale: bool,
+    accuracy: float | None,
+    accuracy_name: str = "held-out accuracy",
+) -> str:
     """Labeled count per class, labels since the last retrain, and whether the ranking is stale."""
     cells = "".join(
-        f'<span class="alwidget-count"><span class="alwidget-class">{_escape(name)}</span>: <b>{count}</b></span>'
+        f'<span class="alwidget-count"><span class="alwidget-class">{_escape(name)}</span>: '
+        f"<b>{count}</b></span>"
         for name, count in counts.items()
     )
     model = "untrained model" if model_version == 0 else f"model v{model_version}"
-    score = "" if accuracy is None or (isinstance(accuracy, float) and math.isnan(accuracy)) else (
-        f", {_escape(accuracy_name)} {accuracy:.1%}"
+    score = (
+        ""
+        if accuracy is None or (isinstance(accuracy, float) and math.isnan(accuracy))
+        else (f", {_escape(accuracy_name)} {accuracy:.1%}")
     )
     stale_note = (
-        f'<div class="alwidget-stale">Ranking stale: {since_retrain} label(s) arrived after the model '
-        "that ranked this batch was trained. Retrain to use them.</div>"
-        if stale else ""
+        f'<div class="alwidget-stale">Ranking stale: {since_retrain} label(s) arrived after '
+        "the model that ranked this batch was trained. Retrain to use them.</div>"
+        if stale
+        else ""
     )
     return (
-        f'<div class="alwidget-progress"><div><b>{n_labels}</b> labeled · {since_retrain} since last retrain · '
+        f'<div class="alwidget-progress"><div><b>{n_labels}</b> labeled · '
+        f"{since_retrain} since last retrain · "
         f"{model}{score}</div><div>{cells}</div>{stale_note}</div>"
     )
 
@@ -97,11 +117,13 @@ STYLE = """
 .alwidget-count { display: inline-block; margin: 2px 6px 2px 0; padding: 0 6px; border-radius: 8px;
   background: var(--jp-layout-color2, #eee); }
 .alwidget-stale { color: var(--jp-warn-color0, #b26a00); }
-.alwidget-text { white-space: pre-wrap; font-size: 14px; max-width: 560px; max-height: 260px; overflow: auto;
+.alwidget-text { white-space: pre-wrap; font-size: 14px; max-width: 560px; max-height: 260px;
+  overflow: auto;
   padding: 8px; border: 1px solid var(--jp-border-color2, #ddd); }
 .alwidget-row th { text-align: left; padding-right: 10px; font-weight: normal;
   color: var(--jp-ui-font-color2, #555); }
-.alwidget-item-error, .alwidget-error-text { color: var(--jp-error-color1, #d32f2f); white-space: pre-wrap; }
+.alwidget-item-error, .alwidget-error-text { color: var(--jp-error-color1, #d32f2f);
+  white-space: pre-wrap; }
 .alwidget-status { font-size: 12px; color: var(--jp-ui-font-color2, #555); }
 </style>
 """
@@ -113,7 +135,7 @@ def accuracy_name(held_out: bool) -> str:
 
 
 class LearningCurve:
-    """A live plotly chart of accuracy (held-out or cross-validated) against the number of labels."""
+    """A live plotly chart of accuracy (held-out or cross-validated) against the labels' count."""
 
     def __init__(self):
         import plotly.graph_objects as go
@@ -121,15 +143,17 @@ class LearningCurve:
         self.figure = go.FigureWidget(
             data=[go.Scatter(x=[], y=[], mode="lines+markers", name="held-out accuracy")],
             layout=go.Layout(
-                height=220, width=360, margin={'l': 40, 'r': 10, 't': 30, 'b': 35},
-                title={'text': "Learning curve", 'font': {'size': 13}},
-                xaxis={'title': {'text': "labels"}, 'rangemode': "tozero"},
-                yaxis={'title': {'text': "accuracy"}, 'range': [0, 1]},
+                height=220,
+                width=360,
+                margin={"l": 40, "r": 10, "t": 30, "b": 35},
+                title={"text": "Learning curve", "font": {"size": 13}},
+                xaxis={"title": {"text": "labels"}, "rangemode": "tozero"},
+                yaxis={"title": {"text": "accuracy"}, "range": [0, 1]},
             ),
         )
 
     def update(self, history: list[dict], validation_points=(), *, held_out: bool = True) -> None:
-        """Redraw from :attr:`alwidget.Session.history` (entries with ``n_labels`` and ``accuracy``).
+        """Redraw from :attr:`alwidget.Session.history` (``n_labels`` and ``accuracy`` entries).
 
         ``held_out`` says whether that accuracy is on a held-out split (else the session
         cross-validated on the labels). When no run has an accuracy (cross-validation off or
@@ -142,13 +166,18 @@ class LearningCurve:
         if not points:
             points = [(n, acc) for n, acc in validation_points if acc is not None]
             if points:
-                name, axis = "validation accuracy", "validation accuracy (labels held out of training)"
+                name, axis = (
+                    "validation accuracy",
+                    "validation accuracy (labels held out of training)",
+                )
         with self.figure.batch_update():
             self.figure.data[0].x = [x for x, _ in points]
             self.figure.data[0].y = [y for _, y in points]
             self.figure.data[0].name = name
             self.figure.layout.yaxis.title.text = axis
-            self.figure.layout.title.text = "Learning curve" if points else "Learning curve (a point per retrain)"
+            self.figure.layout.title.text = (
+                "Learning curve" if points else "Learning curve (a point per retrain)"
+            )
 
     @property
     def points(self) -> list[tuple[int, float]]:

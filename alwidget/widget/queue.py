@@ -19,10 +19,14 @@ def merge_refill(queue: Sequence, new_items: Sequence, excluded: Callable[[objec
         ``excluded(item_id)`` is true for items that must not come back (labeled, skipped).
     """
     queued = {item.id for item in queue}
-    return list(queue) + [item for item in new_items if item.id not in queued and not excluded(item.id)]
+    return list(queue) + [
+        item for item in new_items if item.id not in queued and not excluded(item.id)
+    ]
 
 
-def refreshed_queue(in_hand, new_items: Sequence, excluded: Callable[[object], bool]) -> tuple[list, int]:
+def refreshed_queue(
+    in_hand, new_items: Sequence, excluded: Callable[[object], bool]
+) -> tuple[list, int]:
     """The queue after a retrain: the item in hand stays in focus, the new ranking follows.
 
     Returns

@@ -34,10 +34,26 @@ class PanelViews:
 
     # The child widgets a panel exposes as its own attributes (``widget.strip``, ...).
     PARTS = (
-        "key_catcher", "strip", "focus_image", "focus_html", "label_buttons", "label_row",
-        "new_class_text", "new_class_button", "skip_button", "undo_button", "retrain_button",
-        "train_progress", "train_status", "auto_retrain_box", "why", "counts", "learning_curve",
-        "status_label", "error_banner", "errors",
+        "key_catcher",
+        "strip",
+        "focus_image",
+        "focus_html",
+        "label_buttons",
+        "label_row",
+        "new_class_text",
+        "new_class_button",
+        "skip_button",
+        "undo_button",
+        "retrain_button",
+        "train_progress",
+        "train_status",
+        "auto_retrain_box",
+        "why",
+        "counts",
+        "learning_curve",
+        "status_label",
+        "error_banner",
+        "errors",
     )
 
     def __init__(self, panel, book: QueueBook, lock, guard):
@@ -56,34 +72,49 @@ class PanelViews:
 
     def _build_controls(self) -> None:
         panel, run = self._panel, self._guard.run
-        watched = [*panel.key_map, keymod.SKIP_KEY, keymod.UNDO_KEY, keymod.NEXT_KEY,
-                   keymod.PREVIOUS_KEY]
+        watched = [
+            *panel.key_map,
+            keymod.SKIP_KEY,
+            keymod.UNDO_KEY,
+            keymod.NEXT_KEY,
+            keymod.PREVIOUS_KEY,
+        ]
         self.key_catcher = keymod.KeyCatcher(watched)
         self.key_catcher.on_key(lambda key, focused_key: run(panel.press_key, key, focused_key))
         self.strip = BatchStrip()
         self.strip.on_focus(lambda index, key: run(panel.focus, index, key))
-        self.focus_image = widgets.Image(format="png", layout=widgets.Layout(
-            width="240px", height="240px", object_fit="contain"))
+        self.focus_image = widgets.Image(
+            format="png", layout=widgets.Layout(width="240px", height="240px", object_fit="contain")
+        )
         self.focus_html = widgets.HTML()
         self.label_buttons = {name: self._class_button(name) for name in self._session.classes}
-        self.new_class_text = widgets.Text(placeholder="new class",
-                                           layout=widgets.Layout(width="140px"))
+        self.new_class_text = widgets.Text(
+            placeholder="new class", layout=widgets.Layout(width="140px")
+        )
         self.new_class_button = widgets.Button(
-            description="Add & label", icon="plus",
-            tooltip="add this class and label the focused item with it")
+            description="Add & label",
+            icon="plus",
+            tooltip="add this class and label the focused item with it",
+        )
         self.new_class_button.on_click(
-            lambda _b: run(panel.label_new_class, self.new_class_text.value))
+            lambda _b: run(panel.label_new_class, self.new_class_text.value)
+        )
         self.skip_button = self._button("Skip (s)", "forward", panel.skip)
         self.undo_button = self._button("Undo (u)", "undo", panel.undo)
         self.retrain_button = self._button("Retrain", "refresh", panel.retrain)
         self.retrain_button.button_style = "primary"
-        self.train_progress = widgets.FloatProgress(min=0.0, max=1.0,
-                                                    layout=widgets.Layout(width="200px"))
-        self.train_status = widgets.Label("", layout=widgets.Layout(width="auto",
-                                                                    margin="0 0 0 8px"))
+        self.train_progress = widgets.FloatProgress(
+            min=0.0, max=1.0, layout=widgets.Layout(width="200px")
+        )
+        self.train_status = widgets.Label(
+            "", layout=widgets.Layout(width="auto", margin="0 0 0 8px")
+        )
         self.auto_retrain_box = widgets.BoundedIntText(
-            min=0, max=100_000, layout=widgets.Layout(width="70px"),
-            tooltip="retrain after this many new labels (0 = off)")
+            min=0,
+            max=100_000,
+            layout=widgets.Layout(width="70px"),
+            tooltip="retrain after this many new labels (0 = off)",
+        )
         widgets.link((panel, "auto_retrain_every"), (self.auto_retrain_box, "value"))
         self.why = widgets.HTML(layout=widgets.Layout(width="360px"))
         self.counts = widgets.HTML()
@@ -96,29 +127,52 @@ class PanelViews:
         session, panel = self._session, self._panel
         title = widgets.HTML(
             f"<b>alwidget</b> · strategy <code>{html.escape(session.strategy)}</code> · "
-            f"{len(session.pool)} items · batch of {panel.batch_size}")
-        focus_box = widgets.VBox([self.focus_image, self.focus_html], layout=widgets.Layout(
-            min_width="260px", align_items="center"))
-        self.label_row = widgets.HBox(list(self.label_buttons.values()),
-                                      layout=widgets.Layout(flex_flow="row wrap"))
+            f"{len(session.pool)} items · batch of {panel.batch_size}"
+        )
+        focus_box = widgets.VBox(
+            [self.focus_image, self.focus_html],
+            layout=widgets.Layout(min_width="260px", align_items="center"),
+        )
+        self.label_row = widgets.HBox(
+            list(self.label_buttons.values()), layout=widgets.Layout(flex_flow="row wrap")
+        )
         new_class_row = widgets.HBox(
             [self.new_class_text, self.new_class_button],
-            layout=widgets.Layout(display="flex" if panel.allow_new_classes else "none"))
-        left = widgets.VBox([focus_box, self.label_row, new_class_row,
-                             widgets.HBox([self.skip_button, self.undo_button]),
-                             self.error_banner])
+            layout=widgets.Layout(display="flex" if panel.allow_new_classes else "none"),
+        )
+        left = widgets.VBox(
+            [
+                focus_box,
+                self.label_row,
+                new_class_row,
+                widgets.HBox([self.skip_button, self.undo_button]),
+                self.error_banner,
+            ]
+        )
         training_row = widgets.HBox(
             [self.retrain_button, self.train_progress, self.train_status],
-            layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
+            layout=widgets.Layout(align_items="center", flex_flow="row wrap"),
+        )
         auto_row = widgets.HBox(
-            [widgets.Label("Auto-retrain every"), self.auto_retrain_box,
-             widgets.Label("new labels (0 = off)")],
-            layout=widgets.Layout(align_items="center"))
-        header = widgets.HBox([title, self.key_catcher, self.status_label], layout=widgets.Layout(
-            justify_content="space-between", align_items="center"))
+            [
+                widgets.Label("Auto-retrain every"),
+                self.auto_retrain_box,
+                widgets.Label("new labels (0 = off)"),
+            ],
+            layout=widgets.Layout(align_items="center"),
+        )
+        header = widgets.HBox(
+            [title, self.key_catcher, self.status_label],
+            layout=widgets.Layout(justify_content="space-between", align_items="center"),
+        )
         return [
-            widgets.HTML(STYLE), header, self.strip, widgets.HBox([left, self.why]),
-            training_row, auto_row, widgets.HBox([self.counts, self.learning_curve.figure]),
+            widgets.HTML(STYLE),
+            header,
+            self.strip,
+            widgets.HBox([left, self.why]),
+            training_row,
+            auto_row,
+            widgets.HBox([self.counts, self.learning_curve.figure]),
             self.errors,
         ]
 
@@ -127,9 +181,14 @@ class PanelViews:
         observe(self._render_queue, names=["queue", "focused", "empty_message"])
         observe(self._render_training, names=["training"])
         observe(self._render_training_progress, names=["training_progress"])
-        observe(self._render_counts,
-                names=["n_labels", "labels_since_retrain", "model_version", "stale"])
-        observe(self._render_curve, names=["validation_points", "model_version"])
+        observe(
+            self._render_counts,
+            names=["n_labels", "labels_since_retrain", "model_version", "stale"],
+        )
+        # Once per retrain, from the job that applies it: a second plotly edit right after the
+        # first (say on model_version, from the kernel's thread) left the chart blank in
+        # JupyterLab.
+        observe(self._render_curve, names=["validation_points"])
         observe(self._render_status, names=["status"])
         observe(self._render_error, names=["last_error"])
 
@@ -181,8 +240,12 @@ class PanelViews:
                 self.focus_image.layout.display = "none"
                 self.focus_html.value = rendered.focus_html if rendered is not None else ""
             ranked_by = None if detail is None else self._book.ranked_by.get(detail.id)
-            self.why.value = why_html(detail, strategy=self._session.strategy, ranked_by=ranked_by,
-                                      current_model_version=self._session.model_version)
+            self.why.value = why_html(
+                detail,
+                strategy=self._session.strategy,
+                ranked_by=ranked_by,
+                current_model_version=self._session.model_version,
+            )
             for button in (*self.label_buttons.values(), self.skip_button):
                 button.disabled = detail is None
             if detail is None:
@@ -191,9 +254,13 @@ class PanelViews:
     def _card(self, item) -> dict:
         rendered = self._book.rendered[item.id]
         return {
-            "key": str(item.id), "rank": item.pool_rank, "score": f"{item.score:.3f}",
-            "predicted": item.predicted, "kind": rendered.kind,
-            "thumbnail": rendered.thumbnail_data_url, "snippet": rendered.snippet,
+            "key": str(item.id),
+            "rank": item.pool_rank,
+            "score": f"{item.score:.3f}",
+            "predicted": item.predicted,
+            "kind": rendered.kind,
+            "thumbnail": rendered.thumbnail_data_url,
+            "snippet": rendered.snippet,
         }
 
     def _render_training(self, change) -> None:
@@ -212,16 +279,19 @@ class PanelViews:
             self.train_status.value = f"training on {info['n_labels']} labels…"
         elif phase == "running":
             self.train_progress.value = info["fraction"]
-            member = (f"member {info['member'] + 1}/{info['members']} · "
-                      if info["members"] > 1 else "")
-            self.train_status.value = (f"{member}step {info['step']}/{info['total_steps']} · "
-                                       f"loss {info['loss']:.3f}")
+            member = (
+                f"member {info['member'] + 1}/{info['members']} · " if info["members"] > 1 else ""
+            )
+            self.train_status.value = (
+                f"{member}step {info['step']}/{info['total_steps']} · loss {info['loss']:.3f}"
+            )
         elif phase == "done":
             self.train_progress.value = 1.0
             self.train_progress.bar_style = "success"
             self.train_status.value = (
                 f"model v{info['model_version']}: {info['n_labels']} labels, "
-                f"{info['steps']} steps, loss {info['train_loss']:.3f}, {info['seconds']:.1f} s")
+                f"{info['steps']} steps, loss {info['train_loss']:.3f}, {info['seconds']:.1f} s"
+            )
         elif phase == "failed":
             self.train_progress.bar_style = "danger"
             self.train_status.value = f"training failed; keeping model v{info['model_version']}"
@@ -230,14 +300,19 @@ class PanelViews:
         panel, history = self._panel, self._session.history
         accuracy = history[-1].get("accuracy") if history else None
         self.counts.value = counts_html(
-            self._session.label_counts(), n_labels=panel.n_labels,
-            since_retrain=panel.labels_since_retrain, model_version=panel.model_version,
-            stale=panel.stale, accuracy=accuracy, accuracy_name=accuracy_name(self._has_held_out),
+            self._session.label_counts(),
+            n_labels=panel.n_labels,
+            since_retrain=panel.labels_since_retrain,
+            model_version=panel.model_version,
+            stale=panel.stale,
+            accuracy=accuracy,
+            accuracy_name=accuracy_name(self._has_held_out),
         )
 
     def _render_curve(self, _change=None) -> None:
-        self.learning_curve.update(self._session.history, self._panel.validation_points,
-                                   held_out=self._has_held_out)
+        self.learning_curve.update(
+            self._session.history, self._panel.validation_points, held_out=self._has_held_out
+        )
 
     def _render_status(self, change) -> None:
         self.status_label.value = change["new"]
@@ -245,4 +320,5 @@ class PanelViews:
     def _render_error(self, change) -> None:
         message = change["new"]
         self.error_banner.value = (
-            f'<div class="alwidget-error-text">⚠ {html.escape(message)}</div>' if message else "")
+            f'<div class="alwidget-error-text">⚠ {html.escape(message)}</div>' if message else ""
+        )
