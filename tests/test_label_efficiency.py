@@ -20,6 +20,7 @@ def final_accuracy():
     return results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["entropy", "bald"])
 def test_uncertainty_beats_random_at_equal_labels(final_accuracy, strategy):
     assert np.mean(final_accuracy[strategy]) > np.mean(final_accuracy["random"]) + 0.01, final_accuracy

@@ -6,8 +6,6 @@ slow steps in a background thread; scripts can use it directly to save map figur
 
 from __future__ import annotations
 
-import html
-import inspect
 import threading
 from collections.abc import Callable
 
@@ -15,7 +13,7 @@ import numpy as np
 
 from .. import strategies
 from ..strategies.kcenter import coverage_report
-from .figure import MapLayers, build_map_figure, text_hover
+from .figure import MapLayers, build_map_figure
 from .projection import MapProjector
 
 __all__ = ["SessionMap", "coverage_title"]
@@ -194,13 +192,7 @@ class SessionMap:
         if cached is not None and cached[0] == version:
             return cached[1], cached[2]
         rows = self._prediction_rows(self.labels_N())
-        log_probs = self.session.predict(self.ids_at(rows))
-        spec = strategies.get_strategy(self.session.strategy)
-        score_function = strategies.SCORES[spec.score]
-        if "rng" in inspect.signature(score_function).parameters:
-            scores = score_function(log_probs, rng=np.random.default_rng(version))
-        else:
-            scores = score_function(log_probs)
+        log_probs, scores = self.session.score_items(self.ids_at(rows))
         predicted = np.full(self.n_items, -1, dtype=np.int64)
         predicted[rows] = strategies.mean_log_probs(log_probs).argmax(axis=-1)
         all_scores = np.full(self.n_items, np.nan)
@@ -210,16 +202,9 @@ class SessionMap:
 
     # ------------------------------------------------------------------------ drawing
     def hover_texts(self) -> list[str]:
-        """Per-item hover header: the id, plus the escaped text for text pools (built once)."""
+        """Per-item hover header, as the pool's item kind writes it (built once)."""
         if self._hover is None:
-            pool = self.session.pool
-            if pool.kind == "text":
-                self._hover = [
-                    f"<b>{html.escape(str(i))}</b><br>{text_hover(pool.item(i))}"
-                    for i in pool.ids
-                ]
-            else:
-                self._hover = [f"<b>item {html.escape(str(i))}</b>" for i in pool.ids]
+            self._hover = self.session.pool.item_kind.hover_texts(self.session.pool)
         return self._hover
 
     def layers(self, color_by: str = "label") -> MapLayers:
@@ -247,7 +232,7 @@ class SessionMap:
             batch_rows=batch_rows,
             uncovered_rows=uncovered,
             hover_N=self.hover_texts(),
-            score_name=f"{spec.score} score",
+            score_name=f"{spec.score_name} score",
             title=f"{coverage_title(report)} · model v{self.layout_model_version}",
         )
 

@@ -21,7 +21,7 @@ from ..data import Pool
 from ..training import TrainConfig, TrainReport
 from .acquire import acquire
 from .parts import assemble, switch_strategy
-from .team_labels import TeamLabelBook, team_settings
+from .team_labels import team_settings
 from .team_queue import TeamQueue
 from .team_view import TeamView
 
@@ -77,13 +77,9 @@ class Session:
         ``./alwidget-<pool fingerprint[:8]>.db`` (or ``$ALWIDGET_STORE`` when set);
         ``False`` or ``":memory:"``: kept in memory only.
     team : bool
-        Team mode: several annotators, each with their own session on one shared store
-        (PostgreSQL, or a SQLite file on one machine), label one pool. :meth:`query` ranks
-        the items still needing labels, publishes the ranking to the store's team queue and
-        returns exactly the items the queue hands to this annotator. :attr:`labels` then
-        holds the team's consensus (majority per item, ties to the latest), which
-        :meth:`retrain` reloads first; :attr:`my_labels` holds this annotator's own, and
-        :meth:`unlabel` undoes only those. Default ``False``.
+        Team mode: several annotators, each with a session on one shared store, label one
+        pool; :meth:`query` hands out items through the store's team queue and
+        :attr:`labels` is the team's consensus (see :mod:`alwidget.session.team_labels`).
     overlap : int
         Team mode: how many distinct annotators label each item.
     lease_seconds : float
@@ -164,8 +160,7 @@ class Session:
         return self.model.device
 
     @property
-    def model_version(self) -> int:
-        """How many trainings produced the current model (0 = untrained)."""
+    def model_version(self) -> int:  # trainings behind the current model (0 = untrained)
         return self.model.version
 
     @property
@@ -188,20 +183,7 @@ class Session:
         ValueError
             An empty or existing name, or a model whose output size cannot change.
         """
-        name = str(name).strip()
-        if not name:
-            raise ValueError("add_class: a class name cannot be empty")
-        if name in self.classes:
-            raise ValueError(f"add_class: class {name!r} already exists")
-        self.parts.classes.check_can_grow([name])
-        with self.book.lock:
-            if isinstance(self.book, TeamLabelBook):
-                self.book.sync_classes()  # classes teammates added come first, in store order
-                if name in self.classes:
-                    return self.classes.index(name)
-            self.parts.classes.grow([name])
-            self._link.store.set_classes(self.classes)
-        return len(self.classes) - 1
+        return self.parts.classes.add(name, self.book, self._link.store)
 
     # ------------------------------------------------------------------- labels
     @property
@@ -279,14 +261,9 @@ class Session:
     def query(self, batch_size: int | None = None):
         """The next batch to label, ranked by the session's strategy, with explanations.
 
-        In team mode the batch holds exactly the items the team queue handed to this
-        annotator.
-
-        Raises
-        ------
-        PoolExhaustedError
-            Every item is labeled (team mode: nothing is left to hand to this annotator,
-            :class:`alwidget.session.TeamQueueEmptyError`).
+        In team mode, exactly the items the team queue handed to this annotator. Raises
+        :class:`PoolExhaustedError` when nothing is left (team mode: its subclass
+        :class:`alwidget.session.TeamQueueEmptyError`).
         """
         batch, timings = self.parts.querier.query(self.batch_size if batch_size is None else batch_size)
         self.last_query_timings = timings
@@ -334,10 +311,7 @@ class Session:
 
         Raises
         ------
-        NotEnoughClassesError
-            Fewer than two classes are labeled.
-        TrainingInProgressError
-            Another retrain is running.
+        NotEnoughClassesError, TrainingInProgressError
         """
         return self.rounds.retrain(
             self.train_config, cv_folds=self.cv_folds, track_coverage=self.track_coverage,
@@ -359,13 +333,10 @@ class Session:
         :meth:`embeddings`; default: a radius fixed by the pool's own density). The figures
         are also stored as ``"coverage"`` in the current model's history entry.
 
-        Returns
-        -------
-        dict
-            ``k_center_radius``, ``covered_fraction``, ``radius``, ``farthest_uncovered``
-            (the ``n_farthest`` least covered pool positions) and
-            ``farthest_uncovered_ids``, ``model_version``, and the rest of
-            :func:`alwidget.strategies.kcenter.coverage_report`.
+        Returns ``k_center_radius``, ``covered_fraction``, ``radius``,
+        ``farthest_uncovered`` (the ``n_farthest`` least covered pool positions),
+        ``farthest_uncovered_ids``, ``model_version`` and the rest of
+        :func:`alwidget.strategies.kcenter.coverage_report`.
         """
         return self.rounds.coverage(radius, n_farthest=n_farthest)
 
@@ -393,23 +364,24 @@ class Session:
     overlap = property(lambda self: self.team_view.overlap, doc=TeamView.overlap.__doc__)
 
     def refresh_labels(self) -> int:
+        """Team mode: reload every annotator's labels; see :meth:`TeamView.refresh_labels`."""
         return self.team_view.refresh_labels()
 
     def agreement(self):
+        """Agreement between annotators; see :meth:`TeamView.agreement`."""
         return self.team_view.agreement()
 
     def conflicts(self) -> list[dict]:
+        """Items whose annotators disagree; see :meth:`TeamView.conflicts`."""
         return self.team_view.conflicts()
 
     def team_progress(self) -> dict[str, int]:
+        """The team queue's counts: items, live leases, items by number of labels."""
         return self.team_view.team_progress()
 
     def release(self) -> int:
+        """Team mode: give back the items held but not labeled; see :meth:`TeamView.release`."""
         return self.team_view.release()
-
-    for _name in ("refresh_labels", "agreement", "conflicts", "team_progress", "release"):
-        locals()[_name].__doc__ = getattr(TeamView, _name).__doc__
-    del _name
 
     @property
     def team_publish_size(self) -> int:

@@ -41,6 +41,23 @@ class ClassList:
                 "model name)"
             )
 
+    def add(self, name: str, book: LabelBook, store) -> int:
+        """Add one class (see :meth:`alwidget.Session.add_class`); returns its index."""
+        name = str(name).strip()
+        if not name:
+            raise ValueError("add_class: a class name cannot be empty")
+        if name in self.names:
+            raise ValueError(f"add_class: class {name!r} already exists")
+        self.check_can_grow([name])
+        with book.lock:
+            if isinstance(book, TeamLabelBook):
+                book.sync_classes()  # classes teammates added come first, in the store's order
+                if name in self.names:
+                    return self.names.index(name)
+            self.grow([name])
+            store.set_classes(self.names)
+        return len(self.names) - 1
+
     def grow(self, names: list[str]) -> None:
         self.check_can_grow(names)
         self.names.extend(names)
