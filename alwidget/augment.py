@@ -66,21 +66,30 @@ class RandomAffine:
         # pixels needs the aspect ratio on its off-diagonal terms (else it shears non-square images).
         height, width = images_N_C_H_W.shape[-2:]
         theta = torch.stack(
-            [torch.stack([cos, -sin * height / width, shift[:, 0]], dim=1),
-             torch.stack([sin * width / height, cos, shift[:, 1]], dim=1)], dim=1
+            [
+                torch.stack([cos, -sin * height / width, shift[:, 0]], dim=1),
+                torch.stack([sin * width / height, cos, shift[:, 1]], dim=1),
+            ],
+            dim=1,
         ).to(device=images_N_C_H_W.device, dtype=images_N_C_H_W.dtype)
         grid = functional.affine_grid(theta, list(images_N_C_H_W.shape), align_corners=False)
-        return functional.grid_sample(images_N_C_H_W, grid, padding_mode="border", align_corners=False)
+        return functional.grid_sample(
+            images_N_C_H_W, grid, padding_mode="border", align_corners=False
+        )
 
     def __repr__(self) -> str:
-        return (f"RandomAffine(max_rotation={self.max_rotation}, max_shift={self.max_shift}, "
-                f"max_scale={self.max_scale})")
+        return (
+            f"RandomAffine(max_rotation={self.max_rotation}, max_shift={self.max_shift}, "
+            f"max_scale={self.max_scale})"
+        )
 
 
 AUGMENTATIONS: dict[str, Callable[[], Callable]] = {"affine": RandomAffine}
 
 
-def resolve_augment(spec, images: bool = True) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None:
+def resolve_augment(
+    spec, images: bool = True
+) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None:
     """The augmentation callable for a :class:`~alwidget.training.TrainConfig` ``augment``.
 
     Parameters
@@ -105,8 +114,12 @@ def resolve_augment(spec, images: bool = True) -> Callable[[torch.Tensor, torch.
         spec = "affine"
     if isinstance(spec, str):
         if spec not in AUGMENTATIONS:
-            raise ValueError(f"unknown augmentation {spec!r}; choose one of {sorted(AUGMENTATIONS)}, 'auto' or 'none'")
+            raise ValueError(
+                f"unknown augmentation {spec!r}; choose one of {sorted(AUGMENTATIONS)}, 'auto' or 'none'"
+            )
         return AUGMENTATIONS[spec]()
     if not callable(spec):
-        raise TypeError(f"augment must be None, a name or a callable (batch, generator) -> batch; got {type(spec).__name__}")
+        raise TypeError(
+            f"augment must be None, a name or a callable (batch, generator) -> batch; got {type(spec).__name__}"
+        )
     return spec

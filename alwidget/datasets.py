@@ -73,7 +73,9 @@ def read_idx(path: str | Path) -> np.ndarray:
     expected = int(np.prod(shape)) * dtype.itemsize
     body = data[4 + 4 * n_dims :]
     if len(body) != expected:
-        raise ValueError(f"{path} is truncated or padded: {len(body)} bytes of data, header says {expected}")
+        raise ValueError(
+            f"{path} is truncated or padded: {len(body)} bytes of data, header says {expected}"
+        )
     return np.frombuffer(body, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -87,7 +89,9 @@ def _find_idx(root: Path, stem: str) -> Path:
     )
 
 
-def load_mnist(root: str | Path, *, limit: int | None = None, test_limit: int | None = None, seed: int = 0) -> Pool:
+def load_mnist(
+    root: str | Path, *, limit: int | None = None, test_limit: int | None = None, seed: int = 0
+) -> Pool:
     """MNIST from its original idx files, read without torchvision.
 
     Parameters
@@ -144,7 +148,10 @@ def repeated(pool: Pool, repeats: int = 3, noise_std: float = 0.1, seed: int = 0
     items = np.stack([np.asarray(pool.item(pool.ids[p])) for p in positions]).astype(np.float32)
     peak = 255.0 if items.max() > 1.0 else 1.0
     rng = np.random.default_rng(seed)
-    copies = [items + rng.normal(0.0, noise_std * peak, size=items.shape).astype(np.float32) for _ in range(repeats)]
+    copies = [
+        items + rng.normal(0.0, noise_std * peak, size=items.shape).astype(np.float32)
+        for _ in range(repeats)
+    ]
     test = pool._test_pool
     return Pool(
         np.concatenate(copies),

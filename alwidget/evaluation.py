@@ -56,10 +56,21 @@ def cross_validate(
         if len(test_rows) == 0 or len(np.unique(targets[train_rows])) < 2:
             continue
         model = factory.build(seed)
-        train_model(model, inputs[train_rows], targets[train_rows], config,
-                    seed=seed + fold, device=device, should_stop=should_stop)
+        train_model(
+            model,
+            inputs[train_rows],
+            targets[train_rows],
+            config,
+            seed=seed + fold,
+            device=device,
+            should_stop=should_stop,
+        )
         held_out = inputs[test_rows]
-        predictions.append(predict(model, lambda rows: held_out[rows], np.arange(len(test_rows)), device=device).log_probs_N_K_C)
+        predictions.append(
+            predict(
+                model, held_out.__getitem__, np.arange(len(test_rows)), device=device
+            ).log_probs_N_K_C
+        )
         truths.append(targets[test_rows])
     if not predictions:
         return None

@@ -13,7 +13,15 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-__all__ = ["GalCNN", "MLP", "MODELS", "ModelFactory", "has_dropout", "reset_parameters", "add_output_unit"]
+__all__ = [
+    "GalCNN",
+    "MLP",
+    "MODELS",
+    "ModelFactory",
+    "has_dropout",
+    "reset_parameters",
+    "add_output_unit",
+]
 
 
 class _Stack(nn.Sequential):
@@ -42,12 +50,21 @@ class GalCNN(_Stack):
         Convolution geometry.
     """
 
-    def __init__(self, in_channels: int = 1, image_size=28, num_classes: int = 10, kernel_size: int = 4, padding: int = 0):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        image_size=28,
+        num_classes: int = 10,
+        kernel_size: int = 4,
+        padding: int = 0,
+    ):
         height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
         out_h = (height + 2 * padding - kernel_size + 1 + 2 * padding - kernel_size + 1) // 2
         out_w = (width + 2 * padding - kernel_size + 1 + 2 * padding - kernel_size + 1) // 2
         if out_h < 1 or out_w < 1:
-            raise ValueError(f"images of {height}×{width} are too small for {kernel_size}×{kernel_size} kernels")
+            raise ValueError(
+                f"images of {height}×{width} are too small for {kernel_size}×{kernel_size} kernels"
+            )
         super().__init__(
             nn.Conv2d(in_channels, 32, kernel_size, padding=padding),
             nn.ReLU(),
@@ -76,7 +93,13 @@ class MLP(_Stack):
         Dropout after each hidden layer (0 disables MC dropout).
     """
 
-    def __init__(self, in_features: int, num_classes: int, hidden: tuple[int, ...] = (256, 128), dropout: float = 0.5):
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        hidden: tuple[int, ...] = (256, 128),
+        dropout: float = 0.5,
+    ):
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_features
         for size in hidden:
@@ -109,7 +132,9 @@ def _mlp(input_shape, num_classes):
 
 def _image_geometry(input_shape):
     if len(input_shape) != 3:
-        raise ValueError(f"a CNN needs image inputs C×H×W, but the pool's inputs have shape {tuple(input_shape)}")
+        raise ValueError(
+            f"a CNN needs image inputs C×H×W, but the pool's inputs have shape {tuple(input_shape)}"
+        )
     return tuple(int(size) for size in input_shape)
 
 
@@ -149,7 +174,9 @@ class ModelFactory:
         self.num_classes = num_classes
         if isinstance(spec, str):
             if spec not in MODELS:
-                raise ValueError(f"unknown model {spec!r}; built-ins are {', '.join(sorted(MODELS))}")
+                raise ValueError(
+                    f"unknown model {spec!r}; built-ins are {', '.join(sorted(MODELS))}"
+                )
             self.name = spec
         elif isinstance(spec, nn.Module):
             self.name = type(spec).__name__
@@ -157,7 +184,9 @@ class ModelFactory:
         elif callable(spec):
             self.name = getattr(spec, "__name__", type(spec).__name__)
         else:
-            raise TypeError(f"model must be a name, an nn.Module or a factory; got {type(spec).__name__}")
+            raise TypeError(
+                f"model must be a name, an nn.Module or a factory; got {type(spec).__name__}"
+            )
         self.spec = spec
 
     @property
@@ -200,7 +229,9 @@ def add_output_unit(model: nn.Module) -> nn.Module:
     ValueError
         When the model has no ``nn.Linear`` to widen.
     """
-    named = [(name, module) for name, module in model.named_modules() if isinstance(module, nn.Linear)]
+    named = [
+        (name, module) for name, module in model.named_modules() if isinstance(module, nn.Linear)
+    ]
     if not named:
         raise ValueError(f"{type(model).__name__} has no nn.Linear output layer to widen")
     name, old = named[-1]

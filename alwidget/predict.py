@@ -97,9 +97,16 @@ def consistent_dropout(model: nn.Module, sample_index: int | None, seed: int, ca
             mask = cache.get(key)
             if mask is None:
                 generator = torch.Generator().manual_seed(
-                    int(np.random.SeedSequence([seed, sample_index, layer_index]).generate_state(1)[0])
+                    int(
+                        np.random.SeedSequence([seed, sample_index, layer_index]).generate_state(1)[
+                            0
+                        ]
+                    )
                 )
-                keep = torch.rand(_mask_shape(module, features.shape[1:]), generator=generator) >= module.p
+                keep = (
+                    torch.rand(_mask_shape(module, features.shape[1:]), generator=generator)
+                    >= module.p
+                )
                 mask = (keep.to(features.dtype) / (1.0 - module.p)).to(features.device)
                 cache[key] = mask
             return features * mask
@@ -182,7 +189,10 @@ def predict(
 
     for member in members:
         member.to(device).eval()
-    splits = [split_at_first_dropout(member) if cache_trunk and mc_samples > 1 else None for member in members]
+    splits = [
+        split_at_first_dropout(member) if cache_trunk and mc_samples > 1 else None
+        for member in members
+    ]
 
     with torch.inference_mode():
         for start in range(0, n_items, chunk_size):
@@ -197,14 +207,29 @@ def predict(
                 if member_index == 0 and capture_layer is not None and mc_samples > 1:
                     sample_ids = ["features"] + sample_ids  # one dropout-off pass for the features
                 for sample_index in sample_ids:
-                    wants_features = member_index == 0 and capture_layer is not None and sample_index in (None, "features")
-                    handle = capture_layer.register_forward_hook(
-                        lambda module, args, output: captured.append(args[0])
-                    ) if wants_features else None
+                    wants_features = (
+                        member_index == 0
+                        and capture_layer is not None
+                        and sample_index in (None, "features")
+                    )
+                    handle = (
+                        capture_layer.register_forward_hook(
+                            lambda module, args, output: captured.append(args[0])
+                        )
+                        if wants_features
+                        else None
+                    )
                     try:
                         mask_index = None if sample_index == "features" else sample_index
-                        with consistent_dropout(member, mask_index, seed + 7919 * member_index, mask_caches[member_index]):
-                            logits = stochastic_part(trunk_out) if split is not None else member(batch)
+                        with consistent_dropout(
+                            member,
+                            mask_index,
+                            seed + 7919 * member_index,
+                            mask_caches[member_index],
+                        ):
+                            logits = (
+                                stochastic_part(trunk_out) if split is not None else member(batch)
+                            )
                     finally:
                         if handle is not None:
                             handle.remove()
@@ -228,7 +253,9 @@ def predict(
 def _check_logits(logits: torch.Tensor, n_rows: int, model_name: str) -> np.ndarray:
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != n_rows:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"{model_name} must return logits of shape (batch, classes); got {shape} for a batch of {n_rows}")
+        raise ValueError(
+            f"{model_name} must return logits of shape (batch, classes); got {shape} for a batch of {n_rows}"
+        )
     if not torch.isfinite(logits).all():
         raise ValueError(f"{model_name} returned NaN/inf logits")
     return torch.log_softmax(logits.float(), dim=1).cpu().numpy()

@@ -143,7 +143,9 @@ def _batch_sampler(targets: np.ndarray, config: TrainConfig, rng: np.random.Gene
             yield order[start : start + config.batch_size]
 
 
-def _validation_score(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, chunk: int = 1024) -> tuple[float, float]:
+def _validation_score(
+    model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, chunk: int = 1024
+) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) on a validation split."""
     model.eval()
     correct, loss = 0, 0.0
@@ -161,8 +163,14 @@ def _check_augment(augment, sample: torch.Tensor) -> None:
     """Fail before training, not at step one, when the augmentation does not fit the inputs."""
     augmented = augment(sample, torch.Generator().manual_seed(0))
     if not isinstance(augmented, torch.Tensor) or augmented.shape != sample.shape:
-        shape = tuple(augmented.shape) if isinstance(augmented, torch.Tensor) else type(augmented).__name__
-        raise ValueError(f"augment must return a batch of the same shape {tuple(sample.shape)}; got {shape}")
+        shape = (
+            tuple(augmented.shape)
+            if isinstance(augmented, torch.Tensor)
+            else type(augmented).__name__
+        )
+        raise ValueError(
+            f"augment must return a batch of the same shape {tuple(sample.shape)}; got {shape}"
+        )
 
 
 def train_model(
@@ -202,7 +210,9 @@ def train_model(
     y_val = torch.as_tensor(targets[validation_positions], device=device)
 
     steps_per_epoch = max(1, math.ceil(len(train_positions) / config.batch_size))
-    total_steps = int(np.clip(config.max_epochs * steps_per_epoch, config.min_steps, config.max_steps))
+    total_steps = int(
+        np.clip(config.max_epochs * steps_per_epoch, config.min_steps, config.max_steps)
+    )
     evaluate_every = max(steps_per_epoch, total_steps // 50)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
@@ -221,18 +231,27 @@ def train_model(
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(x_batch), y_train[batch])
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss.item()} at step {step}; lower the learning rate")
+            raise FloatingPointError(
+                f"training loss became {loss.item()} at step {step}; lower the learning rate"
+            )
         loss.backward()
         optimizer.step()
         recent_losses.append(loss.item())
         del recent_losses[:-steps_per_epoch]
         if progress is not None and (step % 10 == 0 or step == total_steps):
-            progress({"step": step, "total_steps": total_steps, "loss": float(np.mean(recent_losses))})
+            progress(
+                {"step": step, "total_steps": total_steps, "loss": float(np.mean(recent_losses))}
+            )
         if len(validation_positions) and step % evaluate_every == 0:
             accuracy, validation_loss = _validation_score(model, x_val, y_val)
             # A small validation split ties often on accuracy: the loss breaks the tie.
             if (accuracy, -validation_loss) > (best_accuracy, -best_loss):
-                best_accuracy, best_loss, best_step, evaluations_without_gain = accuracy, validation_loss, step, 0
+                best_accuracy, best_loss, best_step, evaluations_without_gain = (
+                    accuracy,
+                    validation_loss,
+                    step,
+                    0,
+                )
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 evaluations_without_gain += 1

@@ -13,7 +13,9 @@ from fixtures.requirements import dependency_missing
 
 # Sessions default to a label file in the working directory, which later tests would resume.
 os.environ.setdefault("ALWIDGET_STORE", ":memory:")
-os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.dirname(__file__), "..", ".venv", "numba-cache"))
+os.environ.setdefault(
+    "NUMBA_CACHE_DIR", os.path.join(os.path.dirname(__file__), "..", ".venv", "numba-cache")
+)
 torch.set_num_threads(1)
 
 pytest_plugins = ["fixtures.browser", "fixtures.postgres"]

@@ -36,7 +36,9 @@ def test_transforms_are_drawn_per_image_and_seeded():
 
 def test_pure_shift_moves_the_centre_of_mass_within_the_range():
     images = _bright_square_batch(count=32, size=20)
-    moved = aug.RandomAffine(max_rotation=0, max_shift=0.1, max_scale=0)(images, torch.Generator().manual_seed(0))
+    moved = aug.RandomAffine(max_rotation=0, max_shift=0.1, max_scale=0)(
+        images, torch.Generator().manual_seed(0)
+    )
     coordinates = torch.arange(20, dtype=torch.float32)
 
     def centre(batch):
@@ -50,7 +52,9 @@ def test_pure_shift_moves_the_centre_of_mass_within_the_range():
 
 def test_border_padding_keeps_a_nonzero_background():
     images = torch.full((2, 1, 10, 10), -0.4)
-    moved = aug.RandomAffine(max_rotation=30, max_shift=0.3, max_scale=0.2)(images, torch.Generator().manual_seed(0))
+    moved = aug.RandomAffine(max_rotation=30, max_shift=0.3, max_scale=0.2)(
+        images, torch.Generator().manual_seed(0)
+    )
     assert torch.allclose(moved, images)
 
 
@@ -86,8 +90,14 @@ def _tiny_images(seed=0, count=40):
 def test_affine_on_tabular_inputs_names_the_problem():
     inputs = torch.zeros(20, 8)
     with pytest.raises(ValueError, match=r"\(N, C, H, W\); got \(2, 8\)"):
-        train_model(torch.nn.Linear(8, 2), inputs, np.arange(20) % 2, TrainConfig(min_steps=1, max_steps=1, augment="affine"),
-                    seed=0, device=torch.device("cpu"))
+        train_model(
+            torch.nn.Linear(8, 2),
+            inputs,
+            np.arange(20) % 2,
+            TrainConfig(min_steps=1, max_steps=1, augment="affine"),
+            seed=0,
+            device=torch.device("cpu"),
+        )
 
 
 def test_auto_augments_images_and_leaves_tabular_inputs_alone(monkeypatch):
@@ -101,12 +111,24 @@ def test_auto_augments_images_and_leaves_tabular_inputs_alone(monkeypatch):
     config = TrainConfig(min_steps=3, max_steps=3)
     assert config.augment == "auto"
     monkeypatch.setattr(aug.RandomAffine, "__call__", counting)
-    train_model(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, 2)), torch.zeros(20, 8),
-                np.arange(20) % 2, config, seed=0, device=torch.device("cpu"))
+    train_model(
+        torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, 2)),
+        torch.zeros(20, 8),
+        np.arange(20) % 2,
+        config,
+        seed=0,
+        device=torch.device("cpu"),
+    )
     assert calls == []
     inputs, targets = _tiny_images()
-    train_model(GalCNN(1, 12, 4, kernel_size=3, padding=1), inputs, targets, config, seed=0,
-                device=torch.device("cpu"))
+    train_model(
+        GalCNN(1, 12, 4, kernel_size=3, padding=1),
+        inputs,
+        targets,
+        config,
+        seed=0,
+        device=torch.device("cpu"),
+    )
     assert len(calls) == 1 + 3 and all(len(shape) == 4 for shape in calls)
 
 
@@ -117,8 +139,14 @@ def test_an_augmentation_that_changes_the_shape_is_refused_before_training():
         return batch[..., 1:, 1:]
 
     with pytest.raises(ValueError, match="same shape"):
-        train_model(GalCNN(1, 12, 4, kernel_size=3, padding=1), inputs, targets,
-                    TrainConfig(min_steps=1, max_steps=1, augment=crop), seed=0, device=torch.device("cpu"))
+        train_model(
+            GalCNN(1, 12, 4, kernel_size=3, padding=1),
+            inputs,
+            targets,
+            TrainConfig(min_steps=1, max_steps=1, augment=crop),
+            seed=0,
+            device=torch.device("cpu"),
+        )
 
 
 def test_training_with_augmentation_is_seeded_and_sees_augmented_batches():
@@ -149,7 +177,9 @@ def test_rotation_of_a_non_square_image_keeps_pixel_distances():
     # its distance to the centre (in pixels) must not change, whatever the aspect ratio.
     images = torch.zeros(16, 1, 21, 41)
     images[:, :, 10, 30] = 1.0  # 10 px right of the centre (row 10, column 20)
-    rotated = aug.RandomAffine(max_rotation=60, max_shift=0, max_scale=0)(images, torch.Generator().manual_seed(0))
+    rotated = aug.RandomAffine(max_rotation=60, max_shift=0, max_scale=0)(
+        images, torch.Generator().manual_seed(0)
+    )
     rows = torch.arange(21, dtype=torch.float32)[:, None]
     columns = torch.arange(41, dtype=torch.float32)[None, :]
     mass = rotated[:, 0].sum(dim=(1, 2))

@@ -11,7 +11,11 @@ from scipy.special import log_softmax
 
 from alwidget import strategies
 from alwidget.strategies import SCORES, SELECTORS, AcquisitionInputs, get_strategy
-from alwidget.strategies.batchbald import exact_joint_entropy, sampled_joint_entropy, select_batchbald
+from alwidget.strategies.batchbald import (
+    exact_joint_entropy,
+    sampled_joint_entropy,
+    select_batchbald,
+)
 from alwidget.strategies.clustering import kmeans
 from alwidget.strategies.scores import bald, mean_entropy
 
@@ -30,7 +34,9 @@ def inputs_for(log_probs, embeddings=None, labeled=None, seed=0):
 def run_strategy(name, log_probs, batch_size, embeddings=None, labeled=None, seed=0):
     spec = get_strategy(name)
     scores = SCORES[spec.score](log_probs)
-    return SELECTORS[spec.selector](scores, batch_size, inputs_for(log_probs, embeddings, labeled, seed))
+    return SELECTORS[spec.selector](
+        scores, batch_size, inputs_for(log_probs, embeddings, labeled, seed)
+    )
 
 
 def brute_joint_entropy(log_probs_B_K_C):
@@ -39,7 +45,9 @@ def brute_joint_entropy(log_probs_B_K_C):
     n_items, n_samples, n_classes = probs.shape
     total = 0.0
     for config in itertools.product(range(n_classes), repeat=n_items):
-        joint = np.mean([np.prod([probs[i, k, c] for i, c in enumerate(config)]) for k in range(n_samples)])
+        joint = np.mean(
+            [np.prod([probs[i, k, c] for i, c in enumerate(config)]) for k in range(n_samples)]
+        )
         if joint > 0:
             total -= joint * np.log(joint)
     return total
@@ -100,7 +108,9 @@ def test_empty_pool_and_bad_batch_sizes_raise(name):
     log_probs = random_log_probs(rng, 4, 3, 3)
     for bad in (0, -1, 2.5):
         with pytest.raises(ValueError, match="batch size must be a positive integer"):
-            SELECTORS[spec.selector](np.ones(4), bad, inputs_for(log_probs, rng.normal(size=(4, 2))))
+            SELECTORS[spec.selector](
+                np.ones(4), bad, inputs_for(log_probs, rng.normal(size=(4, 2)))
+            )
 
 
 @pytest.mark.parametrize("name", EMBEDDING_STRATEGIES)
@@ -118,10 +128,14 @@ def test_missing_embeddings_error_names_strategy_and_field(name):
 
 def test_mismatched_log_probs_are_rejected():
     rng = np.random.default_rng(0)
-    with pytest.raises(ValueError, match="batchbald needs log_probs_N_K_C with one row per scored item"):
+    with pytest.raises(
+        ValueError, match="batchbald needs log_probs_N_K_C with one row per scored item"
+    ):
         select_batchbald(np.ones(6), 2, inputs_for(random_log_probs(rng, 5, 3, 3)))
     with pytest.raises(ValueError, match="'badge' needs log_probs_N_K_C"):
-        SELECTORS["badge"](np.ones(6), 2, inputs_for(random_log_probs(rng, 5, 3, 3), rng.normal(size=(6, 2))))
+        SELECTORS["badge"](
+            np.ones(6), 2, inputs_for(random_log_probs(rng, 5, 3, 3), rng.normal(size=(6, 2)))
+        )
 
 
 # --- BatchBALD ----------------------------------------------------------------------------
@@ -142,7 +156,9 @@ def test_batchbald_of_one_item_is_bald(n_items, n_samples, n_classes, seed):
 
 def test_joint_entropy_matches_brute_force_enumeration():
     log_probs = random_log_probs(np.random.default_rng(1), 3, 4, 3)
-    assert exact_joint_entropy(log_probs) == pytest.approx(brute_joint_entropy(log_probs), abs=1e-12)
+    assert exact_joint_entropy(log_probs) == pytest.approx(
+        brute_joint_entropy(log_probs), abs=1e-12
+    )
     # One item: the entropy of its mean prediction.
     mean = np.exp(log_probs[0]).mean(0)
     assert exact_joint_entropy(log_probs[:1]) == pytest.approx(-(mean * np.log(mean)).sum())
@@ -187,7 +203,12 @@ def test_batchbald_sampled_mode_tracks_exact_gains():
     _, expected_gains = brute_force_batchbald(log_probs, 5)
     # exact_budget=1 forces sampling from the second chosen item on.
     sampled = select_batchbald(
-        bald(log_probs), 5, inputs_for(log_probs), exact_budget=1, num_samples=60_000, dtype=np.float64
+        bald(log_probs),
+        5,
+        inputs_for(log_probs),
+        exact_budget=1,
+        num_samples=60_000,
+        dtype=np.float64,
     )
     np.testing.assert_allclose(sampled.scores, expected_gains, atol=0.02)
 
@@ -316,7 +337,10 @@ def first_pick_frequency(scores, mode, beta, draws=4000):
     hits = 0
     for _ in range(draws):
         inputs = AcquisitionInputs(np.zeros((len(scores), 1, 1)), rng=rng)
-        hits += SELECTORS["stochastic"](np.array(scores), 1, inputs, mode=mode, beta=beta).indices[0] == 0
+        hits += (
+            SELECTORS["stochastic"](np.array(scores), 1, inputs, mode=mode, beta=beta).indices[0]
+            == 0
+        )
     return hits / draws
 
 
@@ -405,7 +429,9 @@ def test_batchbald_on_a_repeated_pool_takes_distinct_originals():
     # the batch on copies; BatchBALD takes ten different originals. (K = 100 samples: the
     # gains of one batch add up to at most log K nats, so a small K saturates early.)
     rng = np.random.default_rng(0)
-    base = log_softmax(rng.normal(size=(40, 1, 4)) * 2 + rng.normal(size=(40, 100, 4)) * 1.5, axis=-1)
+    base = log_softmax(
+        rng.normal(size=(40, 1, 4)) * 2 + rng.normal(size=(40, 100, 4)) * 1.5, axis=-1
+    )
     originals = np.repeat(np.arange(40), 3)
     log_probs = base[originals]
     scores = bald(log_probs)

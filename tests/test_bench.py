@@ -6,13 +6,19 @@ import sys
 
 import pytest
 
+from alwidget.cli import main
 from alwidget.experiments.bench import labels_to_threshold, median_labels
 from alwidget.experiments.report import format_accuracy_at, format_table, repeated_picks, summarize
-from alwidget.cli import main
 
 
 def run(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "alwidget", "bench", *args], capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "alwidget", "bench", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def test_labels_to_threshold_is_the_first_step_that_reaches_it():
@@ -44,9 +50,16 @@ def test_median_counts_never_as_worse_than_any_budget():
 def _run(strategy, seed, accuracies):
     labels = [20 + 10 * i for i in range(len(accuracies))]
     return {
-        "dataset": "mnist", "strategy": strategy, "seed": seed, "total_seconds": 5.0,
-        "steps": [{"n_labels": n, "accuracy": a, "train_seconds": 1.0} for n, a in zip(labels, accuracies)],
-        "labels_to": {str(t): labels_to_threshold(labels, accuracies, t) for t in (0.9, 0.95, 0.98)},
+        "dataset": "mnist",
+        "strategy": strategy,
+        "seed": seed,
+        "total_seconds": 5.0,
+        "steps": [
+            {"n_labels": n, "accuracy": a, "train_seconds": 1.0} for n, a in zip(labels, accuracies)
+        ],
+        "labels_to": {
+            str(t): labels_to_threshold(labels, accuracies, t) for t in (0.9, 0.95, 0.98)
+        },
     }
 
 
@@ -88,8 +101,18 @@ def test_summary_takes_medians_over_seeds_and_marks_never_reached():
 
 def test_smoke_bench_writes_consistent_results(mnist_root, tmp_path):
     out = tmp_path / "results"
-    result = run("--smoke", "--data-root", str(mnist_root), "--strategies", "random,batchbald",
-                 "--jobs", "1", "--no-png", "--out", str(out))
+    result = run(
+        "--smoke",
+        "--data-root",
+        str(mnist_root),
+        "--strategies",
+        "random,batchbald",
+        "--jobs",
+        "1",
+        "--no-png",
+        "--out",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     assert "600-image" not in result.stderr  # the smoke pool note names the scored subset instead
     assert "random 300-image subset of the test set" in result.stderr
@@ -101,31 +124,59 @@ def test_smoke_bench_writes_consistent_results(mnist_root, tmp_path):
         assert [s["n_labels"] for s in steps] == [20, 30, 40]
         assert all(0.0 <= s["accuracy"] <= 1.0 for s in steps)
         assert all(s["train_seconds"] > 0 and s["eval_seconds"] > 0 for s in steps)
-        assert all({"predict_seconds", "score_seconds", "select_seconds"} <= set(s) for s in steps[1:])
+        assert all(
+            {"predict_seconds", "score_seconds", "select_seconds"} <= set(s) for s in steps[1:]
+        )
         assert [len(s["acquired"]) for s in steps] == [20, 10, 10]
         acquired = [i for s in steps for i in s["acquired"]]
         assert len(set(acquired)) == 40  # nothing is acquired twice
         curve = ([s["n_labels"] for s in steps], [s["accuracy"] for s in steps])
-        assert run_result["labels_to"] == {str(t): labels_to_threshold(*curve, t) for t in (0.9, 0.95, 0.98)}
+        assert run_result["labels_to"] == {
+            str(t): labels_to_threshold(*curve, t) for t in (0.9, 0.95, 0.98)
+        }
         assert (out / "runs" / f"mnist-{run_result['strategy']}-seed0.json").is_file()
     assert set(report["summary"]["mnist"]) == {"random", "batchbald"}
     assert (out / "learning_curves.html").is_file() and (out / "summary.md").is_file()
-    assert (tmp_path / "plotly.min.js").is_file()  # shared by the datasets' figures, for offline viewing
+    assert (
+        tmp_path / "plotly.min.js"
+    ).is_file()  # shared by the datasets' figures, for offline viewing
     assert "| batchbald | 1 |" in result.stdout and "Kirsch 90/200" in result.stdout
 
-    again = run("--smoke", "--data-root", str(mnist_root), "--strategies", "random", "--jobs", "1",
-                "--no-png", "--out", str(out), "--resume")
+    again = run(
+        "--smoke",
+        "--data-root",
+        str(mnist_root),
+        "--strategies",
+        "random",
+        "--jobs",
+        "1",
+        "--no-png",
+        "--out",
+        str(out),
+        "--resume",
+    )
     assert again.returncode == 0, again.stderr
     assert "resume: kept mnist-random-seed0.json" in again.stderr
 
-    report_only = run("--smoke", "--data-root", str(mnist_root), "--strategies", "random,coreset", "--no-png",
-                      "--out", str(out), "--report-only")
+    report_only = run(
+        "--smoke",
+        "--data-root",
+        str(mnist_root),
+        "--strategies",
+        "random,coreset",
+        "--no-png",
+        "--out",
+        str(out),
+        "--report-only",
+    )
     assert report_only.returncode == 0, report_only.stderr
     assert "report only: 1 runs missing: coreset seed 0" in report_only.stderr
     reported = json.loads((out / "results.json").read_text())
     assert [r["strategy"] for r in reported["runs"]] == ["random"]
     assert reported["wall_seconds"] is None  # nothing ran in a report-only pass
-    assert reported["run_seconds_total"] == pytest.approx(reported["runs"][0]["total_seconds"], abs=0.05)  # rounded to 0.1 s
+    assert reported["run_seconds_total"] == pytest.approx(
+        reported["runs"][0]["total_seconds"], abs=0.05
+    )  # rounded to 0.1 s
 
 
 @pytest.mark.parametrize(
@@ -149,8 +200,8 @@ def test_bad_flags_exit_2_with_the_reason(args, message, mnist_root, capsys):
 
 
 def test_training_flags_reach_the_train_config(mnist_root):
-    from alwidget.experiments.bench_cli import settings_from_args
     from alwidget.cli import build_parser
+    from alwidget.experiments.bench_cli import settings_from_args
 
     parser = build_parser()
 
@@ -160,10 +211,18 @@ def test_training_flags_reach_the_train_config(mnist_root):
 
     default = settings()
     first, later = default.train_config(first=True), default.train_config(first=False)
-    assert (first.min_steps, first.max_steps, first.warm_start, first.augment) == (500, 500, False, "affine")
+    assert (first.min_steps, first.max_steps, first.warm_start, first.augment) == (
+        500,
+        500,
+        False,
+        "affine",
+    )
     assert (later.min_steps, later.max_steps, later.warm_start) == (100, 100, True)
     assert first.validation_fraction == 0.0
     fresh = settings("--warm-steps", "0", "--augment", "none", "--train-steps", "300")
     assert fresh.warm_steps is None
     assert not fresh.train_config(first=False).warm_start
-    assert (fresh.train_config(first=False).max_steps, fresh.train_config(first=False).augment) == (300, "none")
+    assert (fresh.train_config(first=False).max_steps, fresh.train_config(first=False).augment) == (
+        300,
+        "none",
+    )

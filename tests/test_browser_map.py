@@ -86,9 +86,7 @@ def test_map_renders_the_pool_and_a_click_focuses_the_item_in_the_panel(
     plot.scroll_into_view_if_needed()
     try:
         page.wait_for_function(
-            DRAWN_ROWS_JS.replace(
-                "return rows.size;", f"return rows.size === {N_ITEMS};"
-            ),
+            DRAWN_ROWS_JS.replace("return rows.size;", f"return rows.size === {N_ITEMS};"),
             timeout=60_000,
         )
     except Exception as error:  # a Playwright timeout: say what the page saw
@@ -97,9 +95,7 @@ def test_map_renders_the_pool_and_a_click_focuses_the_item_in_the_panel(
             f"map shows {drawn} of {N_ITEMS} items; console: {lab_page.console_errors}"
         ) from error
     assert page.locator(".alwidget-map canvas").count() > 0  # WebGL scatter
-    expect(
-        page.locator(".alwidget-map .legendtext", has_text="current batch")
-    ).to_be_visible()
+    expect(page.locator(".alwidget-map .legendtext", has_text="current batch")).to_be_visible()
 
     focused = page.locator(".alwidget-root .alwidget-card-focused")
     first_focused = focused.get_attribute("data-item-id")
@@ -137,6 +133,4 @@ def test_map_renders_the_pool_and_a_click_focuses_the_item_in_the_panel(
 
     assert page.locator(".alwidget-map-errors").inner_text().strip() == ""
     ARTIFACTS_DIR.mkdir(exist_ok=True)
-    page.locator(".alwidget-map").screenshot(
-        path=str(ARTIFACTS_DIR / "embedding-map.png")
-    )
+    page.locator(".alwidget-map").screenshot(path=str(ARTIFACTS_DIR / "embedding-map.png"))

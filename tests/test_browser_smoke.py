@@ -18,9 +18,15 @@ widgets.VBox([button, shown])
 """
 
 
-def test_plain_ipywidgets_click_round_trips_through_the_kernel(jupyterlab_server, lab_page, tmp_path):
+def test_plain_ipywidgets_click_round_trips_through_the_kernel(
+    jupyterlab_server, lab_page, tmp_path
+):
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(COUNTER_CELL)])
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     source = tmp_path / "smoke.ipynb"
     nbformat.write(notebook, source)
     name = jupyterlab_server.add_notebook(source)

@@ -31,23 +31,31 @@ class WidgetDriver:
         return int(re.search(r"(\d+) labeled", text).group(1))
 
     def wait_labeled(self, count: int) -> None:
-        self.expect(self.root.locator(".alwidget-progress")).to_contain_text(f"{count} labeled", timeout=15_000)
+        self.expect(self.root.locator(".alwidget-progress")).to_contain_text(
+            f"{count} labeled", timeout=15_000
+        )
 
     def focused_id(self) -> str:
         return self.root.locator(".alwidget-card-focused").get_attribute("data-item-id")
 
     def strip_ids(self) -> list[str]:
-        return self.root.locator(".alwidget-card").evaluate_all("cards => cards.map(c => c.dataset.itemId)")
+        return self.root.locator(".alwidget-card").evaluate_all(
+            "cards => cards.map(c => c.dataset.itemId)"
+        )
 
     def button(self, name: str):
         # Not get_by_role: a Font Awesome icon's CSS glyph becomes part of the accessible name.
-        return self.root.locator(".widget-button", has_text=re.compile(rf"^\W*{re.escape(name)}\s*$"))
+        return self.root.locator(
+            ".widget-button", has_text=re.compile(rf"^\W*{re.escape(name)}\s*$")
+        )
 
     def label_by_click(self, name: str) -> None:
         before, count = self.focused_id(), self.labeled()
         self.button(name).click()
         self.wait_labeled(count + 1)
-        self.expect(self.root.locator(".alwidget-card-focused")).not_to_have_attribute("data-item-id", before)
+        self.expect(self.root.locator(".alwidget-card-focused")).not_to_have_attribute(
+            "data-item-id", before
+        )
 
     def label_by_key(self, key: str) -> None:
         before, count = self.focused_id(), self.labeled()
@@ -56,7 +64,9 @@ class WidgetDriver:
         assert before not in self.strip_ids()
 
     def assert_no_errors(self) -> None:
-        assert self.root.locator(".alwidget-error-text").count() == 0, self.root.locator(".alwidget-error-text").all_inner_texts()
+        assert self.root.locator(".alwidget-error-text").count() == 0, self.root.locator(
+            ".alwidget-error-text"
+        ).all_inner_texts()
         errors_log = self.root.locator(".alwidget-errors").inner_text().strip()
         assert errors_log == "", errors_log
         self.lab.assert_widgets_rendered()
@@ -80,7 +90,9 @@ def test_quickstart_label_by_clicks_and_keys_retrain_and_refresh(jupyterlab_serv
 
     third = widget.strip_ids()[2]  # clicking a thumbnail focuses it; the next key labels it
     widget.root.locator(f'.alwidget-card[data-item-id="{third}"]').click()
-    widget.expect(widget.root.locator(".alwidget-card-focused")).to_have_attribute("data-item-id", third)
+    widget.expect(widget.root.locator(".alwidget-card-focused")).to_have_attribute(
+        "data-item-id", third
+    )
     widget.label_by_key("7")
     assert third not in widget.strip_ids()
 
@@ -88,7 +100,9 @@ def test_quickstart_label_by_clicks_and_keys_retrain_and_refresh(jupyterlab_serv
     widget.expect(widget.button("Training…")).to_be_visible(timeout=10_000)
     for key in "58":
         widget.label_by_key(key)  # labeling goes on while the model trains
-    assert widget.button("Training…").is_visible(), "training ended before the labels during training arrived"
+    assert widget.button("Training…").is_visible(), (
+        "training ended before the labels during training arrived"
+    )
     in_hand, before_refresh = widget.focused_id(), widget.strip_ids()
 
     widget.expect(widget.button("Retrain")).to_be_visible(timeout=180_000)
@@ -96,7 +110,9 @@ def test_quickstart_label_by_clicks_and_keys_retrain_and_refresh(jupyterlab_serv
     widget.expect(widget.root.locator(".alwidget-progress")).to_contain_text("model v1")
     assert widget.focused_id() == in_hand, "the refresh lost the item in hand"
     assert widget.strip_ids() != before_refresh, "the batch was not refreshed after training"
-    assert widget.root.locator(".js-plotly-plot .scatterlayer .point").count() == 1  # learning-curve point
+    assert (
+        widget.root.locator(".js-plotly-plot .scatterlayer .point").count() == 1
+    )  # learning-curve point
 
     widget.label_by_key("2")
     count = widget.labeled()
@@ -123,7 +139,11 @@ widget
 
 def test_item_text_and_class_names_render_as_text_not_markup(jupyterlab_server, lab_page, tmp_path):
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(XSS_CELL)])
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     path = tmp_path / "escaping.ipynb"
     nbformat.write(notebook, path)
     dialogs: list[str] = []

@@ -16,8 +16,22 @@ def run(*args, timeout=600):
 
 
 def test_simulate_on_digits_prints_one_json_object_and_improves():
-    result = run("simulate", "--dataset", "digits", "--strategy", "entropy", "--initial", "20",
-                 "--batch", "10", "--rounds", "5", "--seed", "0", "--json")
+    result = run(
+        "simulate",
+        "--dataset",
+        "digits",
+        "--strategy",
+        "entropy",
+        "--initial",
+        "20",
+        "--batch",
+        "10",
+        "--rounds",
+        "5",
+        "--seed",
+        "0",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)  # stdout holds the JSON and nothing else
     rounds = report["rounds"]
@@ -29,8 +43,26 @@ def test_simulate_on_digits_prints_one_json_object_and_improves():
 
 
 def test_simulate_on_mnist_files(mnist_root):
-    result = run("simulate", "--dataset", "mnist", "--data-root", str(mnist_root), "--limit", "1000", "--test-limit", "1000", "--max-steps", "60",
-                 "--strategy", "bald", "--mc-samples", "5", "--rounds", "1", "--json")
+    result = run(
+        "simulate",
+        "--dataset",
+        "mnist",
+        "--data-root",
+        str(mnist_root),
+        "--limit",
+        "1000",
+        "--test-limit",
+        "1000",
+        "--max-steps",
+        "60",
+        "--strategy",
+        "bald",
+        "--mc-samples",
+        "5",
+        "--rounds",
+        "1",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["dataset"] == "mnist" and report["rounds"][-1]["n_labels"] == 30

@@ -23,8 +23,12 @@ coordinates = st.floats(-100, 100, allow_nan=False, allow_infinity=False, width=
 @st.composite
 def point_sets(draw, max_points=25, max_centers=8):
     n_features = draw(st.integers(1, 5))
-    points = draw(arrays(np.float64, (draw(st.integers(0, max_points)), n_features), elements=coordinates))
-    centers = draw(arrays(np.float64, (draw(st.integers(1, max_centers)), n_features), elements=coordinates))
+    points = draw(
+        arrays(np.float64, (draw(st.integers(0, max_points)), n_features), elements=coordinates)
+    )
+    centers = draw(
+        arrays(np.float64, (draw(st.integers(1, max_centers)), n_features), elements=coordinates)
+    )
     return points, centers
 
 
@@ -48,7 +52,9 @@ def test_chunked_distances_equal_unchunked_and_brute_force(data, chunk_elements)
         rows = np.arange(points.shape[0])
         for distances, indices in ((full, full_index), (chunked, chunked_index)):
             np.testing.assert_allclose(distances, expected.min(axis=1), rtol=1e-9, atol=1e-6)
-            np.testing.assert_allclose(expected[rows, indices], expected.min(axis=1), rtol=1e-9, atol=1e-6)
+            np.testing.assert_allclose(
+                expected[rows, indices], expected.min(axis=1), rtol=1e-9, atol=1e-6
+            )
 
 
 def test_duplicates_of_a_center_are_at_exactly_zero():
@@ -100,7 +106,9 @@ def test_coverage_report_on_a_line():
     assert report["unlabeled_covered_fraction"] == pytest.approx(4 / 9)
     assert report["n_items"] == 11 and report["n_labeled"] == 2
     np.testing.assert_array_equal(report["distances_N"], [0, 1, 2, 3, 4, 5, 4, 3, 2, 1, 0])
-    np.testing.assert_array_equal(report["nearest_labeled_N"][[0, 1, 4, 6, 9, 10]], [0, 0, 0, 10, 10, 10])
+    np.testing.assert_array_equal(
+        report["nearest_labeled_N"][[0, 1, 4, 6, 9, 10]], [0, 0, 0, 10, 10, 10]
+    )
     # Uncovered: 3..7; farthest first, ties in index order.
     np.testing.assert_array_equal(report["farthest_uncovered"], [5, 4, 6])
     assert report["covered_mask_N"].tolist() == [d <= 2 for d in report["distances_N"]]
@@ -163,7 +171,8 @@ def test_k_center_radius_never_grows_as_coreset_adds_points(data, count):
     picks, radii = greedy_k_center(points, count, labeled)
     assert len(set(picks.tolist())) == len(picks) == min(count, points.shape[0])
     radius_path = [
-        k_center_radius(points, np.vstack([labeled, points[picks[:i]]])) for i in range(len(picks) + 1)
+        k_center_radius(points, np.vstack([labeled, points[picks[:i]]]))
+        for i in range(len(picks) + 1)
     ]
     assert all(later <= earlier + 1e-12 for earlier, later in itertools.pairwise(radius_path))
     # Each pick's score is the radius just before it was added (it was the farthest point).
@@ -195,7 +204,8 @@ def test_greedy_k_center_first_pick_options():
     picks, _ = greedy_k_center(points, 1, first=1)
     assert picks.tolist() == [1]
     seen = {
-        int(greedy_k_center(points, 1, first="random", rng=np.random.default_rng(s))[0][0]) for s in range(40)
+        int(greedy_k_center(points, 1, first="random", rng=np.random.default_rng(s))[0][0])
+        for s in range(40)
     }
     assert seen == {0, 1, 2, 3}
     with pytest.raises(ValueError, match="first"):

@@ -19,9 +19,7 @@ from alwidget.embedding.umap_loader import import_umap, patched_kernels
 
 @pytest.fixture(scope="module")
 def blobs():
-    features, clusters = make_blobs(
-        400, n_features=12, centers=4, cluster_std=1.0, random_state=3
-    )
+    features, clusters = make_blobs(400, n_features=12, centers=4, cluster_std=1.0, random_state=3)
     return features.astype(np.float32), clusters
 
 
@@ -35,16 +33,12 @@ def fitted(blobs):
 
 def _cluster_separation(coords, clusters) -> float:
     """Smallest distance between cluster centres over the largest within-cluster spread."""
-    centres = np.array(
-        [coords[clusters == c].mean(axis=0) for c in np.unique(clusters)]
-    )
+    centres = np.array([coords[clusters == c].mean(axis=0) for c in np.unique(clusters)])
     spread = max(
         np.linalg.norm(coords[clusters == c] - centres[c], axis=1).mean()
         for c in np.unique(clusters)
     )
-    gaps = [
-        np.linalg.norm(a - b) for i, a in enumerate(centres) for b in centres[i + 1 :]
-    ]
+    gaps = [np.linalg.norm(a - b) for i, a in enumerate(centres) for b in centres[i + 1 :]]
     return min(gaps) / spread
 
 
@@ -52,9 +46,7 @@ def test_fit_samples_keeps_required_rows_and_places_everything(blobs, fitted):
     clusters = blobs[1]
     projector, coords = fitted
     assert coords.shape == (400, 2) and np.isfinite(coords).all()
-    assert projector.fit_rows.size == 150 and {5, 390, 391} <= set(
-        projector.fit_rows.tolist()
-    )
+    assert projector.fit_rows.size == 150 and {5, 390, 391} <= set(projector.fit_rows.tolist())
     assert projector.method == "umap" and projector.n_fits == 1
     # Transformed (not fitted) rows land with their cluster: the map shows the blobs apart.
     assert _cluster_separation(coords, clusters) > 2.0
@@ -110,9 +102,7 @@ def test_refit_is_turned_onto_the_previous_map(blobs):
     features, _ = blobs
     projector = MapProjector(fit_sample_size=150, seed=0)
     first = projector.fit(features)
-    projector.seed = (
-        1  # another seed: another arrangement and orientation of the same clusters
-    )
+    projector.seed = 1  # another seed: another arrangement and orientation of the same clusters
     refitted = projector.refit(features)
     fresh = MapProjector(fit_sample_size=150, seed=1).fit(features)
     assert projector.n_fits == 2
@@ -139,11 +129,7 @@ def test_tiny_pools_fall_back_to_principal_plane(n_rows):
     features = np.arange(n_rows * 3, dtype=np.float32).reshape(n_rows, 3) ** 1.5
     projector = MapProjector()
     coords = projector.fit(features)
-    assert (
-        projector.method == "pca"
-        and coords.shape == (n_rows, 2)
-        and np.isfinite(coords).all()
-    )
+    assert projector.method == "pca" and coords.shape == (n_rows, 2) and np.isfinite(coords).all()
     assert projector.refresh(features + 1).shape == (n_rows, 2)
 
 
@@ -196,9 +182,7 @@ def test_layout_figures_with_known_answers():
     assert procrustes_disparity(square, turned) == pytest.approx(0.0, abs=1e-12)
     assert procrustes_disparity(square, square[[1, 0, 2, 3]]) > 0.1
     # Every point moves by 0.5; the diagonal of the unit square's box is sqrt(2).
-    assert mean_displacement(square, square + [0.3, 0.4]) == pytest.approx(
-        0.5 / np.sqrt(2)
-    )
+    assert mean_displacement(square, square + [0.3, 0.4]) == pytest.approx(0.5 / np.sqrt(2))
     np.testing.assert_allclose(
         procrustes_align(square @ [[0.0, -1.0], [1.0, 0.0]] + 2.0, square),
         square,
@@ -212,9 +196,7 @@ def test_exact_neighbours_match_brute_force():
     landmarks[5] = points[17]  # a duplicate must come out at distance exactly 0
     indices, distances = exact_neighbours(points, landmarks, k=6, chunk_rows=64)
     brute = np.sqrt(((points[:, None] - landmarks[None]) ** 2).sum(-1))
-    np.testing.assert_array_equal(
-        indices, np.argsort(brute, axis=1, kind="stable")[:, :6]
-    )
+    np.testing.assert_array_equal(indices, np.argsort(brute, axis=1, kind="stable")[:, :6])
     np.testing.assert_allclose(distances, np.sort(brute, axis=1)[:, :6], rtol=1e-5)
     assert indices[17, 0] == 5 and distances[17, 0] == 0.0
 
@@ -235,9 +217,7 @@ def test_fast_placement_agrees_with_umap_transform(blobs, fitted):
 
 
 def test_wide_features_are_reduced_before_umap_and_refresh_still_aligns():
-    features, clusters = make_blobs(
-        300, n_features=48, centers=3, cluster_std=1.0, random_state=5
-    )
+    features, clusters = make_blobs(300, n_features=48, centers=3, cluster_std=1.0, random_state=5)
     projector = MapProjector(fit_sample_size=200, seed=0, pca_components=8)
     coords = projector.fit(features)
     assert projector._reference_features.shape == (200, 8)

@@ -44,12 +44,7 @@ def traces_by_name(figure):
 
 def drawn_rows(figure, exclude=()):
     return sorted(
-        {
-            int(row)
-            for trace in figure.data
-            if trace.name not in exclude
-            for row in trace.customdata
-        }
+        {int(row) for trace in figure.data if trace.name not in exclude for row in trace.customdata}
     )
 
 
@@ -71,15 +66,9 @@ def test_colour_by_label_draws_each_point_once_with_overlays():
         and traces[TRACE_BATCH].marker.symbol == "diamond"
     )
     assert traces[TRACE_UNCOVERED].customdata.tolist() == [20]
-    base = [
-        trace
-        for trace in figure.data
-        if trace.name not in (TRACE_BATCH, TRACE_UNCOVERED)
-    ]
+    base = [trace for trace in figure.data if trace.name not in (TRACE_BATCH, TRACE_UNCOVERED)]
     rows = np.concatenate([trace.customdata for trace in base])
-    assert sorted(rows.tolist()) == list(
-        range(50)
-    )  # every item exactly once in the base layer
+    assert sorted(rows.tolist()) == list(range(50))  # every item exactly once in the base layer
     # Coordinates follow the rows in customdata.
     trace = traces["label: dog"]
     np.testing.assert_allclose(
@@ -92,9 +81,7 @@ def test_colour_by_prediction_rings_labeled_items():
     predicted[40:] = -1  # not predicted (outside the prediction sample)
     figure = build_map_figure(make_layers(predicted_N=predicted), color_by="predicted")
     traces = traces_by_name(figure)
-    assert {"predicted: cat", "predicted: dog", "not predicted", TRACE_LABELED} <= set(
-        traces
-    )
+    assert {"predicted: cat", "predicted: dog", "not predicted", TRACE_LABELED} <= set(traces)
     assert sorted(traces[TRACE_LABELED].customdata.tolist()) == [0, 1, 2, 3]
     assert sorted(traces["not predicted"].customdata.tolist()) == list(range(40, 50))
 
@@ -109,9 +96,7 @@ def test_colour_by_score_has_a_titled_colour_bar_and_greys_unscored():
     assert sorted(traces["not scored"].customdata.tolist()) == [0, 1, 2, 3, 4]
 
 
-@pytest.mark.parametrize(
-    "mode, missing", [("score", "scores_N"), ("predicted", "predicted_N")]
-)
+@pytest.mark.parametrize("mode, missing", [("score", "scores_N"), ("predicted", "predicted_N")])
 def test_colour_modes_need_their_data(mode, missing):
     with pytest.raises(ValueError, match=missing):
         build_map_figure(make_layers(**{missing: None}), color_by=mode)
@@ -126,9 +111,7 @@ def test_subsample_keeps_labeled_batch_and_uncovered():
     figure = build_map_figure(layers, max_points=300)
     assert len(drawn_rows(figure)) == 300
     assert "showing 300 of 5,000 items" in figure.layout.title.text
-    np.testing.assert_array_equal(
-        choose_drawn_rows(layers, max_points=300, seed=1), rows
-    )
+    np.testing.assert_array_equal(choose_drawn_rows(layers, max_points=300, seed=1), rows)
 
 
 def test_hover_escapes_class_names_and_text():

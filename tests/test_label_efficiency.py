@@ -14,7 +14,9 @@ def final_accuracy():
     results = {}
     for strategy in ("random", "entropy", "bald"):
         results[strategy] = [
-            simulate(pool, strategy=strategy, initial=20, batch_size=10, rounds=5, seed=seed)["final_accuracy"]
+            simulate(pool, strategy=strategy, initial=20, batch_size=10, rounds=5, seed=seed)[
+                "final_accuracy"
+            ]
             for seed in (0, 1, 2)
         ]
     return results
@@ -23,4 +25,6 @@ def final_accuracy():
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["entropy", "bald"])
 def test_uncertainty_beats_random_at_equal_labels(final_accuracy, strategy):
-    assert np.mean(final_accuracy[strategy]) > np.mean(final_accuracy["random"]) + 0.01, final_accuracy
+    assert np.mean(final_accuracy[strategy]) > np.mean(final_accuracy["random"]) + 0.01, (
+        final_accuracy
+    )

@@ -19,21 +19,15 @@ WAIT_S = 240
 def corner_session():
     """Four points at the corners of a square (already zero mean, unit spread, so the
     pool's standardisation leaves them alone) and a model whose features are its inputs."""
-    corners = np.array(
-        [[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]], dtype=np.float32
-    )
+    corners = np.array([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]], dtype=np.float32)
     pool = al.Pool(corners, classes=["x", "y"], ids=["c0", "c1", "c2", "c3"])
     model = torch.nn.Sequential(torch.nn.Identity(), torch.nn.Linear(2, 2))
-    return Session(
-        pool, model=model, strategy="entropy", cv_folds=0, train_config=FAST_TRAINING
-    )
+    return Session(pool, model=model, strategy="entropy", cv_folds=0, train_config=FAST_TRAINING)
 
 
 def test_coverage_without_labels_covers_nothing(corner_session):
     report = corner_session.coverage(radius=2.0)
-    assert report["covered_fraction"] == 0.0 and report["k_center_radius"] == float(
-        "inf"
-    )
+    assert report["covered_fraction"] == 0.0 and report["k_center_radius"] == float("inf")
     assert report["n_labeled"] == 0 and report["farthest_uncovered_ids"] == []
 
 
@@ -44,19 +38,12 @@ def test_coverage_figures_on_the_square(corner_session):
     corner_session.label("c0", "x")
     report = corner_session.coverage(radius=2.0)
     assert report["k_center_radius"] == pytest.approx(np.sqrt(8))  # the opposite corner
-    assert report["covered_fraction"] == pytest.approx(
-        0.75
-    )  # itself and both neighbours
+    assert report["covered_fraction"] == pytest.approx(0.75)  # itself and both neighbours
     assert report["farthest_uncovered_ids"] == ["c3"] and report["radius"] == 2.0
-    assert corner_session.coverage(radius=1.9)["covered_fraction"] == pytest.approx(
-        0.25
-    )
+    assert corner_session.coverage(radius=1.9)["covered_fraction"] == pytest.approx(0.25)
     corner_session.label("c3", "y")
     report = corner_session.coverage(radius=2.0)
-    assert (
-        report["k_center_radius"] == pytest.approx(2.0)
-        and report["covered_fraction"] == 1.0
-    )
+    assert report["k_center_radius"] == pytest.approx(2.0) and report["covered_fraction"] == 1.0
 
 
 def test_coverage_is_recorded_in_the_round_history(corner_session):
@@ -77,9 +64,7 @@ def test_coverage_is_recorded_in_the_round_history(corner_session):
 # --------------------------------------------------------------------------- map widget
 @pytest.fixture
 def blob_session():
-    features, clusters = make_blobs(
-        240, n_features=6, centers=3, cluster_std=0.8, random_state=0
-    )
+    features, clusters = make_blobs(240, n_features=6, centers=3, cluster_std=0.8, random_state=0)
     pool = al.Pool(
         features.astype(np.float32),
         targets=clusters,
@@ -159,10 +144,7 @@ def test_click_on_a_point_focuses_that_item(map_view):
     expected = id_of(map_view, "unlabeled", 7)
     send_points(map_view, "plotly_click", [("unlabeled", 7)])
     assert map_view.focused == [expected]
-    assert (
-        f"item {expected}" in map_view.item_pane.value
-        and "<img" not in map_view.item_pane.value
-    )
+    assert f"item {expected}" in map_view.item_pane.value and "<img" not in map_view.item_pane.value
 
 
 def test_lasso_across_traces_queues_the_unlabeled_items_next(map_view, blob_session):
@@ -182,9 +164,7 @@ def test_lasso_across_traces_queues_the_unlabeled_items_next(map_view, blob_sess
     map_view.queue_button.click()
     assert map_view.last_error == ""
     batch = blob_session.query(batch_size=5)
-    assert set(batch.ids[:3]) == set(wanted) and all(
-        item.prioritized for item in batch.items[:3]
-    )
+    assert set(batch.ids[:3]) == set(wanted) and all(item.prioritized for item in batch.items[:3])
 
 
 def test_bulk_label_gives_the_selection_one_class_and_redraws(map_view, blob_session):
@@ -198,9 +178,9 @@ def test_bulk_label_gives_the_selection_one_class_and_redraws(map_view, blob_ses
     map_view.bulk_button.click()
     map_view.wait(WAIT_S)
     assert map_view.last_error == ""
-    assert {
-        item_id: blob_session.labels[item_id] for item_id in wanted
-    } == dict.fromkeys(wanted, "c")
+    assert {item_id: blob_session.labels[item_id] for item_id in wanted} == dict.fromkeys(
+        wanted, "c"
+    )
     drawn = [
         blob_session.pool.ids[int(row)]
         for row in map_view.figure.data[trace_index(map_view, "label: c")].customdata
@@ -214,9 +194,7 @@ def test_bulk_label_gives_the_selection_one_class_and_redraws(map_view, blob_ses
     assert map_view.bulk_button.disabled
 
 
-def test_retrain_refreshes_the_layout_without_refitting_unless_asked(
-    map_view, blob_session
-):
+def test_retrain_refreshes_the_layout_without_refitting_unless_asked(map_view, blob_session):
     before = map_view.map.projector.coordinates_N_2.copy()
     assert map_view.update().result(WAIT_S) == "unchanged"
     blob_session.label(["p0", "p1", "p2", "p3"], ["a", "b", "c", "a"])
@@ -229,9 +207,7 @@ def test_retrain_refreshes_the_layout_without_refitting_unless_asked(
     map_view.refit_button.click()
     map_view.wait(WAIT_S)
     assert (
-        map_view.last_outcome == "refitted"
-        and projector.n_fits == 2
-        and map_view.last_error == ""
+        map_view.last_outcome == "refitted" and projector.n_fits == 2 and map_view.last_error == ""
     )
 
 
@@ -240,8 +216,7 @@ def test_colour_modes_switch_in_the_background(map_view):
     map_view.wait(WAIT_S)
     score_trace = map_view.figure.data[trace_index(map_view, "acquisition score")]
     assert (
-        score_trace.marker.showscale
-        and "entropy score" in score_trace.marker.colorbar.title.text
+        score_trace.marker.showscale and "entropy score" in score_trace.marker.colorbar.title.text
     )
     map_view.color_dropdown.value = "predicted"
     map_view.wait(WAIT_S)
@@ -282,9 +257,9 @@ def test_follow_marks_the_panel_batch_and_tracks_labels(blob_session):
         view.wait(WAIT_S)
         queued = [item.id for item in panel.queue]
         batch_trace = view.figure.data[trace_index(view, "current batch")]
-        assert sorted(
-            blob_session.pool.ids[int(row)] for row in batch_trace.customdata
-        ) == sorted(queued)
+        assert sorted(blob_session.pool.ids[int(row)] for row in batch_trace.customdata) == sorted(
+            queued
+        )
         # A click on the third batch diamond focuses that item in the panel.
         send_points(view, "plotly_click", [("current batch", 2)])
         assert panel.focused_item.id == id_of(view, "current batch", 2)
@@ -312,9 +287,7 @@ def test_background_jobs_coalesce_waiting_jobs_of_one_kind_and_report_errors():
     from alwidget.widget.jobs import JobRunner as CoalescingJobs
 
     errors, runs = [], []
-    jobs = CoalescingJobs(
-        on_error=lambda error, kind: errors.append((kind, str(error)))
-    )
+    jobs = CoalescingJobs(on_error=lambda error, kind: errors.append((kind, str(error))))
     release = threading.Event()
     jobs.submit("slow", release.wait)  # occupies the worker
     first = jobs.submit("redraw", lambda: runs.append("redraw"))

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from alwidget.models import GalCNN, MLP
+from alwidget.models import MLP, GalCNN
 from alwidget.predict import predict, split_at_first_dropout
 
 torch.manual_seed(0)
@@ -42,7 +42,15 @@ def test_split_finds_the_deterministic_trunk():
 def test_trunk_caching_gives_exactly_the_full_mc_samples():
     model = GalCNN(1, 12, 10, kernel_size=3, padding=1)
     cached = predict(model, from_tensor(IMAGES), np.arange(37), mc_samples=8, seed=3, chunk_size=10)
-    full = predict(model, from_tensor(IMAGES), np.arange(37), mc_samples=8, seed=3, chunk_size=10, cache_trunk=False)
+    full = predict(
+        model,
+        from_tensor(IMAGES),
+        np.arange(37),
+        mc_samples=8,
+        seed=3,
+        chunk_size=10,
+        cache_trunk=False,
+    )
     assert cached.log_probs_N_K_C.shape == (37, 8, 10)
     np.testing.assert_allclose(cached.log_probs_N_K_C, full.log_probs_N_K_C, atol=1e-5)
     # and the samples really differ from one another
@@ -61,17 +69,37 @@ def test_consistent_masks_have_the_same_marginal_distribution_as_torch_dropout()
     torch.manual_seed(1)
     model = MLP(6, 3, hidden=(16,), dropout=0.5)
     x = ROWS[:3]
-    ours = np.exp(predict(model, from_tensor(x), np.arange(3), mc_samples=3000, seed=0).log_probs_N_K_C).mean(axis=1)
+    ours = np.exp(
+        predict(model, from_tensor(x), np.arange(3), mc_samples=3000, seed=0).log_probs_N_K_C
+    ).mean(axis=1)
     model.train()
     with torch.no_grad():
-        reference = torch.stack([torch.softmax(model(x), dim=1) for _ in range(3000)]).mean(0).numpy()
+        reference = (
+            torch.stack([torch.softmax(model(x), dim=1) for _ in range(3000)]).mean(0).numpy()
+        )
     np.testing.assert_allclose(ours, reference, atol=0.02)
 
 
 def test_chunked_prediction_equals_one_chunk():
     model = GalCNN(1, 12, 10, kernel_size=3, padding=1)
-    small = predict(model, from_tensor(IMAGES), np.arange(37), mc_samples=5, chunk_size=4, seed=9, return_embeddings=True)
-    whole = predict(model, from_tensor(IMAGES), np.arange(37), mc_samples=5, chunk_size=1000, seed=9, return_embeddings=True)
+    small = predict(
+        model,
+        from_tensor(IMAGES),
+        np.arange(37),
+        mc_samples=5,
+        chunk_size=4,
+        seed=9,
+        return_embeddings=True,
+    )
+    whole = predict(
+        model,
+        from_tensor(IMAGES),
+        np.arange(37),
+        mc_samples=5,
+        chunk_size=1000,
+        seed=9,
+        return_embeddings=True,
+    )
     np.testing.assert_allclose(small.log_probs_N_K_C, whole.log_probs_N_K_C, atol=1e-5)
     np.testing.assert_allclose(small.embeddings_N_D, whole.embeddings_N_D, atol=1e-5)
 

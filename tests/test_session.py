@@ -34,7 +34,9 @@ def oracle(pool, ids):
 
 
 def test_the_issue_walkthrough(digits):
-    session = al.Session(digits, model="small_cnn", strategy="bald", mc_samples=20, seed=0, train_config=FAST)
+    session = al.Session(
+        digits, model="small_cnn", strategy="bald", mc_samples=20, seed=0, train_config=FAST
+    )
     batch = session.query(10)
     assert len(batch) == 10 and len(set(batch.ids)) == 10
     assert list(batch.scores) == sorted(batch.scores, reverse=True)
@@ -88,7 +90,9 @@ def test_prioritized_items_jump_the_queue(digits):
 
 
 def test_ensembles_feed_the_sample_axis_and_make_bald_possible(digits):
-    session = al.Session(digits, model="mlp", strategy="bald", ensemble=3, mc_samples=1, seed=0, train_config=FAST)
+    session = al.Session(
+        digits, model="mlp", strategy="bald", ensemble=3, mc_samples=1, seed=0, train_config=FAST
+    )
     ids = balanced_initial_ids(digits, 20, seed=0)
     session.label(ids, oracle(digits, ids))
     report = session.retrain()
@@ -274,8 +278,13 @@ def test_coverage_is_recorded_each_round_and_resumed(digits, tmp_path):
 
 
 def test_warm_start_continues_from_the_current_weights(digits):
-    session = al.Session(digits, model="mlp", seed=0, store=False,
-                         train_config=TrainConfig(min_steps=1, max_steps=1, warm_start=True))
+    session = al.Session(
+        digits,
+        model="mlp",
+        seed=0,
+        store=False,
+        train_config=TrainConfig(min_steps=1, max_steps=1, warm_start=True),
+    )
     ids = balanced_initial_ids(digits, 20, seed=0)
     session.label(ids, oracle(digits, ids))
     session.retrain()
@@ -284,6 +293,10 @@ def test_warm_start_continues_from_the_current_weights(digits):
     # From scratch, the same seed and labels would reproduce the first weights exactly; warm,
     # it is one more Adam step on top of them, two steps away from the initialisation.
     fresh = session.model.fresh_member(0).state_dict()
-    moved_from_first = max(float((session.model.members[0].state_dict()[k] - first[k]).abs().max()) for k in first)
-    moved_from_fresh = max(float((session.model.members[0].state_dict()[k] - fresh[k]).abs().max()) for k in first)
+    moved_from_first = max(
+        float((session.model.members[0].state_dict()[k] - first[k]).abs().max()) for k in first
+    )
+    moved_from_fresh = max(
+        float((session.model.members[0].state_dict()[k] - fresh[k]).abs().max()) for k in first
+    )
     assert 0 < moved_from_first < moved_from_fresh

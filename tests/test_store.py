@@ -206,7 +206,9 @@ def test_classes_may_grow_but_labels_in_use_must_stay(tmp_path):
 def test_store_argument_resolution(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert default_store_path("0123456789abcdef") == tmp_path / "alwidget-01234567.db"
-    assert resolve_store_url(None, "0123456789abcdef") == f"sqlite:///{tmp_path}/alwidget-01234567.db"
+    assert (
+        resolve_store_url(None, "0123456789abcdef") == f"sqlite:///{tmp_path}/alwidget-01234567.db"
+    )
     assert resolve_store_url(False) == "sqlite://"
     assert resolve_store_url(":memory:") == "sqlite://"
     assert resolve_store_url("labels.db") == f"sqlite:///{tmp_path}/labels.db"

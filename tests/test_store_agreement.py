@@ -73,7 +73,9 @@ def test_report_on_a_small_team():
     assert report.pairwise[("ann", "bob")] == {
         "n_items": 3,
         "percent_agreement": pytest.approx(2 / 3),
-        "cohen_kappa": pytest.approx(cohen_kappa_score(["cat", "cat", "dog"], ["cat", "dog", "dog"])),  # noqa: E501
+        "cohen_kappa": pytest.approx(
+            cohen_kappa_score(["cat", "cat", "dog"], ["cat", "dog", "dog"])
+        ),  # noqa: E501
     }
     # Fleiss uses the most common rater count: items 1 and 2 (3 raters) vs item 3 (2 raters)
     assert report.overall["fleiss_raters"] == 3 and report.overall["fleiss_n_items"] == 2

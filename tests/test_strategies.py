@@ -27,7 +27,15 @@ TWO_SAMPLES = log([AGREEING, DISAGREEING])
 
 
 def test_registry_lists_the_required_names():
-    required = {"random", "least_confidence", "margin", "entropy", "bald", "variation_ratios", "mean_std"}
+    required = {
+        "random",
+        "least_confidence",
+        "margin",
+        "entropy",
+        "bald",
+        "variation_ratios",
+        "mean_std",
+    }
     assert required <= set(S.available())
     assert S.available() == sorted(S.available())
 
@@ -112,7 +120,9 @@ def log_prob_arrays(max_items=6, max_samples=5, max_classes=4):
         st.integers(1, max_items), st.integers(1, max_samples), st.integers(2, max_classes)
     )
     logits = shapes.flatmap(
-        lambda shape: arrays(np.float64, shape, elements=st.floats(-8, 8, allow_nan=False, width=32))
+        lambda shape: arrays(
+            np.float64, shape, elements=st.floats(-8, 8, allow_nan=False, width=32)
+        )
     )
     return logits.map(lambda x: x - np.logaddexp.reduce(x, axis=-1, keepdims=True))
 
@@ -138,7 +148,9 @@ def test_scores_do_not_depend_on_the_order_of_samples(log_probs, random):
     order = list(range(log_probs.shape[1]))
     random.shuffle(order)
     for name in SAMPLE_SCORES + ["variation_ratios"]:
-        assert np.allclose(S.SCORES[name](log_probs), S.SCORES[name](log_probs[:, order]), atol=1e-9), name
+        assert np.allclose(
+            S.SCORES[name](log_probs), S.SCORES[name](log_probs[:, order]), atol=1e-9
+        ), name
 
 
 @settings(max_examples=40, deadline=None)
@@ -146,7 +158,9 @@ def test_scores_do_not_depend_on_the_order_of_samples(log_probs, random):
 def test_scoring_in_chunks_equals_scoring_the_whole_array(log_probs, chunk):
     for name in SAMPLE_SCORES + ["variation_ratios"]:
         whole = S.SCORES[name](log_probs)
-        pieces = np.concatenate([S.SCORES[name](log_probs[i : i + chunk]) for i in range(0, len(log_probs), chunk)])
+        pieces = np.concatenate(
+            [S.SCORES[name](log_probs[i : i + chunk]) for i in range(0, len(log_probs), chunk)]
+        )
         assert np.allclose(whole, pieces), name
 
 

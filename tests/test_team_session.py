@@ -20,8 +20,8 @@ from team_session_worker import CLASSES, DISSENTER, POOL_SIZE, team_label, team_
 
 import alwidget as al
 from alwidget.errors import AlreadyLabeledError, NotLabeledError
-from alwidget.store import open_store
 from alwidget.session import TeamQueueEmptyError, consensus_label
+from alwidget.store import open_store
 from alwidget.training import TrainConfig
 
 WORKER = Path(__file__).parent / "fixtures" / "team_session_worker.py"
@@ -70,7 +70,9 @@ def test_annotators_get_distinct_items_and_train_on_each_others_labels(pool, sto
 
 def test_overlap_two_gives_each_item_to_two_annotators(pool, tmp_path):
     url = f"sqlite:///{tmp_path / 'team.db'}"
-    alice, bob, carol = (member(pool, url, who, overlap=2, seed=0) for who in ("alice", "bob", "carol"))
+    alice, bob, carol = (
+        member(pool, url, who, overlap=2, seed=0) for who in ("alice", "bob", "carol")
+    )
     a, b = alice.query(5), bob.query(5)
     assert a.ids == b.ids  # same model, same ranking: both slots of the top items
     assert not set(carol.query(5).ids) & set(a.ids)
@@ -102,10 +104,15 @@ def test_ranking_is_published_once_per_model_and_bounded(pool, tmp_path):
     alice = member(pool, url, "alice")
     alice.team_publish_size = 40
     alice.query(5)
-    assert alice.last_query_timings["n_published"] == 40 and alice.last_query_timings["n_scored"] == POOL_SIZE
+    assert (
+        alice.last_query_timings["n_published"] == 40
+        and alice.last_query_timings["n_scored"] == POOL_SIZE
+    )
     assert alice.team_progress()["items"] == 40
     alice.query(5)  # same model, same ranking: nothing to publish, own leases come back
-    assert alice.last_query_timings["n_published"] == 0 and alice.last_query_timings["n_scored"] == 0
+    assert (
+        alice.last_query_timings["n_published"] == 0 and alice.last_query_timings["n_scored"] == 0
+    )
     batch = alice.query(45)  # more than published: the next part of the ranking follows
     assert len(batch) == 45 and alice.team_progress()["items"] == 80
     alice.label(batch.ids, [team_label(i, "alice") for i in batch.ids])
@@ -125,7 +132,12 @@ def _priorities(url, keys):
 
     with sqlite3.connect(url) as conn:
         marks = ",".join("?" * len(keys))
-        return [p for (p,) in conn.execute(f"SELECT priority FROM work_items WHERE item_key IN ({marks})", keys)]
+        return [
+            p
+            for (p,) in conn.execute(
+                f"SELECT priority FROM work_items WHERE item_key IN ({marks})", keys
+            )
+        ]
 
 
 def test_prioritized_items_go_to_the_front_of_the_team_queue(pool, tmp_path):
@@ -134,7 +146,12 @@ def test_prioritized_items_go_to_the_front_of_the_team_queue(pool, tmp_path):
     wanted = [pool.ids[-1], pool.ids[-2]]
     alice.prioritize(wanted)
     batch = alice.query(4)
-    assert batch.ids[:2] == wanted and [item.prioritized for item in batch] == [True, True, False, False]
+    assert batch.ids[:2] == wanted and [item.prioritized for item in batch] == [
+        True,
+        True,
+        False,
+        False,
+    ]
     bob.prioritize([pool.ids[-3]])
     assert bob.query(3).ids[0] == pool.ids[-3]
     alice.close()
@@ -151,7 +168,9 @@ def test_leases_expire_and_an_empty_queue_says_why(pool, tmp_path):
     mine = bob.query(5).ids
     assert len(mine) == 3 and not set(mine) & set(held)
     bob.label(mine, ["dog"] * 3)
-    with pytest.raises(TeamQueueEmptyError, match="5 item.* still need labels, but other annotators hold them"):
+    with pytest.raises(
+        TeamQueueEmptyError, match="5 item.* still need labels, but other annotators hold them"
+    ):
         bob.query(1)
     time.sleep(1.2)  # alice walked away
     taken = bob.query(8).ids
@@ -269,7 +288,9 @@ def run_team(zygote, url, tmp_path, overlap, annotators=("a1", "a2", "a3")):
     zygote.stdin.write(json.dumps(command) + "\n")
     zygote.stdin.flush()
     lines, ready = [], 0
-    watchdog = threading.Timer(120, _kill_group, [zygote])  # a hung annotator fails, not hangs, the test
+    watchdog = threading.Timer(
+        120, _kill_group, [zygote]
+    )  # a hung annotator fails, not hangs, the test
     watchdog.start()
     while True:
         line = zygote.stdout.readline()
@@ -286,7 +307,9 @@ def run_team(zygote, url, tmp_path, overlap, annotators=("a1", "a2", "a3")):
             break
     watchdog.cancel()
     assert not [line for line in lines if line.startswith("E ")], lines[-10:]
-    assert sorted(line for line in lines if line.startswith("exit ")) == [f"exit {w} 0" for w in annotators]
+    assert sorted(line for line in lines if line.startswith("exit ")) == [
+        f"exit {w} 0" for w in annotators
+    ]
     return lines
 
 
@@ -300,7 +323,9 @@ def check_team_run(url, lines, overlap):
     handed = Counter(item for ids in batches.values() for item in set(ids))
     for who, ids in batches.items():  # nobody is handed an item twice ...
         assert len(ids) == len(set(ids)), who
-    assert set(handed) == set(team_pool().ids) and set(handed.values()) == {overlap}  # ... nor shares it beyond overlap
+    assert set(handed) == set(team_pool().ids) and set(handed.values()) == {
+        overlap
+    }  # ... nor shares it beyond overlap
     with open_store(url) as store:
         events = store.history()
         current = store.current_labels()
@@ -313,7 +338,9 @@ def check_team_run(url, lines, overlap):
     assert set(per_item.values()) == {overlap}
     for who, ids in labeled.items():  # every label a session committed is stored, and only those
         assert sorted(ids) == sorted(key for key, annotator in pairs if annotator == who)
-    assert all(len(ids) >= 5 for ids in labeled.values()), {w: len(i) for w, i in labeled.items()}  # all took part
+    assert all(len(ids) >= 5 for ids in labeled.values()), {
+        w: len(i) for w, i in labeled.items()
+    }  # all took part
     for event in events:
         assert event.label == team_label(event.item_key, event.annotator)
     # The mid-run retrain trained on the labels of the whole team, not only its own.

@@ -32,7 +32,9 @@ def widget(gate):
 
 def browser_key(widget, key: str, focused: str | None = None) -> None:
     """Deliver a key exactly as the browser's comm message does."""
-    widget.key_catcher._receive(widget.key_catcher, {"event": "key", "key": key, "focused": focused}, [])
+    widget.key_catcher._receive(
+        widget.key_catcher, {"event": "key", "key": key, "focused": focused}, []
+    )
 
 
 def test_key_acts_on_the_item_the_browser_showed(widget):
@@ -64,7 +66,10 @@ def test_failed_store_shows_error_and_does_not_advance(widget):
     widget.label_buttons["c"].click()
     assert widget.session.labels[in_hand.id] == "a"
     assert widget.focused_item.id == in_hand.id
-    assert "AlreadyLabeledError" in widget.last_error and "already labeled" in widget.error_banner.value
+    assert (
+        "AlreadyLabeledError" in widget.last_error
+        and "already labeled" in widget.error_banner.value
+    )
     assert any("already labeled" in output.get("text", "") for output in widget.errors.outputs)
     with pytest.raises(AlwidgetError):
         widget.label("c")
@@ -144,7 +149,9 @@ def test_retrain_runs_in_background_while_labeling_and_refreshes_the_batch(widge
     assert widget.focused_item.id == in_hand.id and widget.focused == 0
     assert [item.id for item in widget.queue] != before
     assert widget.labels_since_retrain == 3 and widget.stale  # labeled after the training snapshot
-    assert widget.learning_curve.points == [(6, pytest.approx(widget.session.history[0]["accuracy"]))]
+    assert widget.learning_curve.points == [
+        (6, pytest.approx(widget.session.history[0]["accuracy"]))
+    ]
     assert "model v1" in widget.train_status.value and widget.train_progress.value == 1.0
 
 

@@ -65,14 +65,19 @@ def test_image_files_show_and_a_corrupt_file_shows_a_clear_error(tmp_path):
     pool = al.Pool([str(p) for p in paths], targets=[0, 1] * 5, classes=["dark", "light"])
     session = al.Session(pool, seed=0, strategy="entropy", train_config=FAST_TRAINING)
     first_id = session.query(4).ids[0]
-    paths[pool.position(first_id)].write_bytes(b"this is not a png")  # breaks after the pool was built
+    paths[pool.position(first_id)].write_bytes(
+        b"this is not a png"
+    )  # breaks after the pool was built
     widget = al.Widget(session, batch_size=4)
     try:
         assert widget.focused_item.id == first_id
         card = widget.strip.cards[0]
         assert card["kind"] == "error" and "corrupt or unreadable image file" in card["snippet"]
         assert widget.focus_image.layout.display == "none"
-        assert "cannot be shown" in widget.focus_html.value and f"img{pool.position(first_id)}.png" in widget.focus_html.value
+        assert (
+            "cannot be shown" in widget.focus_html.value
+            and f"img{pool.position(first_id)}.png" in widget.focus_html.value
+        )
         widget.skip()  # the user can move on
         assert decode(widget.focus_image.value).size == (240, 240)
     finally:
@@ -88,13 +93,22 @@ def test_text_items_and_class_names_are_escaped():
     widget = al.Widget(session, batch_size=4)
     try:
         assert widget.focused_item.id == 0
-        everything = widget.why.value + widget.counts.value + widget.focus_html.value + widget.error_banner.value
+        everything = (
+            widget.why.value
+            + widget.counts.value
+            + widget.focus_html.value
+            + widget.error_banner.value
+        )
         assert PAYLOAD not in everything
         assert "&lt;img src=x onerror=alert(1)&gt;" in widget.focus_html.value
         assert "&lt;img src=x onerror=alert(1)&gt;" in widget.counts.value
         assert "&lt;img src=x onerror=alert(1)&gt;" in widget.why.value
-        assert widget.strip.cards[0]["snippet"] == PAYLOAD  # the browser inserts it with textContent
-        assert widget.label_buttons[PAYLOAD].description.startswith(PAYLOAD)  # drawn as text by ipywidgets
+        assert (
+            widget.strip.cards[0]["snippet"] == PAYLOAD
+        )  # the browser inserts it with textContent
+        assert widget.label_buttons[PAYLOAD].description.startswith(
+            PAYLOAD
+        )  # drawn as text by ipywidgets
         widget.label(PAYLOAD)
         assert session.labels == {0: PAYLOAD}
     finally:
@@ -111,12 +125,19 @@ def test_render_item_escapes_text_and_shortens_snippets():
 
 def test_tabular_rows_show_as_tables():
     rng = np.random.default_rng(1)
-    widget = make_widget(al.Pool(rng.normal(size=(25, 3)).astype(np.float32), targets=rng.integers(0, 2, 25),
-                                 classes=["n", "p"]))
+    widget = make_widget(
+        al.Pool(
+            rng.normal(size=(25, 3)).astype(np.float32),
+            targets=rng.integers(0, 2, 25),
+            classes=["n", "p"],
+        )
+    )
     try:
         assert widget.focus_image.layout.display == "none"
         assert widget.focus_html.value.startswith('<table class="alwidget-row">')
-        assert widget.strip.cards[0]["kind"] == "tabular" and widget.strip.cards[0]["thumbnail"] == ""
+        assert (
+            widget.strip.cards[0]["kind"] == "tabular" and widget.strip.cards[0]["thumbnail"] == ""
+        )
     finally:
         widget.close()
 

@@ -49,7 +49,7 @@ def test_queue_next_puts_items_after_the_current_one(widget):
     widget.queue_next(wanted)
     widget.wait(timeout=30)
     ids = [item.id for item in widget.queue]
-    assert ids[: 4] == [in_hand.id, *wanted]
+    assert ids[:4] == [in_hand.id, *wanted]
     assert widget.focused_item.id == in_hand.id
     widget.label(true_class(widget.session, in_hand.id))
     assert widget.focused_item.id == wanted[0]
@@ -60,7 +60,9 @@ def test_label_many_and_undo_each(widget):
     outside = unqueued_ids(widget, 2)
     in_hand = widget.focused_item
     widget.label_many([queued, *outside], "b")
-    assert {i: widget.session.labels[i] for i in [queued, *outside]} == dict.fromkeys([queued, *outside], "b")
+    assert {i: widget.session.labels[i] for i in [queued, *outside]} == dict.fromkeys(
+        [queued, *outside], "b"
+    )
     assert queued not in [item.id for item in widget.queue]
     assert widget.focused_item.id == in_hand.id and widget.n_labels == 3
     widget.undo()

@@ -37,14 +37,10 @@ class LinearAlignment:
     def apply(self, source_N_D) -> np.ndarray:
         """Map rows of the source feature space into the target one (float32)."""
         source = np.asarray(source_N_D, dtype=np.float64)
-        return ((source - self.source_mean) @ self.weights + self.target_mean).astype(
-            np.float32
-        )
+        return ((source - self.source_mean) @ self.weights + self.target_mean).astype(np.float32)
 
 
-def fit_linear_alignment(
-    source_N_D, target_N_E, ridge: float = 1e-3
-) -> LinearAlignment:
+def fit_linear_alignment(source_N_D, target_N_E, ridge: float = 1e-3) -> LinearAlignment:
     """Least-squares affine map from ``source`` rows onto the matching ``target`` rows.
 
     Parameters
@@ -96,9 +92,7 @@ class SimilarityTransform:
         return (self.scale * points @ self.rotation + self.shift).astype(np.float32)
 
 
-def fit_similarity(
-    source_N_2, target_N_2, *, allow_scale: bool = True
-) -> SimilarityTransform:
+def fit_similarity(source_N_2, target_N_2, *, allow_scale: bool = True) -> SimilarityTransform:
     """The rotation/reflection, uniform scale and shift taking ``source`` closest to ``target``
     (least squares; orthogonal Procrustes)."""
     source = np.asarray(source_N_2, dtype=np.float64)
@@ -113,17 +107,13 @@ def fit_similarity(
     rotation = u @ vt
     spread = float((centred_source**2).sum())
     scale = float(singular_values.sum() / spread) if allow_scale and spread > 0 else 1.0
-    return SimilarityTransform(
-        rotation, scale, target_mean - scale * source_mean @ rotation
-    )
+    return SimilarityTransform(rotation, scale, target_mean - scale * source_mean @ rotation)
 
 
 def procrustes_align(source_N_2, target_N_2, *, allow_scale: bool = True) -> np.ndarray:
     """``source`` rotated (or reflected), scaled and shifted to lie as close as possible to
     ``target``."""
-    return fit_similarity(source_N_2, target_N_2, allow_scale=allow_scale).apply(
-        source_N_2
-    )
+    return fit_similarity(source_N_2, target_N_2, allow_scale=allow_scale).apply(source_N_2)
 
 
 def procrustes_disparity(first_N_2, second_N_2) -> float:
@@ -139,9 +129,7 @@ def procrustes_disparity(first_N_2, second_N_2) -> float:
     b = second - second.mean(axis=0)
     norm_a, norm_b = np.linalg.norm(a), np.linalg.norm(b)
     if norm_a == 0 or norm_b == 0:
-        raise ValueError(
-            "a layout with every point in one place has no shape to compare"
-        )
+        raise ValueError("a layout with every point in one place has no shape to compare")
     a, b = a / norm_a, b / norm_b
     singular_values = np.linalg.svd(a.T @ b, compute_uv=False)
     return float(max(1.0 - singular_values.sum() ** 2, 0.0))

@@ -39,22 +39,12 @@ def exact_neighbours(
         landmark_norms = (landmarks * landmarks).sum(dim=1)
         for start in range(0, points.shape[0], chunk_rows):
             block = points[start : start + chunk_rows]
-            ranking = torch.addmm(
-                landmark_norms[None, :], block, landmarks.T, beta=1.0, alpha=-2.0
-            )
+            ranking = torch.addmm(landmark_norms[None, :], block, landmarks.T, beta=1.0, alpha=-2.0)
             _, nearest = torch.topk(ranking, k, dim=1, largest=False, sorted=False)
-            exact = torch.linalg.vector_norm(
-                block[:, None, :] - landmarks[nearest], dim=2
-            )
-            order = torch.argsort(
-                exact, dim=1, stable=True
-            )  # re-sort after the exact recompute
-            indices[start : start + chunk_rows] = torch.gather(
-                nearest, 1, order
-            ).numpy()
-            distances[start : start + chunk_rows] = torch.gather(
-                exact, 1, order
-            ).numpy()
+            exact = torch.linalg.vector_norm(block[:, None, :] - landmarks[nearest], dim=2)
+            order = torch.argsort(exact, dim=1, stable=True)  # re-sort after the exact recompute
+            indices[start : start + chunk_rows] = torch.gather(nearest, 1, order).numpy()
+            distances[start : start + chunk_rows] = torch.gather(exact, 1, order).numpy()
     return indices, distances
 
 
@@ -110,21 +100,15 @@ def place_on_map(
     )
 
     n_neighbors = model._n_neighbors
-    indices, distances = exact_neighbours(
-        features_N_D, landmark_features, n_neighbors, chunk_rows
-    )
+    indices, distances = exact_neighbours(features_N_D, landmark_features, n_neighbors, chunk_rows)
     indices[distances >= model._disconnection_distance] = -1
     sigmas, rhos = smooth_knn_dist(
         distances,
         float(n_neighbors),
         local_connectivity=float(max(0.0, model.local_connectivity - 1.0)),
     )
-    _, _, values, _ = compute_membership_strengths(
-        indices, distances, sigmas, rhos, bipartite=True
-    )
-    weights = values.reshape(
-        indices.shape
-    )  # 0 where a neighbour was dropped (index -1)
+    _, _, values, _ = compute_membership_strengths(indices, distances, sigmas, rhos, bipartite=True)
+    weights = values.reshape(indices.shape)  # 0 where a neighbour was dropped (index -1)
     landmark_coords = np.asarray(model.embedding_, dtype=np.float32)
     placed = _first_placement(indices, weights, landmark_coords)
     if n_epochs <= 0 or not (weights > 0).any():
@@ -132,15 +116,13 @@ def place_on_map(
     # As umap-learn: edges too weak to be sampled once in n_epochs are dropped.
     keep = weights.ravel() >= weights.max() / float(n_epochs)
     keep &= weights.ravel() > 0
-    head = np.repeat(np.arange(indices.shape[0], dtype=np.int32), indices.shape[1])[
-        keep
-    ]
+    head = np.repeat(np.arange(indices.shape[0], dtype=np.int32), indices.shape[1])[keep]
     tail = indices.ravel()[keep].astype(np.int32)
     edge_weights = weights.ravel()[keep]
     rng = np.random.RandomState(seed)
-    rng_state = rng.randint(
-        np.iinfo(np.int32).min + 1, np.iinfo(np.int32).max - 1, 3
-    ).astype(np.int64)
+    rng_state = rng.randint(np.iinfo(np.int32).min + 1, np.iinfo(np.int32).max - 1, 3).astype(
+        np.int64
+    )
     return optimize_layout_euclidean(
         placed,
         landmark_coords.copy(),

@@ -46,9 +46,7 @@ class MapLayers:
     predicted_N: np.ndarray | None = None
     scores_N: np.ndarray | None = None
     batch_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    uncovered_rows: np.ndarray = field(
-        default_factory=lambda: np.zeros(0, dtype=np.int64)
-    )
+    uncovered_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     hover_N: list | None = None
     score_name: str = "score"
     title: str = ""
@@ -75,13 +73,9 @@ class MapLayers:
         return int(self.coordinates_N_2.shape[0])
 
     def _per_item(self, values, name, kind) -> np.ndarray:
-        array = np.asarray(
-            values, dtype=np.int64 if kind is int else np.float64
-        ).reshape(-1)
+        array = np.asarray(values, dtype=np.int64 if kind is int else np.float64).reshape(-1)
         if array.shape[0] != self.n_items:
-            raise ValueError(
-                f"{name} has {array.shape[0]} entries for {self.n_items} items"
-            )
+            raise ValueError(f"{name} has {array.shape[0]} entries for {self.n_items} items")
         return array
 
     def _class_indices(self, values, name, missing) -> np.ndarray:
@@ -100,9 +94,7 @@ class MapLayers:
         return np.unique(array)
 
 
-def choose_drawn_rows(
-    layers: MapLayers, max_points: int | None, seed: int = 0
-) -> np.ndarray:
+def choose_drawn_rows(layers: MapLayers, max_points: int | None, seed: int = 0) -> np.ndarray:
     """Rows to draw: all when they fit, else every labeled, batch and uncovered row plus a
     seeded random sample of the others up to ``max_points`` (sorted positions)."""
     n = layers.n_items

@@ -39,16 +39,12 @@ EXACT_NEIGHBOURS_MAX_ROWS = 4095
 def _as_feature_matrix(embeddings, what: str = "embeddings") -> np.ndarray:
     array = np.asarray(embeddings)
     if array.ndim != 2:
-        raise ValueError(
-            f"{what} must be a 2-D array (items x features), got shape {array.shape}"
-        )
+        raise ValueError(f"{what} must be a 2-D array (items x features), got shape {array.shape}")
     if array.shape[0] == 0:
         raise ValueError(f"{what} has no rows: there is nothing to place on the map")
     if array.shape[1] == 0:
         raise ValueError(f"{what} has no feature columns")
-    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(
-        array.dtype, np.complexfloating
-    ):
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
         raise ValueError(f"{what} must be real numbers, got dtype {array.dtype}")
     array = np.ascontiguousarray(array, dtype=np.float32)
     bad_rows = np.flatnonzero(~np.isfinite(array).all(axis=1))
@@ -66,9 +62,7 @@ def _as_row_indices(rows, n_rows: int, what: str) -> np.ndarray:
     array = np.asarray(rows)
     if array.dtype == bool:
         if array.shape != (n_rows,):
-            raise ValueError(
-                f"{what} as a mask must have shape ({n_rows},), got {array.shape}"
-            )
+            raise ValueError(f"{what} as a mask must have shape ({n_rows},), got {array.shape}")
         return np.flatnonzero(array)
     array = array.reshape(-1)
     if array.size == 0:
@@ -161,19 +155,12 @@ class MapProjector:
         pca_components: int | None = 32,
     ):
         if int(fit_sample_size) != fit_sample_size or fit_sample_size < 2:
-            raise ValueError(
-                f"fit_sample_size must be an integer >= 2, got {fit_sample_size!r}"
-            )
+            raise ValueError(f"fit_sample_size must be an integer >= 2, got {fit_sample_size!r}")
         if int(n_neighbors) != n_neighbors or n_neighbors < 2:
-            raise ValueError(
-                f"n_neighbors must be an integer >= 2, got {n_neighbors!r}"
-            )
+            raise ValueError(f"n_neighbors must be an integer >= 2, got {n_neighbors!r}")
         if not 0 <= min_dist:
             raise ValueError(f"min_dist must be >= 0, got {min_dist!r}")
-        if (
-            int(transform_chunk_rows) != transform_chunk_rows
-            or transform_chunk_rows < 1
-        ):
+        if int(transform_chunk_rows) != transform_chunk_rows or transform_chunk_rows < 1:
             raise ValueError(
                 f"transform_chunk_rows must be a positive integer, got {transform_chunk_rows!r}"
             )
@@ -188,9 +175,7 @@ class MapProjector:
         self.alignment_ridge = float(alignment_ridge)
         self.n_epochs = None if n_epochs is None else int(n_epochs)
         if int(transform_epochs) != transform_epochs or transform_epochs < 0:
-            raise ValueError(
-                f"transform_epochs must be an integer >= 0, got {transform_epochs!r}"
-            )
+            raise ValueError(f"transform_epochs must be an integer >= 0, got {transform_epochs!r}")
         self.transform_epochs = int(transform_epochs)
         if pca_components is not None and (
             int(pca_components) != pca_components or pca_components < 2
@@ -205,9 +190,7 @@ class MapProjector:
         self.method: str | None = None
         self.n_fits = 0
         self._umap = None
-        self._reference_features: np.ndarray | None = (
-            None  # features of fit_rows at fit time
-        )
+        self._reference_features: np.ndarray | None = None  # features of fit_rows at fit time
         # UMAP's own frame -> the coordinates shown; a refit turns its new frame onto the old one.
         self._display = SimilarityTransform.identity()
 
@@ -259,9 +242,7 @@ class MapProjector:
         np.ndarray, shape (N, 2)
         """
         if not self.is_fitted:
-            raise RuntimeError(
-                "the map has not been fitted yet: call fit(embeddings) first"
-            )
+            raise RuntimeError("the map has not been fitted yet: call fit(embeddings) first")
         features = _as_feature_matrix(embeddings_N_D)
         if features.shape[0] != self.n_items:
             raise ValueError(
@@ -276,9 +257,7 @@ class MapProjector:
             ridge=self.alignment_ridge,
         )
         self.alignment_r2 = alignment.r2
-        self.coordinates_N_2 = self._display.apply(
-            self._transform(alignment.apply(features))
-        )
+        self.coordinates_N_2 = self._display.apply(self._transform(alignment.apply(features)))
         return self.coordinates_N_2
 
     def refit(self, embeddings_N_D, keep=None) -> np.ndarray:
@@ -304,9 +283,7 @@ class MapProjector:
         same_rows = previous is not None and previous.shape[0] == features.shape[0]
         raw = self._new_layout(features, keep_rows)
         self._display = (
-            fit_similarity(raw, previous)
-            if same_rows
-            else SimilarityTransform.identity()
+            fit_similarity(raw, previous) if same_rows else SimilarityTransform.identity()
         )
         self.coordinates_N_2 = self._display.apply(raw)
         return self.coordinates_N_2
@@ -359,9 +336,7 @@ class MapProjector:
             warnings.filterwarnings("ignore", message=".*(disconnected|n_jobs).*")
             for start in range(0, features.shape[0], self.transform_chunk_rows):
                 chunks.append(
-                    self._umap.transform(
-                        features[start : start + self.transform_chunk_rows]
-                    )
+                    self._umap.transform(features[start : start + self.transform_chunk_rows])
                 )
         return np.concatenate(chunks).astype(np.float32)
 

@@ -88,9 +88,7 @@ class SessionMap:
 
     def rows_of(self, ids) -> np.ndarray:
         """Pool positions of item ids."""
-        return np.asarray(
-            [self.session.pool.position(item_id) for item_id in ids], dtype=np.int64
-        )
+        return np.asarray([self.session.pool.position(item_id) for item_id in ids], dtype=np.int64)
 
     def labels_N(self) -> np.ndarray:
         """Assigned class index per item, -1 where unlabeled."""
@@ -98,9 +96,7 @@ class SessionMap:
         assigned = self.session.labels
         if assigned:
             classes = {name: index for index, name in enumerate(self.session.classes)}
-            labels[self.rows_of(list(assigned))] = [
-                classes[name] for name in assigned.values()
-            ]
+            labels[self.rows_of(list(assigned))] = [classes[name] for name in assigned.values()]
         return labels
 
     def set_batch(self, ids) -> None:
@@ -141,9 +137,7 @@ class SessionMap:
         else:
             outcome = "unchanged"
         features = (
-            self._features()
-            if outcome != "unchanged" or self.feature_fn is not None
-            else None
+            self._features() if outcome != "unchanged" or self.feature_fn is not None else None
         )
         if outcome == "fitted":
             self.projector.fit(features, keep)
@@ -157,9 +151,7 @@ class SessionMap:
 
     def _coverage(self, features, labels) -> dict:
         if self.feature_fn is None:
-            return self.session.coverage(
-                self.coverage_radius, n_farthest=self.n_farthest
-            )
+            return self.session.coverage(self.coverage_radius, n_farthest=self.n_farthest)
         return coverage_report(
             features, labels >= 0, self.coverage_radius, n_farthest=self.n_farthest
         )
@@ -180,9 +172,7 @@ class SessionMap:
         others = np.setdiff1d(np.arange(n), must, assume_unique=True)
         n_extra = max(self.prediction_sample_size - must.size, 0)
         rng = np.random.default_rng(getattr(self.session, "seed", 0))
-        return np.union1d(
-            must, rng.choice(others, size=min(n_extra, others.size), replace=False)
-        )
+        return np.union1d(must, rng.choice(others, size=min(n_extra, others.size), replace=False))
 
     def predictions(self) -> tuple[np.ndarray, np.ndarray]:
         """``(predicted_N, scores_N)``: class index (-1 where not predicted) and the
@@ -218,9 +208,7 @@ class SessionMap:
             batch_rows = self.rows_of(self.batch_ids)
         report = self.coverage
         uncovered = (
-            report["farthest_uncovered"]
-            if report is not None
-            else np.zeros(0, dtype=np.int64)
+            report["farthest_uncovered"] if report is not None else np.zeros(0, dtype=np.int64)
         )
         spec = strategies.get_strategy(self.session.strategy)
         return MapLayers(

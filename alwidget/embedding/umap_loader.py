@@ -50,9 +50,7 @@ def _cacheable_copy(dispatcher):
         "nopython",
     ):  # nopython is implied by njit and warns if repeated
         options.pop(option, None)
-    return numba.njit(cache=True, locals=dict(dispatcher.locals), **options)(
-        dispatcher.py_func
-    )
+    return numba.njit(cache=True, locals=dict(dispatcher.locals), **options)(dispatcher.py_func)
 
 
 def import_umap():

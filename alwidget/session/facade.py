@@ -5,10 +5,8 @@ a label book (:mod:`.labels`, or :mod:`.team_labels` in team mode), the model st
 (:mod:`.model_state`), the store link (:mod:`.persistence`) and a query path (:mod:`.queries`
 or :mod:`.team_queue`), all ranking through one :func:`.acquire.acquire`.
 
-Thread safety: ``label``/``unlabel``/``query`` may run while ``retrain`` trains in another
-thread. Training works on fresh members and a snapshot of the labels; the new members
-replace the old ones when training ends, so a failed run leaves the old model. Lock order:
-the team queue's lock, then the label book's, then the model's.
+``label``, ``unlabel`` and ``query`` may run while ``retrain`` trains in another thread
+(see :mod:`.model_state`). Lock order: team queue, then label book, then model.
 """
 
 from __future__ import annotations
@@ -118,7 +116,9 @@ class Session:
         self.batch_size = int(batch_size)
         self.train_config = train_config or TrainConfig()
         self.cv_folds = int(cv_folds)
-        self.track_coverage = len(pool) <= 20_000 if track_coverage is None else bool(track_coverage)
+        self.track_coverage = (
+            len(pool) <= 20_000 if track_coverage is None else bool(track_coverage)
+        )
         checked_team = team_settings(team, overlap, lease_seconds, annotator)
         self.annotator = "user" if annotator is None else annotator
         if isinstance(ensemble, bool) or ensemble < 1 or int(ensemble) != ensemble:
@@ -151,13 +151,8 @@ class Session:
     def mc_samples(self) -> int:
         return self.settings.mc_samples
 
-    @property
-    def score_subset(self) -> int | None:
-        return self.settings.score_subset
-
-    @property
-    def device(self):
-        return self.model.device
+    score_subset = property(lambda self: self.settings.score_subset)
+    device = property(lambda self: self.model.device)
 
     @property
     def model_version(self) -> int:  # trainings behind the current model (0 = untrained)
@@ -265,7 +260,9 @@ class Session:
         :class:`PoolExhaustedError` when nothing is left (team mode: its subclass
         :class:`alwidget.session.TeamQueueEmptyError`).
         """
-        batch, timings = self.parts.querier.query(self.batch_size if batch_size is None else batch_size)
+        batch, timings = self.parts.querier.query(
+            self.batch_size if batch_size is None else batch_size
+        )
         self.last_query_timings = timings
         self._link.remember_batch(batch, self.book.priority_ids())
         return batch

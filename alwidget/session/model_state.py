@@ -160,7 +160,10 @@ class ModelState:
         """Log-probs (and embeddings) of ``positions``, reusing this model's last pass."""
         with self.lock:
             cached, version = self.scoring, self.version
-        if cached is not None and (cached.model_version, cached.mc_samples) == (version, mc_samples):
+        if cached is not None and (cached.model_version, cached.mc_samples) == (
+            version,
+            mc_samples,
+        ):
             rows = cached.rows(positions, want_embeddings)
             if rows is not None:
                 cached.n_labels = n_labels
@@ -201,7 +204,9 @@ class ModelState:
         with self.lock:
             version, cross_validation = self.version, self.last_cross_validation
         if test is None:
-            return None if cross_validation is None else {**cross_validation, "model_version": version}
+            return (
+                None if cross_validation is None else {**cross_validation, "model_version": version}
+            )
         prediction = self.predict(
             np.arange(len(test)), mc_samples=1, embeddings=False,
             inputs=lambda rows: test.inputs[rows],
@@ -248,13 +253,20 @@ class ModelState:
                 model.load_state_dict(self.members[index].state_dict())
             member_progress = None
             if progress is not None:
+
                 def member_progress(info, member=index):
                     progress({"member": member, "members": self.ensemble, **info})
+
             reports.append(
                 train_model(
-                    model, inputs, targets, config,
-                    seed=self.member_seed(index) + len(targets), device=self.device,
-                    progress=member_progress, should_stop=should_stop,
+                    model,
+                    inputs,
+                    targets,
+                    config,
+                    seed=self.member_seed(index) + len(targets),
+                    device=self.device,
+                    progress=member_progress,
+                    should_stop=should_stop,
                 )  # fmt: skip
             )
             members.append(model)

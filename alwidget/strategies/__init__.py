@@ -9,11 +9,24 @@ strategy needs (K > 1 samples, embeddings, the labeled items' embeddings).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import partial
-
 import numpy as np
 
+from .badge import select_badge
+from .batchbald import select_batchbald
+from .diversity import select_coreset, select_hybrid, select_typicality
+from .kcenter import coverage_report, covered_fraction, k_center_radius, nearest_distances
+from .registry import (
+    NEEDS_SAMPLES,
+    SCORES,
+    SELECTORS,
+    STRATEGIES,
+    StrategySpec,
+    available,
+    get_strategy,
+    register_strategy,
+    score_with,
+    unregister_strategy,
+)
 from .scores import (
     bald,
     entropy,
@@ -28,23 +41,7 @@ from .scores import (
     variation_ratios,
     vote_counts,
 )
-from .registry import (
-    NEEDS_SAMPLES,
-    SCORES,
-    SELECTORS,
-    STRATEGIES,
-    StrategySpec,
-    available,
-    get_strategy,
-    register_strategy,
-    score_with,
-    unregister_strategy,
-)
 from .selection import AcquisitionInputs, Selection, check_batch_size, checked_scores, select_top_k
-from .badge import select_badge
-from .batchbald import select_batchbald
-from .diversity import select_coreset, select_hybrid, select_typicality
-from .kcenter import coverage_report, covered_fraction, k_center_radius, nearest_distances
 from .stochastic import select_stochastic
 
 
@@ -69,6 +66,18 @@ def explain(log_probs_N_K_C) -> dict:
 
 
 __all__ = [
+    "bald",
+    "entropy",
+    "entropy_of_mean",
+    "least_confidence",
+    "margin",
+    "mean_entropy",
+    "mean_log_probs",
+    "mean_std",
+    "random_scores",
+    "validate_log_probs",
+    "variation_ratios",
+    "vote_counts",
     "SCORES",
     "STRATEGIES",
     "NEEDS_SAMPLES",

@@ -75,7 +75,9 @@ def select_badge(scores_N: np.ndarray, batch_size: int, inputs: AcquisitionInput
             f"({scores.shape[0]}); got shape {log_probs.shape}"
         )
     residual, features = gradient_embedding_factors(log_probs, features)
-    squared_norms = np.einsum("nc,nc->n", residual, residual) * np.einsum("nd,nd->n", features, features)
+    squared_norms = np.einsum("nc,nc->n", residual, residual) * np.einsum(
+        "nd,nd->n", features, features
+    )
     n_items = scores.shape[0]
     chosen = np.zeros(n_items, dtype=bool)
     min_squared = np.full(n_items, np.inf)
@@ -90,6 +92,8 @@ def select_badge(scores_N: np.ndarray, batch_size: int, inputs: AcquisitionInput
         values[step] = squared_norms[pick] if step == 0 else min_squared[pick]
         chosen[pick] = True
         np.minimum(
-            min_squared, gradient_squared_distances(residual, features, pick, squared_norms), out=min_squared
+            min_squared,
+            gradient_squared_distances(residual, features, pick, squared_norms),
+            out=min_squared,
         )
     return Selection(indices=picks, scores=values)

@@ -168,7 +168,9 @@ class _ChosenLabels:
         if self.exact:
             self.exact = False
             stacked = np.stack(self.chosen_log_probs)
-            self.configs_M_B, self.source_M = _sample_configurations(stacked, self.num_samples, self.rng)
+            self.configs_M_B, self.source_M = _sample_configurations(
+                stacked, self.num_samples, self.rng
+            )
         else:
             new_labels = _draw_labels(np.exp(log_probs_K_C)[self.source_M], self.rng)
             self.configs_M_B = np.column_stack([self.configs_M_B, new_labels])
@@ -287,7 +289,9 @@ def select_batchbald(
         candidates = candidates[: max(int(max_candidates), count)]
     log_probs_B_K_C = validate_log_probs(log_probs[candidates])
     probs_B_K_C = np.exp(log_probs_B_K_C)
-    mean_entropy_B = -(probs_B_K_C * np.where(probs_B_K_C > 0, log_probs_B_K_C, 0.0)).sum(-1).mean(1)
+    mean_entropy_B = (
+        -(probs_B_K_C * np.where(probs_B_K_C > 0, log_probs_B_K_C, 0.0)).sum(-1).mean(1)
+    )
     bulk_probs = probs_B_K_C.astype(dtype)
 
     n_samples = log_probs_B_K_C.shape[1]
@@ -296,7 +300,9 @@ def select_batchbald(
         return Selection(indices=candidates[:count], scores=np.zeros(count))
     max_exact = min(int(max_exact_configurations), int(exact_budget) // n_samples)
     chosen_labels = _ChosenLabels(n_samples, max_exact, num_samples, inputs.rng)
-    blas_limit = nullcontext() if blas_threads is None else threadpool_limits(blas_threads, user_api="blas")
+    blas_limit = (
+        nullcontext() if blas_threads is None else threadpool_limits(blas_threads, user_api="blas")
+    )
     available = np.ones(candidates.shape[0], dtype=bool)
     picked: list[int] = []
     gains: list[float] = []

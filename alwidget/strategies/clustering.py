@@ -17,7 +17,9 @@ from .kcenter import DEFAULT_MAX_CHUNK_ELEMENTS, as_points, nearest_distances
 __all__ = ["d2_seeding", "draw_by_squared_distance", "kmeans", "knn_typicality"]
 
 
-def _squared_distances_to(points: np.ndarray, center: np.ndarray, max_chunk_elements: int) -> np.ndarray:
+def _squared_distances_to(
+    points: np.ndarray, center: np.ndarray, max_chunk_elements: int
+) -> np.ndarray:
     result = np.empty(points.shape[0])
     step = max(1, max_chunk_elements // max(1, points.shape[1]))
     for start in range(0, points.shape[0], step):
@@ -26,7 +28,9 @@ def _squared_distances_to(points: np.ndarray, center: np.ndarray, max_chunk_elem
     return result
 
 
-def draw_by_squared_distance(min_squared: np.ndarray, chosen: np.ndarray, rng: np.random.Generator) -> int:
+def draw_by_squared_distance(
+    min_squared: np.ndarray, chosen: np.ndarray, rng: np.random.Generator
+) -> int:
     """One k-means++ draw: an unchosen index with probability ∝ its squared distance to the
     nearest chosen one; uniformly among the unchosen when every distance is zero."""
     weights = np.where(chosen, 0.0, min_squared)
@@ -65,7 +69,9 @@ def d2_seeding(
         picks[step] = pick
         chosen[pick] = True
         np.minimum(
-            min_squared, _squared_distances_to(points, points[pick], max_chunk_elements), out=min_squared
+            min_squared,
+            _squared_distances_to(points, points[pick], max_chunk_elements),
+            out=min_squared,
         )
     return picks
 
@@ -109,7 +115,9 @@ def kmeans(
     points = as_points(points_N_D, "points_N_D")
     if points.shape[0] == 0:
         raise ValueError("k-means needs at least one point")
-    limit = nullcontext() if blas_threads is None else threadpool_limits(blas_threads, user_api="blas")
+    limit = (
+        nullcontext() if blas_threads is None else threadpool_limits(blas_threads, user_api="blas")
+    )
     with limit:
         return _lloyd(points, n_clusters, rng, max_iter, tol, max_fit_points, max_chunk_elements)
 
@@ -141,7 +149,9 @@ def _lloyd(points, n_clusters, rng, max_iter, tol, max_fit_points, max_chunk_ele
         centers = new_centers
         if shift <= tol * scale:
             break
-    _, labels = nearest_distances(points, centers, return_indices=True, max_chunk_elements=max_chunk_elements)
+    _, labels = nearest_distances(
+        points, centers, return_indices=True, max_chunk_elements=max_chunk_elements
+    )
     return centers, labels
 
 

@@ -38,7 +38,9 @@ def require_embeddings(inputs: AcquisitionInputs, strategy: str, n_items: int) -
     return embeddings
 
 
-def labeled_embeddings(inputs: AcquisitionInputs, strategy: str, n_features: int) -> np.ndarray | None:
+def labeled_embeddings(
+    inputs: AcquisitionInputs, strategy: str, n_features: int
+) -> np.ndarray | None:
     """The labeled items' embeddings, or None when there are none."""
     labeled = inputs.labeled_embeddings_L_D
     if labeled is None or np.asarray(labeled).size == 0:

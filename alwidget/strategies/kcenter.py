@@ -34,7 +34,9 @@ def as_points(array, name: str, n_features: int | None = None) -> np.ndarray:
     if points.ndim != 2:
         raise ValueError(f"{name} must be 2-D (items, features); got shape {points.shape}")
     if n_features is not None and points.shape[1] != n_features:
-        raise ValueError(f"{name} has {points.shape[1]} features but the other points have {n_features}")
+        raise ValueError(
+            f"{name} has {points.shape[1]} features but the other points have {n_features}"
+        )
     if not np.isfinite(points).all():
         raise ValueError(f"{name} contains NaN or inf")
     return points

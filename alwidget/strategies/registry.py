@@ -131,9 +131,7 @@ class StrategySpec:
 
 STRATEGIES: dict[str, StrategySpec] = {
     "random": StrategySpec("random", "top_k", "uniformly at random (baseline)"),
-    "least_confidence": StrategySpec(
-        "least_confidence", "top_k", "lowest top-class probability"
-    ),
+    "least_confidence": StrategySpec("least_confidence", "top_k", "lowest top-class probability"),
     "margin": StrategySpec("margin", "top_k", "smallest gap between the two likeliest classes"),
     "entropy": StrategySpec("entropy", "top_k", "highest predictive entropy"),
     "bald": StrategySpec(
@@ -282,7 +280,9 @@ def register_strategy(
     _check_part(score, SCORES, "score", name)
     _check_part(selector, SELECTORS, "selector", name)
     if mc_samples is not None and (int(mc_samples) != mc_samples or mc_samples < 1):
-        raise ValueError(f"register_strategy({name!r}): mc_samples must be >= 1, got {mc_samples!r}")
+        raise ValueError(
+            f"register_strategy({name!r}): mc_samples must be >= 1, got {mc_samples!r}"
+        )
     spec = StrategySpec(
         score,
         selector,

@@ -94,7 +94,9 @@ def mean_entropy(log_probs_N_K_C: np.ndarray) -> np.ndarray:
     return _mean_entropy(validate_log_probs(log_probs_N_K_C))
 
 
-def random_scores(log_probs_N_K_C: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+def random_scores(
+    log_probs_N_K_C: np.ndarray, rng: np.random.Generator | None = None
+) -> np.ndarray:
     """Uniform random scores: the baseline every strategy must beat."""
     array = validate_log_probs(log_probs_N_K_C)
     generator = rng if rng is not None else np.random.default_rng()
