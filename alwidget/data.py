@@ -225,6 +225,11 @@ class Pool:
         return bool((self.targets >= 0).all())
 
     @property
+    def held_out_pool(self) -> Pool | None:
+        """The held-out split as a pool of raw items (for copying or showing), or ``None``."""
+        return self._test_pool
+
+    @property
     def test(self) -> HeldOut | None:
         """The held-out split as model inputs, or ``None``."""
         if self._test_pool is None:

@@ -152,7 +152,7 @@ def repeated(pool: Pool, repeats: int = 3, noise_std: float = 0.1, seed: int = 0
         items + rng.normal(0.0, noise_std * peak, size=items.shape).astype(np.float32)
         for _ in range(repeats)
     ]
-    test = pool._test_pool
+    test = pool.held_out_pool
     return Pool(
         np.concatenate(copies),
         targets=np.tile(pool.targets, repeats),

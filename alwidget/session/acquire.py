@@ -52,7 +52,6 @@ def acquire(
     batch_size: int | None = None,
     labeled_positions: np.ndarray | None = None,
     n_labels: int = 0,
-    score_only: bool = False,
 ) -> Acquisition:
     """Score ``positions`` with the session's strategy and, given ``batch_size``, select.
 
@@ -70,12 +69,10 @@ def acquire(
         The labeled items, read when the strategy needs their embeddings.
     n_labels : int
         Labels the session holds now (recorded with the cached pass).
-    score_only : bool
-        Skip embeddings even when the strategy's selector would need them.
     """
     spec = settings.spec
     started = time.perf_counter()
-    want_embeddings = spec.needs_embeddings and not score_only and batch_size is not None
+    want_embeddings = spec.needs_embeddings and batch_size is not None
     log_probs, embeddings = model.scoring_pass(
         positions, mc_samples=settings.mc_samples, want_embeddings=want_embeddings,
         n_labels=n_labels,

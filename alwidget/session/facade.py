@@ -321,7 +321,7 @@ class Session:
         On the pool's held-out split when it has one (``method == "held-out"``); otherwise
         the k-fold cross-validation computed at the last :meth:`retrain`, or ``None``.
         """
-        return self.model.evaluate(self.pool.test)
+        return self.model.evaluate()
 
     def coverage(self, radius: float | None = None, *, n_farthest: int = 10) -> dict:
         """How well the labels cover the pool in the model's embedding space.

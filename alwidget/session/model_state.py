@@ -71,6 +71,7 @@ class ModelState:
         self.seed = seed
         self.device = device
         self.chunk_size = chunk_size
+        self.held_out = pool.test  # converted to model inputs once, evaluated after each round
         # Guards every field below; taken last (never held while asking the label book).
         self.lock = threading.RLock()
         self.members = [factory.build(self.member_seed(i)) for i in range(ensemble)]
@@ -199,8 +200,9 @@ class ModelState:
                 self._embeddings = (version, features)
         return features
 
-    def evaluate(self, test) -> dict | None:
-        """Held-out accuracy on ``test``, else the last cross-validation (or None)."""
+    def evaluate(self) -> dict | None:
+        """Held-out accuracy, else the last cross-validation (or None before one)."""
+        test = self.held_out
         with self.lock:
             version, cross_validation = self.version, self.last_cross_validation
         if test is None:

@@ -132,6 +132,6 @@ def assemble(pool, model, *, strategy, mc_samples, ensemble, seed, device, score
         raise
     return SessionParts(
         classes, state, settings, link, book, querier,
-        TrainingRounds(pool, book, state, link, history, names),
+        TrainingRounds(book, state, link, history, names),
         TeamView(book, querier, link), history,
     )  # fmt: skip

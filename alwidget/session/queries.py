@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .. import strategies
@@ -18,16 +20,15 @@ from .model_state import ModelState
 __all__ = ["SoloQuery"]
 
 
+@dataclass
 class SoloQuery:
     """Score the unlabeled items (or a random subset of them), pick a batch, explain it."""
 
-    def __init__(self, pool, book: LabelBook, model: ModelState, settings: AcquisitionSettings,
-                 classes: list[str]) -> None:  # fmt: skip
-        self.pool = pool
-        self.book = book
-        self.model = model
-        self.settings = settings
-        self.classes = classes
+    pool: object
+    book: LabelBook
+    model: ModelState
+    settings: AcquisitionSettings
+    classes: list[str]
 
     def candidates(self, unlabeled: np.ndarray, priority: list) -> np.ndarray:
         """What to score: every unlabeled item, or ``score_subset`` of them plus the priority."""

@@ -6,6 +6,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from ..errors import NotEnoughClassesError, TrainingInProgressError
 from ..training import TrainConfig, TrainReport
@@ -24,29 +25,20 @@ COVERAGE_HISTORY_KEYS = (
 )
 
 
+@dataclass
 class TrainingRounds:
     """Runs :meth:`alwidget.Session.retrain` and keeps the learning history.
 
-    Parameters
-    ----------
-    pool, book, model, link
-        The session's pool, label book, model state and store link.
-    history : list of dict
-        The session's history (appended to in place).
-    classes : list of str
-        The session's classes (shared).
+    ``history`` is the session's list (appended to in place); ``classes`` its shared names.
     """
 
-    def __init__(self, pool, book: LabelBook, model: ModelState, link, history: list[dict],
-                 classes: list[str]) -> None:  # fmt: skip
-        self.pool = pool
-        self.book = book
-        self.model = model
-        self.link = link
-        self.history = history
-        self.classes = classes
-        # Held for a whole round; independent of every other lock (never waited on).
-        self.training_lock = threading.Lock()
+    book: LabelBook
+    model: ModelState
+    link: object
+    history: list[dict]
+    classes: list[str]
+    # Held for a whole round; independent of every other lock (never waited on).
+    training_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def retrain(self, config: TrainConfig, *, cv_folds: int, track_coverage: bool,
                 progress: Callable[[dict], None] | None,
@@ -66,9 +58,9 @@ class TrainingRounds:
                 )
             report = self.model.train(
                 positions, targets, config, progress=progress, should_stop=should_stop,
-                cv_folds=cv_folds, cross_validation=self.pool.test is None,
+                cv_folds=cv_folds, cross_validation=self.model.held_out is None,
             )  # fmt: skip
-            evaluation = self.model.evaluate(self.pool.test)
+            evaluation = self.model.evaluate()
             entry = {
                 "model_version": self.model.version,
                 "n_labels": int(len(targets)),
