@@ -134,3 +134,71 @@ def test_map_renders_the_pool_and_a_click_focuses_the_item_in_the_panel(
     assert page.locator(".alwidget-map-errors").inner_text().strip() == ""
     ARTIFACTS_DIR.mkdir(exist_ok=True)
     page.locator(".alwidget-map").screenshot(path=str(ARTIFACTS_DIR / "embedding-map.png"))
+
+
+CURVE_CELLS = [
+    f"""
+import numpy as np
+from sklearn.datasets import make_blobs
+import alwidget as al
+from alwidget.widget.map_view import MapView
+
+features, clusters = make_blobs({N_ITEMS} + 150, n_features=6, centers=3, random_state=1)
+features = features.astype(np.float32)
+pool = al.Pool(features[:{N_ITEMS}], targets=clusters[:{N_ITEMS}], classes=["a", "b", "c"],
+               test_items=features[{N_ITEMS}:], test_targets=clusters[{N_ITEMS}:])
+session = al.Session(pool, model="mlp", strategy="entropy", seed=0, store=False)
+panel = al.Widget(session, batch_size=6)
+panel
+""",
+    """
+map_view = MapView(session, height=360)
+panel.attach_map(map_view)
+map_view.wait(300)
+for round_index in range(2):
+    for step in range(6):
+        panel.label(pool.classes[(step + round_index) % 3])
+    panel.retrain()
+    panel.wait()
+    map_view.wait(300)
+""",
+]
+
+# x values of the learning curve as the browser draws it (the panel's plot outside the map).
+CURVE_X_JS = """() => {
+    const plots = [...document.querySelectorAll('.alwidget-root .js-plotly-plot')]
+        .filter(plot => !plot.closest('.alwidget-map'));
+    return plots.length === 1 ? Array.from(plots[0].data[0].x || []) : null;
+}"""
+
+
+def test_learning_curve_keeps_updating_after_the_map_is_attached(
+    jupyterlab_server, lab_page, tmp_path
+):
+    """Attaching the map once re-parented the panel's widgets; the re-created view of the
+    learning curve then dropped every update ("Error setting state ... 'length'")."""
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(source) for source in CURVE_CELLS]
+    )
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    path = tmp_path / "curve.ipynb"
+    nbformat.write(notebook, path)
+    lab_page.open_notebook(jupyterlab_server.add_notebook(path))
+    lab_page.run_all_cells(timeout_s=400)
+    lab_page.assert_widgets_rendered()
+    page = lab_page.page
+    page.locator(".alwidget-map .js-plotly-plot").wait_for(timeout=60_000)
+    drawn = None
+    for _ in range(60):  # up to 30 s for the last retrain's point to arrive
+        drawn = page.evaluate(CURVE_X_JS)
+        if drawn == [6, 12]:
+            break
+        page.wait_for_timeout(500)
+    setting_errors = [e for e in lab_page.console_errors if "Error setting state" in e]
+    assert drawn == [6, 12] and not setting_errors, (
+        f"learning curve in the browser: {drawn}; console: {lab_page.console_errors}"
+    )

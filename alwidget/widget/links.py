@@ -5,8 +5,6 @@ The map talks to the panel only through the panel's public methods, and follows 
 
 from __future__ import annotations
 
-import ipywidgets as widgets
-
 
 class MapLink:
     """Wires a :class:`alwidget.widget.map_view.MapView` to a labeling panel.
@@ -30,11 +28,7 @@ class MapLink:
         map_view.on_queue = panel.queue_next
         map_view.on_bulk_label = panel.label_many
         map_view.follow(panel)
-        style, *rest = panel.children
-        beside = widgets.HBox(
-            [widgets.VBox(rest), map_view], layout=widgets.Layout(align_items="flex-start")
-        )
-        panel.children = [style, beside]
+        panel.main_row.children = [*panel.main_row.children, map_view]
 
     def _focus_from_map(self, item_id) -> None:
         # A click on a labeled point only inspects it (the map shows it); nothing to label here.

@@ -34,6 +34,7 @@ class PanelViews:
 
     # The child widgets a panel exposes as its own attributes (``widget.strip``, ...).
     PARTS = (
+        "main_row",
         "key_catcher",
         "strip",
         "focus_image",
@@ -165,16 +166,22 @@ class PanelViews:
             [title, self.key_catcher, self.status_label],
             layout=widgets.Layout(justify_content="space-between", align_items="center"),
         )
-        return [
-            widgets.HTML(STYLE),
-            header,
-            self.strip,
-            widgets.HBox([left, self.why]),
-            training_row,
-            auto_row,
-            widgets.HBox([self.counts, self.learning_curve.figure]),
-            self.errors,
-        ]
+        column = widgets.VBox(
+            [
+                header,
+                self.strip,
+                widgets.HBox([left, self.why]),
+                training_row,
+                auto_row,
+                widgets.HBox([self.counts, self.learning_curve.figure]),
+                self.errors,
+            ]
+        )
+        # The map is appended to this row (MapLink), so attaching it adds a view and
+        # re-renders nothing: a re-created view of the learning curve's FigureWidget
+        # dropped every later update ("Error setting state ... reading 'length'").
+        self.main_row = widgets.HBox([column], layout=widgets.Layout(align_items="flex-start"))
+        return [widgets.HTML(STYLE), self.main_row]
 
     def _observe(self) -> None:
         observe = self._panel.observe
