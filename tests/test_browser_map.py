@@ -4,7 +4,6 @@ any other after the panel fetches it)."""
 
 from __future__ import annotations
 
-import nbformat
 import pytest
 from fixtures.browser import ARTIFACTS_DIR
 
@@ -64,19 +63,11 @@ DRAWN_ROWS_JS = """() => {
 
 
 def test_map_renders_the_pool_and_a_click_focuses_the_item_in_the_panel(
-    jupyterlab_server, lab_page, tmp_path
+    jupyterlab_server, lab_page
 ):
     from playwright.sync_api import expect
 
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(MAP_CELL)])
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    path = tmp_path / "map.ipynb"
-    nbformat.write(notebook, path)
-    lab_page.open_notebook(jupyterlab_server.add_notebook(path))
+    lab_page.open_notebook(jupyterlab_server.add_code_notebook("map.ipynb", [MAP_CELL]))
     lab_page.run_all_cells(timeout_s=400)
     lab_page.assert_widgets_rendered()
     page = lab_page.page
@@ -172,22 +163,10 @@ CURVE_X_JS = """() => {
 }"""
 
 
-def test_learning_curve_keeps_updating_after_the_map_is_attached(
-    jupyterlab_server, lab_page, tmp_path
-):
+def test_learning_curve_keeps_updating_after_the_map_is_attached(jupyterlab_server, lab_page):
     """Attaching the map once re-parented the panel's widgets; the re-created view of the
     learning curve then dropped every update ("Error setting state ... 'length'")."""
-    notebook = nbformat.v4.new_notebook(
-        cells=[nbformat.v4.new_code_cell(source) for source in CURVE_CELLS]
-    )
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    path = tmp_path / "curve.ipynb"
-    nbformat.write(notebook, path)
-    lab_page.open_notebook(jupyterlab_server.add_notebook(path))
+    lab_page.open_notebook(jupyterlab_server.add_code_notebook("curve.ipynb", CURVE_CELLS))
     lab_page.run_all_cells(timeout_s=400)
     lab_page.assert_widgets_rendered()
     page = lab_page.page
