@@ -29,6 +29,12 @@ class AcquisitionSettings:
     score_subset: int | None
     rng: np.random.Generator = field(repr=False)
 
+    def subsample(self, positions: np.ndarray) -> np.ndarray:
+        """``positions``, or ``score_subset`` of them drawn at random (sorted) when more."""
+        if self.score_subset is None or len(positions) <= self.score_subset:
+            return positions
+        return np.sort(self.rng.choice(positions, size=self.score_subset, replace=False))
+
 
 @dataclass(frozen=True)
 class Acquisition:

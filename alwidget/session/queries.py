@@ -32,10 +32,9 @@ class SoloQuery:
 
     def candidates(self, unlabeled: np.ndarray, priority: list) -> np.ndarray:
         """What to score: every unlabeled item, or ``score_subset`` of them plus the priority."""
-        subset = self.settings.score_subset
-        if subset is None or len(unlabeled) <= subset:
+        sample = self.settings.subsample(unlabeled)
+        if len(sample) == len(unlabeled):
             return unlabeled
-        sample = np.sort(self.settings.rng.choice(unlabeled, size=subset, replace=False))
         prioritized = np.array([self.pool.position(i) for i in priority], dtype=np.int64)
         return np.union1d(sample, prioritized)
 

@@ -107,9 +107,7 @@ class TeamQueue:
         if len(candidates) == 0:
             self.order, self.cursor = candidates, 0
             return False
-        subset = self.settings.score_subset
-        if subset is not None and len(candidates) > subset:
-            candidates = np.sort(self.settings.rng.choice(candidates, size=subset, replace=False))
+        candidates = self.settings.subsample(candidates)
         labeled, _ = self.book.snapshot()
         joint = min(len(candidates), 4 * size, self.publish_size)
         result = acquire(
