@@ -9,6 +9,7 @@ on demand.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -95,9 +96,7 @@ class Pool:
         self.ids = list(range(n_items)) if ids is None else list(ids)
         if len(self.ids) != n_items:
             raise ValueError(f"got {len(self.ids)} ids for {n_items} items")
-        self._position = {item_id: position for position, item_id in enumerate(self.ids)}
-        if len(self._position) != n_items:
-            raise ValueError("item ids must be unique")
+        self._position = _positions_of_ids(self.ids)
         self.classes, self.targets = self._normalise_targets(targets, classes, n_items)
         self._features = features
         self._input_mean: np.ndarray | None = None
@@ -287,9 +286,68 @@ class Pool:
         return self._to_model_input(self, np.asarray(positions, dtype=np.int64))
 
     @cached_property
+    def content_digest(self) -> str:
+        """A hex digest of what the pool holds: its kind, ids (with their types) and items.
+
+        Label stores and feature caches key on it, so two pools of the same size but other
+        content never share either. Given ``features`` count too (an array by its bytes, a
+        function by its qualified name).
+        """
+        hasher = hashlib.sha256(f"alwidget-pool-content/1\n{self.kind}\n{len(self)}\n".encode())
+        for item_id in self.ids:
+            hasher.update(f"{type(item_id).__name__}:{item_id!s}\0".encode("utf-8", "replace"))
+        features = self._features
+        if isinstance(features, np.ndarray):
+            hasher.update(b"features\n")
+            hasher.update(memoryview(np.ascontiguousarray(features).reshape(-1).view(np.uint8)))
+        elif callable(features):
+            hasher.update(f"features {getattr(features, '__qualname__', repr(features))}".encode())
+        if hasattr(self._items, "digest"):
+            self._items.digest(hasher)
+        else:
+            for start in range(0, len(self), 4096):
+                chunk = self.inputs(np.arange(start, min(start + 4096, len(self))))
+                hasher.update(memoryview(chunk.numpy().reshape(-1).view(np.uint8)))
+        return hasher.hexdigest()
+
+    @cached_property
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one model input (without the batch axis)."""
         return tuple(self.inputs(np.array([0])).shape[1:])
+
+
+def _positions_of_ids(ids: list) -> dict:
+    """``{id: position}``, refusing ids a label store could not tell apart.
+
+    Stores keep ids as text, so ``1`` and ``"1"`` (or ``None`` and ``"None"``) would share
+    one key and one item's label would silently land on the other.
+    """
+    positions: dict = {}
+    by_key: dict[str, object] = {}
+    for position, item_id in enumerate(ids):
+        if isinstance(item_id, np.generic):
+            item_id = item_id.item()
+            ids[position] = item_id
+        if not isinstance(item_id, (int, str)) or isinstance(item_id, bool):
+            raise ValueError(
+                f"ids: item {position} has id {item_id!r} of type {type(item_id).__name__}; "
+                "ids must be ints or non-empty strings"
+            )
+        key = str(item_id)
+        if not key.strip():
+            raise ValueError(
+                f"ids: item {position} has an empty id {item_id!r}; give every item a non-empty id"
+            )
+        if key in by_key:
+            other = by_key[key]
+            what = "is repeated" if other == item_id else f"and {other!r} both read {key!r}"
+            raise ValueError(
+                f"ids: {item_id!r} (item {position}) {what}; ids must be unique as text, "
+                "because label stores keep them as text"
+            )
+        by_key[key] = item_id
+        positions[item_id] = position
+    return positions
 
 
 def _is_int(value) -> bool:

@@ -76,7 +76,11 @@ class PoolItems(Protocol):
         """The raw items at ``positions`` (an array when stored as one, else a list)."""
 
     def path(self, position: int):
-        """The file behind the item, or ``None``."""
+        """The file behind the item, or ``None``.
+
+        A holder may also define ``digest(hasher)``, feeding its content to a hashlib
+        object; without it the pool hashes the model inputs of every item.
+        """
 
 
 def per_feature_scaling(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

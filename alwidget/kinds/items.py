@@ -6,6 +6,7 @@ into one of these and the pool stays the same for every kind.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -44,6 +45,12 @@ class ArrayItems:
     def path(self, position: int) -> None:
         return None
 
+    def digest(self, hasher: hashlib._Hash) -> None:
+        """Feed the items' content to ``hasher`` (shape, dtype and every byte)."""
+        array = np.ascontiguousarray(self.array)
+        hasher.update(f"array {array.shape} {array.dtype.str}\n".encode())
+        hasher.update(memoryview(array.reshape(-1).view(np.uint8)))
+
 
 def numeric_items(items) -> ArrayItems:
     """Items that form one numeric array, checked for non-numbers and NaN/inf values."""
@@ -70,6 +77,13 @@ class ListItems:
     def path(self, position: int) -> None:
         return None
 
+    def digest(self, hasher: hashlib._Hash) -> None:
+        """Feed each value's type and text to ``hasher``."""
+        hasher.update(f"list {len(self.values)}\n".encode())
+        for value in self.values:
+            hasher.update(f"{type(value).__name__}:{value!s}".encode("utf-8", "surrogatepass"))
+            hasher.update(b"\0")
+
 
 class FileItems:
     """Items read from files on demand (never held in memory)."""
@@ -91,6 +105,21 @@ class FileItems:
 
     def path(self, position: int) -> Path:
         return self.paths[position]
+
+    def digest(self, hasher: hashlib._Hash) -> None:
+        """Feed each file's path, size and modification time to ``hasher``.
+
+        Reading every file would cost a full pass over a folder of images; a file rewritten
+        in place changes its size or time, which is what this is for.
+        """
+        hasher.update(f"files {len(self.paths)}\n".encode())
+        for path in self.paths:
+            try:
+                stat = Path(path).stat()
+                hasher.update(f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+            except OSError:
+                hasher.update(f"{path}|missing".encode())
+            hasher.update(b"\0")
 
 
 def _as_numpy(value) -> np.ndarray:
@@ -117,6 +146,17 @@ class DatasetItems:
 
     def get(self, position: int) -> np.ndarray:
         return _as_numpy(first_part(self.dataset[int(position)]))
+
+    def digest(self, hasher: hashlib._Hash, samples: int = 256) -> None:
+        """Feed the length and up to ``samples`` evenly spaced items to ``hasher``.
+
+        A Dataset may compute items on the fly (decoding, augmenting), so hashing every one
+        would cost a full pass; a sample catches a different or reordered dataset.
+        """
+        n_items = len(self.dataset)
+        hasher.update(f"dataset {type(self.dataset).__name__} {n_items}\n".encode())
+        for position in np.unique(np.linspace(0, n_items - 1, min(samples, n_items)).astype(int)):
+            ArrayItems(np.asarray(self.get(int(position)))).digest(hasher)
 
     def batch(self, positions: np.ndarray) -> np.ndarray:
         rows = [self.get(position).astype(np.float32, copy=False) for position in positions]
