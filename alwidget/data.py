@@ -10,6 +10,7 @@ on demand.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -21,10 +22,21 @@ import torch
 from . import kinds
 from .kinds.base import ItemKind, ItemKindError, as_numeric_array, per_feature_scaling
 from .kinds.image import IMAGE_SUFFIXES, load_image_file
+from .kinds.items import SkippedFile, UnreadableFileError
 
-__all__ = ["Pool", "HeldOut", "ItemKind", "load_image_file", "IMAGE_SUFFIXES"]
+__all__ = [
+    "Pool",
+    "HeldOut",
+    "ItemKind",
+    "load_image_file",
+    "IMAGE_SUFFIXES",
+    "SkippedFile",
+    "UnreadableFileError",
+]
 
 _SCALING_SAMPLE = 20000  # items whose inputs fix the standardisation of large pools
+_LISTED_BAD_FILES = 10  # bad files named in an error; the rest are counted
+_ON_ERROR = ("raise", "skip")
 
 
 @dataclass(frozen=True)
@@ -43,16 +55,20 @@ class Pool:
 
     Parameters
     ----------
-    items : array, torch Dataset, list of image paths, list of strings, or any items a
-        registered kind reads
-        What the user labels. Arrays: ``N×H×W`` or ``N×H×W×C`` images, ``N×D`` rows.
+    items : array, torch Dataset, list of image paths, a folder, list of strings, or any
+        items a registered kind reads
+        What the user labels. Arrays: ``N×H×W`` or ``N×H×W×C`` images, ``N×D`` rows. A
+        folder gives its image files (recursively, sorted, hidden ones left out), with their
+        paths inside the folder as default ids. How files are read (bit depth, channels,
+        transparency): see :mod:`alwidget.kinds.image`.
     targets : sequence, optional
         Ground-truth labels (class indices or names) for simulation with an oracle;
         ``None`` or ``-1`` entries mean unknown.
     classes : sequence of str, optional
         Class names. Defaults to the sorted distinct targets, as strings.
     ids : sequence, optional
-        Stable item ids (ints or strings, unique). Defaults to ``0..N-1``.
+        Stable item ids (ints or strings, unique). Defaults to ``0..N-1``, the positions in
+        ``items``, so a skipped file leaves a gap and never shifts another item's id.
     features : array or callable, optional
         Model inputs to use instead of the raw items: an ``N×...`` array, or a function
         mapping one raw item to an array. Text pools default to TF-IDF features.
@@ -63,6 +79,13 @@ class Pool:
     kind : str or ItemKind, optional
         The item kind (a registered kind's name, or a kind object) instead of detecting it,
         e.g. ``kind="text"`` for strings that merely look like file names.
+    on_error : {"raise", "skip"}
+        What to do with files that cannot be read (pools of files, which are all checked
+        when the pool is built: PNGs verified, JPEGs decoded at 1/8 scale, others decoded).
+        ``"raise"`` (default): one :class:`UnreadableFileError` listing every bad file and
+        why. ``"skip"``: leave them out with a warning, listed in :attr:`skipped`; their
+        ids, targets and ``features`` rows go with them, so no other item's label moves.
+        The held-out split is checked the same way.
 
     Attributes
     ----------
@@ -70,6 +93,14 @@ class Pool:
         The name of the item kind (``"image"``, ``"text"``, ``"tabular"``, ...).
     item_kind : ItemKind
         The kind itself: how items become inputs and how the widget shows them.
+    skipped : list of SkippedFile
+        The files left out by ``on_error="skip"``: ``(path, reason)`` each.
+
+    Raises
+    ------
+    UnreadableFileError
+        (a ``ValueError``) with ``on_error="raise"`` when some files cannot be read, or when
+        no file can; its ``files`` attribute lists them.
     """
 
     def __init__(
@@ -84,8 +115,12 @@ class Pool:
         test_targets=None,
         name: str = "pool",
         kind: ItemKind | str | None = None,
+        on_error: str = "raise",
+        _argument: str = "items",
     ):
         self.name = name
+        if on_error not in _ON_ERROR:
+            raise ValueError(f'on_error must be "raise" or "skip", got {on_error!r}')
         if hasattr(items, "__len__") and len(items) == 0:
             raise ValueError("the pool is empty: give at least one item")
         self.item_kind = kinds.detect(items) if kind is None else kinds.resolve(kind)
@@ -93,18 +128,23 @@ class Pool:
         n_items = len(self._items)
         if n_items == 0:
             raise ValueError("the pool is empty: give at least one item")
-        self.ids = list(range(n_items)) if ids is None else list(ids)
+        if ids is None:
+            ids = getattr(self._items, "default_ids", None) or range(n_items)
+        self.ids = list(ids)
         if len(self.ids) != n_items:
             raise ValueError(f"got {len(self.ids)} ids for {n_items} items")
         self._position = _positions_of_ids(self.ids)
+        # Classes come from every given target, so skipping a file never renumbers them.
         self.classes, self.targets = self._normalise_targets(targets, classes, n_items)
         self._features = features
+        self.skipped: list[SkippedFile] = []
+        self._check_files(on_error, _argument)
         self._input_mean: np.ndarray | None = None
         self._input_scale: np.ndarray | None = None
         if test_items is not None:
             if test_targets is None:
                 raise ValueError("test_items given without test_targets")
-            test_pool = self._held_out_pool(test_items, test_targets)
+            test_pool = self._held_out_pool(test_items, test_targets, on_error)
             if (test_pool.targets < 0).any():
                 raise ValueError("every held-out item needs a known target")
             self._test_pool = test_pool
@@ -117,19 +157,77 @@ class Pool:
         """The item kind's name; label stores fingerprint pools with it."""
         return self.item_kind.name
 
-    def _held_out_pool(self, test_items, test_targets) -> Pool:
+    def _held_out_pool(self, test_items, test_targets, on_error: str) -> Pool:
         try:
-            return Pool(
+            test_pool = Pool(
                 test_items,
                 targets=test_targets,
                 classes=self.classes,
                 name=f"{self.name}-test",
                 kind=self.item_kind,
+                on_error=on_error,
+                _argument="test_items",
             )
         except ItemKindError as error:
             raise ItemKindError(
                 f"test_items must be {self.kind} items like the pool's items: {error}"
             ) from None
+        own, held_out = self._items, test_pool._items
+        if hasattr(own, "read_in_colour") and hasattr(held_out, "read_in_colour"):
+            # One channel layout for both, or the model would get inputs it was not built for.
+            colour = own.colour or held_out.colour
+            own.read_in_colour(colour)
+            held_out.read_in_colour(colour)
+        return test_pool
+
+    def _check_files(self, on_error: str, argument: str) -> None:
+        """Check every file of a pool of files once; refuse or skip the bad ones.
+
+        Ids, targets and ``features`` rows of skipped files are dropped with them, so every
+        remaining item keeps its own.
+        """
+        check = getattr(self._items, "check", None)
+        if check is None:
+            return
+        bad = check()
+        if not bad:
+            return
+        n_given = len(self._items)
+        bad_files = [SkippedFile(Path(self._items.path(p)), reason) for p, reason in bad]
+        listing = "\n".join(f"  {path}: {reason}" for path, reason in bad_files[:_LISTED_BAD_FILES])
+        if len(bad) > _LISTED_BAD_FILES:
+            listing += f"\n  ... and {len(bad) - _LISTED_BAD_FILES} more"
+        if on_error == "raise" or len(bad) == n_given:
+            fix = (
+                'Fix or remove them, or pass on_error="skip" to leave them out '
+                "(they are then listed in pool.skipped)."
+                if len(bad) < n_given
+                else "No file is left: check the paths and the files' format."
+            )
+            raise UnreadableFileError(
+                f"{argument}: {len(bad)} of {n_given} files cannot be read:\n{listing}\n{fix}",
+                bad_files,
+            )
+        unreadable = {position for position, _ in bad}
+        keep = [position for position in range(n_given) if position not in unreadable]
+        features = self._features
+        if isinstance(features, np.ndarray):
+            if len(features) != n_given:
+                raise ValueError(
+                    f"features has {len(features)} rows for {n_given} items; give one row "
+                    "per item in items (rows of skipped files are dropped with them)"
+                )
+            self._features = features[keep]
+        self._items = self._items.subset(keep)
+        self.ids = [self.ids[position] for position in keep]
+        self._position = _positions_of_ids(self.ids)
+        self.targets = self.targets[keep]
+        self.skipped = bad_files
+        warnings.warn(
+            f"{argument}: skipped {len(bad)} of {n_given} files that cannot be read "
+            f"(listed in pool.skipped):\n{listing}",
+            stacklevel=3,
+        )
 
     @staticmethod
     def _normalise_targets(targets, classes, n_items):

@@ -6,18 +6,23 @@ into one of these and the pool stays the same for every kind.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
+from ..errors import AlwidgetError
 from .base import as_numeric_array, looks_like_dataset
 
 __all__ = [
     "ArrayItems",
     "ListItems",
     "FileItems",
+    "SkippedFile",
+    "UnreadableFileError",
     "DatasetItems",
     "numeric_items",
     "first_part",
@@ -85,26 +90,111 @@ class ListItems:
             hasher.update(b"\0")
 
 
+class SkippedFile(NamedTuple):
+    """A file left out of a pool (or refused): where it is and why it cannot be read."""
+
+    path: Path
+    reason: str
+
+
+class UnreadableFileError(AlwidgetError, ValueError):
+    """A file that cannot be read as an item: missing, corrupt, or in a form not supported.
+
+    Attributes
+    ----------
+    files : list of SkippedFile
+        Every file concerned, with the reason (all bad files of a pool when it is built).
+    """
+
+    def __init__(self, message: str, files: Sequence[SkippedFile] = ()):
+        super().__init__(message)
+        self.files = list(files)
+
+
 class FileItems:
-    """Items read from files on demand (never held in memory)."""
+    """Items read from files on demand (never held in memory).
+
+    Parameters
+    ----------
+    paths : sequence of Path
+        One file per item.
+    load : callable
+        ``load(path) -> item``; raises :class:`UnreadableFileError` naming the file.
+    check : callable, optional
+        ``check(path) -> info``, run on every file when a pool is built (:meth:`check`);
+        raises :class:`UnreadableFileError` for a bad file and returns what the holder needs
+        to know of a good one (kept in :attr:`file_info`).
+    ids : sequence, optional
+        Ids the files suggest (e.g. their paths inside a folder); a pool uses them when
+        the user gives none.
+    """
 
     model_ready = False
 
-    def __init__(self, paths: Sequence[Path], load: Callable[[Path], object]):
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        load: Callable[[Path], object],
+        check: Callable[[Path], object] | None = None,
+        ids: Sequence | None = None,
+    ):
         self.paths = list(paths)
         self._load = load
+        self._check = check
+        self.default_ids = None if ids is None else list(ids)
+        self.file_info: list | None = None  # one entry per file once checked, None if bad
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def get(self, position: int):
-        return self._load(self.paths[position])
+        return self._read(self.paths[position])
 
     def batch(self, positions: np.ndarray) -> list:
-        return [self._load(self.paths[int(position)]) for position in positions]
+        return [self._read(self.paths[int(position)]) for position in positions]
 
     def path(self, position: int) -> Path:
         return self.paths[position]
+
+    def _read(self, path: Path):
+        try:
+            return self._load(path)
+        except UnreadableFileError as error:
+            if self.file_info is None:
+                raise
+            # It passed the check when the pool was built, so it changed since.
+            raise UnreadableFileError(
+                f"{error}. It was readable when the pool was built: restore the file, or "
+                'rebuild the pool (on_error="skip" leaves unreadable files out)',
+                error.files,
+            ) from None
+
+    def check(self) -> list[tuple[int, str]]:
+        """Check every file once; ``(position, reason)`` for each file that cannot be read.
+
+        Nothing is dropped here: the pool decides whether to refuse or skip (see
+        :meth:`subset`).
+        """
+        infos: list = []
+        bad: list[tuple[int, str]] = []
+        for position, path in enumerate(self.paths):
+            try:
+                infos.append(None if self._check is None else self._check(path))
+            except UnreadableFileError as error:
+                infos.append(None)
+                bad.append((position, error.files[0].reason if error.files else str(error)))
+        self.file_info = infos
+        return bad
+
+    def subset(self, positions: Sequence[int]) -> FileItems:
+        """A holder of the files at ``positions`` only (what they were checked to be kept)."""
+        kept = copy.copy(self)
+        kept.paths = [self.paths[position] for position in positions]
+        if self.file_info is not None:
+            kept.file_info = [self.file_info[position] for position in positions]
+        if self.default_ids is not None:
+            kept.default_ids = [self.default_ids[position] for position in positions]
+        return kept
 
     def digest(self, hasher: hashlib._Hash) -> None:
         """Feed each file's path, size and modification time to ``hasher``.
