@@ -11,7 +11,7 @@ first use.
 
 from __future__ import annotations
 
-from . import datasets, models, strategies
+from . import datasets, encoders, models, strategies
 from .acquisition import Batch, ItemDetail
 from .data import Pool
 from .errors import AlwidgetError
@@ -29,6 +29,7 @@ __all__ = [
     "TrainReport",
     "AlwidgetError",
     "datasets",
+    "encoders",
     "models",
     "strategies",
     "Widget",

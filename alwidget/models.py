@@ -130,6 +130,13 @@ def _mlp(input_shape, num_classes):
     return MLP(in_features, num_classes)
 
 
+def _head(input_shape, num_classes):
+    in_features = 1
+    for size in input_shape:
+        in_features *= int(size)
+    return MLP(in_features, num_classes, hidden=(256,), dropout=0.5)
+
+
 def _image_geometry(input_shape):
     if len(input_shape) != 3:
         raise ValueError(
@@ -143,6 +150,7 @@ MODELS: dict[str, Callable[[tuple, int], nn.Module]] = {
     "small_cnn": _small_cnn,
     "gal_cnn": _gal_cnn,
     "mlp": _mlp,
+    "head": _head,  # a small MC-dropout head over encoder features
 }
 
 
@@ -161,17 +169,53 @@ def reset_parameters(model: nn.Module, seed: int) -> nn.Module:
     return model
 
 
+def last_linear_name(model: nn.Module) -> str | None:
+    names = [name for name, layer in model.named_modules() if isinstance(layer, nn.Linear)]
+    return names[-1] if names else None
+
+
+def replace_layer(model: nn.Module, name: str, layer: nn.Module) -> None:
+    parent_name, _, attribute = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    if attribute.isdigit() and isinstance(parent, nn.Sequential):
+        parent[int(attribute)] = layer
+    else:
+        setattr(parent, attribute, layer)
+
+
+def _output_width(model: nn.Module, input_shape: tuple) -> int | None:
+    """The width of ``model``'s output for one input, or None when it cannot be probed."""
+    probe = torch.zeros((2, *input_shape))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            out = model(probe)
+    except Exception:  # the session's own output check reports a model that cannot run
+        return None
+    finally:
+        model.train(was_training)
+    return int(out.shape[1]) if isinstance(out, torch.Tensor) and out.ndim == 2 else None
+
+
 class ModelFactory:
-    """Builds fresh, seeded copies of the user's model for each training run.
+    """Builds the model each training run starts from, seeded.
 
     ``spec`` may be a built-in name (see ``MODELS``), a callable returning an ``nn.Module``
     (called with ``num_classes=`` when it accepts that keyword), or an ``nn.Module``
-    instance (copied and re-initialised for each ensemble member and training run).
+    instance. An instance is the user's model *with its weights*: every training run
+    starts from them (fine-tuning), unless ``reset_weights=True``. When its output width
+    differs from the number of classes, its last ``nn.Linear`` is replaced by a freshly
+    initialised one of the right width (the only layer that could not have been trained).
+    Ensemble members after the first start from the same weights with their own freshly
+    initialised output layer, so they disagree where the labels say little.
     """
 
-    def __init__(self, spec, input_shape: tuple, num_classes: int):
+    def __init__(self, spec, input_shape: tuple, num_classes: int, *, reset_weights=False):
         self.input_shape = tuple(input_shape)
         self.num_classes = num_classes
+        self.reset_weights = bool(reset_weights)
+        self.replaced_output: str | None = None
         if isinstance(spec, str):
             if spec not in MODELS:
                 raise ValueError(
@@ -181,6 +225,7 @@ class ModelFactory:
         elif isinstance(spec, nn.Module):
             self.name = type(spec).__name__
             self._template = copy.deepcopy(spec).cpu()
+            self._fit_output_layer()
         elif callable(spec):
             self.name = getattr(spec, "__name__", type(spec).__name__)
         else:
@@ -188,6 +233,23 @@ class ModelFactory:
                 f"model must be a name, an nn.Module or a factory; got {type(spec).__name__}"
             )
         self.spec = spec
+
+    def _fit_output_layer(self) -> None:
+        width = _output_width(self._template, self.input_shape)
+        name = last_linear_name(self._template)
+        if width is None or width == self.num_classes or name is None:
+            return
+        old = self._template.get_submodule(name)
+        if old.out_features != width:
+            return  # the last Linear is not the output layer; the output check will say so
+        fresh = nn.Linear(old.in_features, self.num_classes, bias=old.bias is not None)
+        replace_layer(self._template, name, fresh.to(old.weight.dtype))
+        self.replaced_output = f"{name} ({width} → {self.num_classes} outputs)"
+
+    @property
+    def keeps_weights(self) -> bool:
+        """Whether training starts from the user's weights (a module, not reset)."""
+        return isinstance(self.spec, nn.Module) and not self.reset_weights
 
     @property
     def can_change_classes(self) -> bool:
@@ -201,14 +263,18 @@ class ModelFactory:
                 return False
         return False
 
-    def build(self, seed: int) -> nn.Module:
-        """A new model, initialised under ``seed``."""
+    def build(self, seed: int, member: int = 0) -> nn.Module:
+        """The model a training run of ensemble member ``member`` starts from."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             if isinstance(self.spec, str):
                 model = MODELS[self.spec](self.input_shape, self.num_classes)
             elif isinstance(self.spec, nn.Module):
-                model = reset_parameters(copy.deepcopy(self._template), seed)
+                model = copy.deepcopy(self._template)
+                if self.reset_weights:
+                    reset_parameters(model, seed)
+                elif member > 0 and (name := last_linear_name(model)) is not None:
+                    model.get_submodule(name).reset_parameters()
             elif self.can_change_classes:
                 model = self.spec(num_classes=self.num_classes)
             else:
@@ -243,10 +309,5 @@ def add_output_unit(model: nn.Module) -> nn.Module:
         if old.bias is not None:
             wider.bias[: old.out_features] = old.bias
             wider.bias[old.out_features] = old.bias.min() - 20.0
-    parent_name, _, attribute = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    if attribute.isdigit() and isinstance(parent, nn.Sequential):
-        parent[int(attribute)] = wider
-    else:
-        setattr(parent, attribute, wider)
+    replace_layer(model, name, wider)
     return model

@@ -5,6 +5,7 @@ two cores a second OpenMP thread makes training an order of magnitude slower, no
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from fixtures.requirements import dependency_missing
 
 # Sessions default to a label file in the working directory, which later tests would resume.
 os.environ.setdefault("ALWIDGET_STORE", ":memory:")
+os.environ.setdefault("ALWIDGET_CACHE", tempfile.mkdtemp(prefix="alwidget-cache-"))
 os.environ.setdefault(
     "NUMBA_CACHE_DIR", os.path.join(os.path.dirname(__file__), "..", ".venv", "numba-cache")
 )

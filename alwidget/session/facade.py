@@ -18,6 +18,7 @@ import numpy as np
 from ..data import Pool
 from ..training import TrainConfig, TrainReport
 from .acquire import acquire
+from .encoding import set_up_encoder
 from .parts import assemble, switch_strategy
 from .team_labels import team_settings
 from .team_queue import TeamQueue
@@ -34,8 +35,8 @@ class Session:
     pool : Pool
         The items (see :class:`alwidget.Pool` and :mod:`alwidget.datasets`).
     model : str, nn.Module or callable, optional
-        ``"small_cnn"``, ``"gal_cnn"``, ``"mlp"``, a module (copied and re-initialised for
-        each training run), or a factory returning a module (given ``num_classes=`` when it
+        ``"small_cnn"``, ``"gal_cnn"``, ``"mlp"``, ``"head"``, a module (each training run
+        starts from a copy of its weights, see ``reset_weights``), or a factory returning a module (given ``num_classes=`` when it
         accepts it). Defaults to what the pool's item kind suggests (``"small_cnn"`` for
         images, ``"mlp"`` otherwise).
     strategy : str
@@ -82,6 +83,25 @@ class Session:
         Team mode: how many distinct annotators label each item.
     lease_seconds : float
         Team mode: how long queried items stay reserved for this annotator without a label.
+    encoder : nn.Module, ItemFunction or str, optional
+        A feature extractor (any module mapping the pool's model inputs to ``(batch, D)``
+        features, e.g. a pretrained backbone without its classifier), or ``"svd"`` (principal
+        components of the inputs) or ``"self-supervised"`` (contrastive training on the
+        pool, see :func:`alwidget.encoders.self_supervised`). It runs once over the pool,
+        cached on disk (see :func:`alwidget.encoders.encode_pool`); ``model`` is then the
+        head trained on the features (default ``"head"``: one hidden layer with MC
+        dropout), so a retrain and a full-pool rescore cost only the head.
+    fine_tune : bool
+        With ``encoder``: train the encoder too (the model is the encoder followed by the
+        head, on the raw inputs; slower, and every rescore runs the encoder once per item).
+    reset_weights : bool
+        Re-initialise a module given as ``model`` before each training run instead of
+        fine-tuning from its weights (the default keeps them).
+    cache_dir : path-like, optional
+        Where encoder features are cached (``$ALWIDGET_CACHE`` or ``~/.cache/alwidget``).
+    progress : callable or bool, optional
+        Progress of the one-time encoder pass: ``None`` shows a tqdm bar (a widget in a
+        notebook), ``False`` nothing, or a callable receiving ``{"done", "total", ...}``.
     """
 
     def __init__(
@@ -105,6 +125,11 @@ class Session:
         team: bool = False,
         overlap: int = 1,
         lease_seconds: float = 600.0,
+        encoder=None,
+        fine_tune: bool = False,
+        reset_weights: bool = False,
+        cache_dir=None,
+        progress=None,
     ):
         if not isinstance(pool, Pool):
             raise TypeError(
@@ -124,8 +149,13 @@ class Session:
         if isinstance(ensemble, bool) or ensemble < 1 or int(ensemble) != ensemble:
             raise ValueError(f"ensemble must be a positive integer, got {ensemble!r}")
         self.ensemble = int(ensemble)
+        self.encoding = set_up_encoder(
+            pool, model, encoder, fine_tune=bool(fine_tune), seed=self.seed, device=device,
+            cache_dir=cache_dir, progress=progress, n_classes=len(pool.classes),
+        )  # fmt: skip
         parts = assemble(
-            pool, model, strategy=strategy, mc_samples=mc_samples, ensemble=self.ensemble,
+            self.encoding.pool, self.encoding.model, reset_weights=reset_weights,
+            strategy=strategy, mc_samples=mc_samples, ensemble=self.ensemble,
             seed=self.seed, device=device, score_subset=score_subset, chunk_size=chunk_size,
             annotator=self.annotator, store=store, team=checked_team,
         )  # fmt: skip

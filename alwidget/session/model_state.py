@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..encoders import FeaturePool
 from ..errors import StrategyModelMismatchError
 from ..evaluation import classification_metrics, cross_validate
 from ..models import ModelFactory, add_output_unit, has_dropout
@@ -74,7 +75,7 @@ class ModelState:
         self.held_out = pool.test  # converted to model inputs once, evaluated after each round
         # Guards every field below; taken last (never held while asking the label book).
         self.lock = threading.RLock()
-        self.members = [factory.build(self.member_seed(i)) for i in range(ensemble)]
+        self.members = [self.fresh_member(i) for i in range(ensemble)]
         self.version = 0
         self.last_train_report: TrainReport | None = None
         self.labels_at_last_training = 0
@@ -88,7 +89,7 @@ class ModelState:
 
     def fresh_member(self, member: int) -> torch.nn.Module:
         """A newly initialised member, as a retrain without warm start begins."""
-        return self.factory.build(self.member_seed(member))
+        return self.factory.build(self.member_seed(member), member)
 
     @property
     def has_dropout(self) -> bool:
@@ -188,7 +189,14 @@ class ModelState:
             return cached if cached is not None and cached.model_version == self.version else None
 
     def embeddings(self) -> np.ndarray:
-        """Penultimate-layer features of the whole pool (dropout off, first member)."""
+        """Features of the whole pool for the map and coverage.
+
+        With an encoder these are its cached features, the same for every model version (so
+        the map keeps its layout across retrains); otherwise the first member's
+        penultimate-layer features (dropout off).
+        """
+        if isinstance(self.pool, FeaturePool):
+            return self.pool.cache.standardised(np.arange(len(self.pool)))
         with self.lock:
             cached, version = self._embeddings, self.version
         if cached is not None and cached[0] == version:

@@ -91,7 +91,7 @@ def switch_strategy(model: ModelState, settings: AcquisitionSettings, name: str,
     model.forget_predictions()
 
 
-def assemble(pool, model, *, strategy, mc_samples, ensemble, seed, device, score_subset,
+def assemble(pool, model, *, reset_weights: bool = False, strategy, mc_samples, ensemble, seed, device, score_subset,
              chunk_size, annotator: str, store, team: TeamSettings | None) -> SessionParts:  # fmt: skip
     """Build and connect the parts; the store is closed again if anything fails."""
     names = list(pool.classes)
@@ -100,7 +100,7 @@ def assemble(pool, model, *, strategy, mc_samples, ensemble, seed, device, score
     if model is None:
         model = pool.item_kind.default_model(pool.input_shape)
     state = ModelState(
-        ModelFactory(model, pool.input_shape, len(names)), pool, ensemble=ensemble, seed=seed,
+        ModelFactory(model, pool.input_shape, len(names), reset_weights=reset_weights), pool, ensemble=ensemble, seed=seed,
         device=pick_device(device), chunk_size=chunk_size,
     )  # fmt: skip
     state.check_output_width(len(names))

@@ -1,0 +1,281 @@
+"""Encoders: your weights kept, the feature cache (keys, resume, damage), and the head."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import alwidget as al
+from alwidget.encoders import (
+    CheckpointError,
+    EncoderError,
+    ItemFunction,
+    encode_pool,
+    load_weights,
+    without_classifier,
+)
+from alwidget.predict import predict
+from alwidget.strategies import bald
+
+
+def small_pool(n_items=240, seed=0):
+    rng = np.random.default_rng(seed)
+    targets = np.arange(n_items) % 3
+    images = rng.random((n_items, 8, 8)).astype(np.float32) * 0.3
+    for index, target in enumerate(targets):
+        images[index, 2 * target : 2 * target + 3, :] += 1.0  # a bar whose row says the class
+    return al.Pool(images, targets=targets, classes=["a", "b", "c"], name="bars")
+
+
+class CountingEncoder(nn.Module):
+    """A tiny conv encoder that counts the items it has seen."""
+
+    def __init__(self, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(2)
+        self.seen = 0
+
+    def forward(self, x):
+        self.seen += len(x)
+        return self.pool(torch.relu(self.conv(x))).flatten(1)
+
+
+def label_some(session, pool, per_class=4):
+    for index in range(len(pool.classes)):
+        for position in np.flatnonzero(pool.targets == index)[:per_class]:
+            session.label(pool.ids[position], pool.classes[index])
+
+
+# ------------------------------------------------------------------ your own weights
+def pretrained_mlp(in_features=64, outputs=3, seed=1):
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(in_features, 16), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(16, outputs),
+    )  # fmt: skip
+
+
+def test_a_modules_weights_survive_session_construction_and_start_training(tmp_path):
+    pool = small_pool()
+    net = pretrained_mlp()
+    original = {name: tensor.clone() for name, tensor in net.state_dict().items()}
+    session = al.Session(pool, model=net, store=False, cv_folds=0)
+    for name, tensor in session.model.members[0].state_dict().items():
+        assert torch.equal(tensor, original[name]), name
+    # A training run starts from those weights: with a vanishing learning rate they stay.
+    label_some(session, pool)
+    session.train_config = al.TrainConfig(lr=1e-12, min_steps=1, max_steps=1, weight_decay=0)
+    session.retrain()
+    for name, tensor in session.model.members[0].state_dict().items():
+        assert torch.allclose(tensor, original[name], atol=1e-6), name
+    assert net.state_dict()["1.weight"].data_ptr() != (
+        session.model.members[0].state_dict()["1.weight"].data_ptr()
+    )  # the user's module itself is never trained in place
+
+
+def test_reset_weights_is_an_explicit_choice():
+    pool = small_pool()
+    net = pretrained_mlp()
+    session = al.Session(pool, model=net, store=False, cv_folds=0, reset_weights=True)
+    assert not torch.equal(session.model.members[0][1].weight, net[1].weight)
+
+
+def test_a_wrong_width_output_layer_is_the_only_layer_made_fresh():
+    pool = small_pool()
+    net = pretrained_mlp(outputs=7)  # e.g. a classifier trained on another task
+    session = al.Session(pool, model=net, store=False, cv_folds=0)
+    member = session.model.members[0]
+    assert torch.equal(member[1].weight, net[1].weight)
+    assert member[4].out_features == 3
+    assert "7 → 3" in session.model.factory.replaced_output
+
+
+def test_ensemble_members_share_the_backbone_but_not_the_output_layer():
+    pool = small_pool()
+    net = pretrained_mlp()
+    session = al.Session(pool, model=net, store=False, cv_folds=0, ensemble=3)
+    first, second = session.model.members[:2]
+    assert torch.equal(first[1].weight, second[1].weight)
+    assert torch.equal(first[4].weight, net[4].weight)
+    assert not torch.equal(second[4].weight, net[4].weight)
+
+
+def test_load_weights_reads_a_local_checkpoint(tmp_path):
+    source = pretrained_mlp(seed=3)
+    path = tmp_path / "backbone.pt"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in source.state_dict().items()}}, path)
+    target = load_weights(pretrained_mlp(seed=4), path)
+    assert torch.equal(target[1].weight, source[1].weight)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_weights(pretrained_mlp(in_features=32), path)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_weights(pretrained_mlp(), tmp_path / "junk.pt")
+    with pytest.raises(CheckpointError, match="no such file"):
+        load_weights(pretrained_mlp(), tmp_path / "missing.pt")
+
+
+def test_without_classifier_turns_a_classifier_into_an_encoder():
+    encoder = without_classifier(pretrained_mlp())
+    assert encoder(torch.zeros(2, 8, 8)).shape == (2, 16)
+
+
+# ------------------------------------------------------------------ the feature cache
+def test_the_cache_is_reused_for_the_same_pool_and_weights_and_not_otherwise(tmp_path):
+    pool = small_pool()
+    encoder = CountingEncoder()
+    first = encode_pool(pool, encoder, cache_dir=tmp_path, progress=False, chunk_size=64)
+    assert encoder.seen == len(pool)
+    again = encode_pool(pool, encoder, cache_dir=tmp_path, progress=False)
+    assert encoder.seen == len(pool)  # found, not recomputed
+    assert again.directory == first.directory
+    np.testing.assert_array_equal(again.features, first.features)
+
+    changed_pool = small_pool(seed=1)
+    other = encode_pool(changed_pool, encoder, cache_dir=tmp_path, progress=False)
+    assert other.directory != first.directory and encoder.seen == 2 * len(pool)
+
+    with torch.no_grad():
+        encoder.conv.bias[0] += 1e-3
+    retrained = encode_pool(pool, encoder, cache_dir=tmp_path, progress=False)
+    assert retrained.directory not in (first.directory, other.directory)
+    assert encoder.seen == 3 * len(pool)
+
+
+def test_cached_features_equal_the_encoders_output(tmp_path):
+    pool = small_pool()
+    encoder = CountingEncoder()
+    cache = encode_pool(pool, encoder, cache_dir=tmp_path, progress=False, chunk_size=50)
+    with torch.inference_mode():
+        direct = encoder(pool.inputs(np.arange(len(pool)))).numpy()
+    np.testing.assert_allclose(cache.features, direct, rtol=1e-6, atol=1e-6)
+
+
+def test_an_interrupted_pass_resumes_where_it_stopped(tmp_path):
+    pool = small_pool()
+    encoder = CountingEncoder()
+    chunks_done = []
+    with pytest.raises(EncoderError, match="resume"):
+        encode_pool(
+            pool, encoder, cache_dir=tmp_path, progress=lambda info: chunks_done.append(info),
+            chunk_size=40, should_stop=lambda: len(chunks_done) >= 2,
+        )  # fmt: skip
+    assert encoder.seen == 80
+    finished = encode_pool(pool, encoder, cache_dir=tmp_path, progress=False, chunk_size=40)
+    assert encoder.seen == len(pool)  # only the four missing chunks ran
+    with torch.inference_mode():
+        direct = encoder(pool.inputs(np.arange(len(pool)))).numpy()
+    np.testing.assert_allclose(finished.features, direct, rtol=1e-6, atol=1e-6)
+
+
+def test_a_damaged_cache_is_rebuilt_with_a_warning_never_used(tmp_path):
+    pool = small_pool()
+    encoder = CountingEncoder()
+    cache = encode_pool(pool, encoder, cache_dir=tmp_path, progress=False, chunk_size=64)
+    good = np.array(cache.features)
+    data = cache.directory / "features.f32"
+    raw = bytearray(data.read_bytes())
+    raw[100:108] = b"\xff" * 8
+    data.write_bytes(bytes(raw))
+    with pytest.warns(UserWarning, match="damaged"):
+        rebuilt = encode_pool(pool, encoder, cache_dir=tmp_path, progress=False)
+    np.testing.assert_array_equal(rebuilt.features, good)
+    (cache.directory / "meta.json").write_text("{not json")
+    with pytest.warns(UserWarning, match="damaged"):
+        encode_pool(pool, encoder, cache_dir=tmp_path, progress=False)
+
+
+def test_an_encoder_that_fails_names_the_items():
+    pool = small_pool()
+    with pytest.raises(EncoderError, match=r"positions 0\.\.") as caught:
+        encode_pool(pool, nn.Linear(3, 3), progress=False)
+    assert "inputs of shape" in str(caught.value)
+    with pytest.raises(EncoderError, match="nn.Module"):
+        al.Session(pool, encoder=42, store=False)
+
+
+# ------------------------------------------------------------------ the session's head
+def test_cached_and_uncached_sessions_score_identically(tmp_path):
+    pool = small_pool()
+    encoder = CountingEncoder()
+    settings = dict(strategy="bald", mc_samples=8, store=False, cv_folds=0, cache_dir=tmp_path,
+                    progress=False)  # fmt: skip
+    sessions = []
+    for _ in range(2):
+        session = al.Session(pool, encoder=encoder, **settings)
+        label_some(session, pool)
+        session.retrain()
+        sessions.append(session)
+    assert encoder.seen == len(pool)  # the second session found the cache
+    (first_log_probs, first_scores), (second_log_probs, second_scores) = (
+        s.score_items(pool.ids) for s in sessions
+    )
+    np.testing.assert_array_equal(first_scores, second_scores)
+    np.testing.assert_array_equal(first_log_probs, second_log_probs)
+
+
+def test_head_only_bald_equals_bald_through_the_full_model(tmp_path):
+    pool = small_pool()
+    encoder = CountingEncoder()
+    session = al.Session(pool, encoder=encoder, strategy="bald", mc_samples=10, store=False,
+                         cv_folds=0, cache_dir=tmp_path, progress=False)  # fmt: skip
+    label_some(session, pool)
+    session.retrain()
+    head = session.model.members[0]
+    cache = session.encoding.cache
+
+    class Standardise(nn.Module):
+        def forward(self, x):
+            return (x - torch.from_numpy(cache.mean)) / float(cache.scale)
+
+    full = nn.Sequential(encoder, Standardise(), *head)
+    everything = np.arange(len(pool))
+    through_head = predict(head, session.encoding.pool.inputs, everything, mc_samples=10, seed=5)
+    through_full = predict(full, pool.inputs, everything, mc_samples=10, seed=5)
+    np.testing.assert_allclose(
+        bald(through_head.log_probs_N_K_C), bald(through_full.log_probs_N_K_C), atol=1e-5
+    )
+
+
+def test_a_text_pool_uses_an_item_function_or_svd(tmp_path):
+    words = ["good great fine", "bad awful poor", "great good", "poor bad", "fine good"] * 12
+    pool = al.Pool(words, classes=["pos", "neg"])
+    session = al.Session(pool, encoder="svd", store=False, cv_folds=0, cache_dir=tmp_path,
+                         progress=False)  # fmt: skip
+    assert session.encoding.cache.shape[0] == len(pool)
+
+    def bag(items):
+        return np.array([[item.count("good"), item.count("bad")] for item in items], float)
+
+    by_function = al.Session(pool, encoder=ItemFunction(bag, key="bag-v1"), store=False,
+                             cv_folds=0, cache_dir=tmp_path, progress=False)  # fmt: skip
+    by_function.label(0, "pos")
+    by_function.label(1, "neg")
+    by_function.retrain()
+    assert by_function.encoding.cache.shape == (len(pool), 2)
+    assert len(by_function.query(3).ids) == 3
+
+
+def test_fine_tuning_trains_the_encoder_from_its_weights(tmp_path):
+    pool = small_pool()
+    encoder = CountingEncoder()
+    session = al.Session(pool, encoder=encoder, fine_tune=True, store=False, cv_folds=0,
+                         strategy="bald", mc_samples=4)  # fmt: skip
+    member = session.model.members[0]
+    assert torch.equal(member[0].conv.weight, encoder.conv.weight)
+    label_some(session, pool)
+    session.retrain()
+    assert not torch.equal(session.model.members[0][0].conv.weight, encoder.conv.weight)
+    assert len(session.query(5).ids) == 5
+
+
+def test_the_map_embeddings_are_the_encoders_and_survive_a_retrain(tmp_path):
+    pool = small_pool()
+    session = al.Session(pool, encoder=CountingEncoder(), store=False, cv_folds=0,
+                         cache_dir=tmp_path, progress=False)  # fmt: skip
+    before = session.model.embeddings()
+    label_some(session, pool)
+    session.retrain()
+    np.testing.assert_array_equal(before, session.model.embeddings())
