@@ -85,7 +85,7 @@ class Pool:
         ``"raise"`` (default): one :class:`UnreadableFileError` listing every bad file and
         why. ``"skip"``: leave them out with a warning, listed in :attr:`skipped`; their
         ids, targets and ``features`` rows go with them, so no other item's label moves.
-        The held-out split is checked the same way.
+        The held-out split is checked the same way (``pool.held_out_pool.skipped``).
 
     Attributes
     ----------

@@ -148,19 +148,19 @@ class FileItems:
         return len(self.paths)
 
     def get(self, position: int):
-        return self._read(self.paths[position])
+        return self._read(int(position))
 
     def batch(self, positions: np.ndarray) -> list:
-        return [self._read(self.paths[int(position)]) for position in positions]
+        return [self._read(int(position)) for position in positions]
 
     def path(self, position: int) -> Path:
         return self.paths[position]
 
-    def _read(self, path: Path):
+    def _read(self, position: int):
         try:
-            return self._load(path)
+            return self._load(self.paths[position])
         except UnreadableFileError as error:
-            if self.file_info is None:
+            if self.file_info is None or self.file_info[position] is None:
                 raise
             # It passed the check when the pool was built, so it changed since.
             raise UnreadableFileError(
