@@ -19,8 +19,8 @@ Image files are read by their Pillow mode, without clipping to 8 bits:
 - transparency (``LA``, ``RGBA``, ``PA``, a PNG transparent colour) is composited on white,
   as a browser shows it on a white page, with a warning when the pool is built; to keep
   alpha as a channel, read the files into an ``N×H×W×4`` array yourself.
-- other modes are refused with a message naming the mode. Pillow reads 16-bit-per-channel
-  colour files as 8-bit RGB.
+- other modes are refused with a message naming the mode. Pillow itself reads PNGs with 16
+  bits per colour channel (RGB, or grey with alpha) as 8-bit RGB / RGBA.
 """
 
 from __future__ import annotations
