@@ -29,6 +29,19 @@ _positive_int = _int_at_least(1)
 _non_negative_int = _int_at_least(0)
 
 
+def _seed(text: str) -> int:
+    """An argparse type: a seed, an integer from 0 to 2**32 - 1 (what Session accepts)."""
+    from .session.checks import MAX_SEED
+
+    value = _non_negative_int(text)
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be ≤ {MAX_SEED} (2**32 - 1), got {value}")
+    return value
+
+
+_seed.__name__ = "seed"
+
+
 def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
     """``--dataset``/``--data-root``/``--limit``: shared by every subcommand that needs a pool."""
     parser.add_argument(
@@ -63,8 +76,8 @@ def load_pool(args, parser: argparse.ArgumentParser):
         pool = datasets.load_mnist(
             args.data_root, limit=args.limit, test_limit=args.test_limit, seed=args.seed
         )
-    except (FileNotFoundError, ValueError) as error:
-        parser.error(str(error))
+    except (FileNotFoundError, ValueError) as error:  # missing, unreadable or corrupt files
+        parser.error(f"--data-root {args.data_root}: {error}")
     return datasets.repeated(pool, seed=args.seed) if args.dataset == "repeated-mnist" else pool
 
 
@@ -94,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch", type=_positive_int, default=10, help="items acquired per round"
     )
     simulate.add_argument("--rounds", type=_non_negative_int, default=5)
-    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--seed", type=_seed, default=0)
     simulate.add_argument("--mc-samples", type=_positive_int, default=None)
     simulate.add_argument("--ensemble", type=_positive_int, default=1)
     simulate.add_argument(
@@ -137,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--rounds", type=_non_negative_int, default=8)
     demo.add_argument("--batch", type=_positive_int, default=10)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=_seed, default=0)
 
     from .experiments.bench_cli import add_bench_arguments
 
@@ -149,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
         "to --out.",
     )
     add_bench_arguments(bench)
+    # Errors found after parsing are reported with the subcommand's own usage.
+    for command in (simulate, demo, bench):
+        command.set_defaults(command_parser=command)
     return parser
 
 
@@ -165,6 +181,7 @@ def _run_simulate(args, parser) -> int:
     import torch
     from tqdm import tqdm
 
+    from .errors import AlwidgetError
     from .experiments.simulate import simulate
     from .models import MODELS
     from .training import TrainConfig
@@ -196,10 +213,9 @@ def _run_simulate(args, parser) -> int:
             on_round=on_round,
             train_config=_train_config(args, TrainConfig),
         )
-    except ValueError as error:
+    except AlwidgetError as error:  # a setting the pool or the session refused
         progress.close()
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        parser.error(str(error))
     progress.close()
     if args.json:
         print(json.dumps(result))
@@ -257,13 +273,14 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (2 for bad arguments)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    command_parser = getattr(args, "command_parser", parser)
     if args.command == "simulate":
-        return _run_simulate(args, parser)
+        return _run_simulate(args, command_parser)
     if args.command == "demo":
-        return _run_demo(args, parser)
+        return _run_demo(args, command_parser)
     if args.command == "bench":
         from .experiments.bench_cli import main_bench
 
-        return main_bench(args, parser)
+        return main_bench(args, command_parser)
     parser.error(f"unknown command {args.command}")
     return 2

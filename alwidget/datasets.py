@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import gzip
+import math
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from .data import Pool
+from .errors import DataFileError, DataFileNotFoundError, InvalidArgumentError
+from .session.checks import check_count, check_seed
 
 __all__ = ["load_digits", "load_mnist", "read_idx", "repeated"]
 
@@ -33,8 +37,11 @@ def load_digits(test_fraction: float = 0.3, seed: int = 0) -> Pool:
     """
     from sklearn.datasets import load_digits as sklearn_digits
 
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    if not _is_number(test_fraction) or not 0.0 < test_fraction < 1.0:
+        raise InvalidArgumentError(
+            f"test_fraction must be a number in (0, 1) (the share held out), got {test_fraction!r}"
+        )
+    seed = check_seed(seed)
     bunch = sklearn_digits()
     images, targets = bunch.images.astype(np.float32), bunch.target.astype(np.int64)
     rng = np.random.default_rng(seed)
@@ -58,25 +65,43 @@ def read_idx(path: str | Path) -> np.ndarray:
 
     Raises
     ------
-    ValueError
-        If the header is not an idx header or the file is shorter than it declares.
+    DataFileNotFoundError
+        If the file does not exist.
+    DataFileError
+        (a ``ValueError``) If it cannot be read, is not gzip data although named ``.gz``,
+        has no idx header, or is shorter or longer than its header declares.
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        data = handle.read()
+    try:
+        with opener(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise DataFileNotFoundError(f"idx file {path} not found") from None
+    except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
+        raise DataFileError(
+            f"{path} cannot be read ({type(error).__name__}: {error}); it is corrupt or not "
+            "a (gzipped) idx file: download it again"
+        ) from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path} is not an idx file (bad magic number)")
+        raise DataFileError(f"{path} is not an idx file (bad magic number); download it again")
     n_dims = data[3]
+    if len(data) < 4 + 4 * n_dims:
+        raise DataFileError(f"{path} is truncated inside its idx header; download it again")
     shape = struct.unpack(f">{n_dims}I", data[4 : 4 + 4 * n_dims])
     dtype = np.dtype(_IDX_DTYPES[data[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize
     body = data[4 + 4 * n_dims :]
     if len(body) != expected:
-        raise ValueError(
-            f"{path} is truncated or padded: {len(body)} bytes of data, header says {expected}"
+        raise DataFileError(
+            f"{path} is truncated or padded: {len(body)} bytes of data, header says "
+            f"{expected}; download it again"
         )
     return np.frombuffer(body, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_))
 
 
 def _find_idx(root: Path, stem: str) -> Path:
@@ -84,9 +109,29 @@ def _find_idx(root: Path, stem: str) -> Path:
         for name in (stem, stem + ".gz"):
             if (folder / name).is_file():
                 return folder / name
-    raise FileNotFoundError(
+    raise DataFileNotFoundError(
         f"MNIST file {stem}[.gz] not found under {root} (looked in ., MNIST/raw and raw)"
     )
+
+
+def _read_mnist_split(root: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``N×H×W`` and labels ``0..9`` of one split, checked against each other."""
+    images_path = _find_idx(root, f"{prefix}-images-idx3-ubyte")
+    labels_path = _find_idx(root, f"{prefix}-labels-idx1-ubyte")
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.ndim != 3:
+        raise DataFileError(
+            f"{images_path} holds an array of shape {images.shape}, not images N×H×W"
+        )
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise DataFileError(
+            f"{labels_path} holds {labels.shape} labels for the {len(images)} images of "
+            f"{images_path}; the files do not belong together"
+        )
+    labels = labels.astype(np.int64)
+    if len(labels) and not (0 <= labels.min() and labels.max() <= 9):
+        raise DataFileError(f"{labels_path} holds labels outside 0-9; it is not MNIST")
+    return images, labels
 
 
 def load_mnist(
@@ -112,13 +157,13 @@ def load_mnist(
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"MNIST root {root} is not a folder")
-    train_x = read_idx(_find_idx(root, "train-images-idx3-ubyte"))
-    train_y = read_idx(_find_idx(root, "train-labels-idx1-ubyte")).astype(np.int64)
-    test_x = read_idx(_find_idx(root, "t10k-images-idx3-ubyte"))
-    test_y = read_idx(_find_idx(root, "t10k-labels-idx1-ubyte")).astype(np.int64)
-    if len(train_x) != len(train_y) or len(test_x) != len(test_y):
-        raise ValueError("MNIST image and label files disagree in length")
+        raise DataFileNotFoundError(f"MNIST root {root} is not a folder")
+    for value, argument in ((limit, "limit"), (test_limit, "test_limit")):
+        if value is not None:
+            check_count(value, argument, 1, "items to keep, or None for all")
+    seed = check_seed(seed)
+    train_x, train_y = _read_mnist_split(root, "train")
+    test_x, test_y = _read_mnist_split(root, "t10k")
     rng = np.random.default_rng(seed)
     if limit is not None and limit < len(train_x):
         keep = np.sort(rng.choice(len(train_x), size=limit, replace=False))
@@ -142,8 +187,12 @@ def repeated(pool: Pool, repeats: int = 3, noise_std: float = 0.1, seed: int = 0
     Noise is added in the scale of ``[0, 1]`` pixels, so ``noise_std=0.1`` matches the paper
     for uint8 images. The held-out split is kept as it is.
     """
-    if repeats < 1:
-        raise ValueError(f"repeats must be ≥ 1, got {repeats}")
+    repeats = check_count(repeats, "repeats", 1, "copies of each item")
+    if not _is_number(noise_std) or not 0 <= noise_std < math.inf:
+        raise InvalidArgumentError(
+            f"noise_std must be a finite number ≥ 0 (e.g. 0.1), got {noise_std!r}"
+        )
+    seed = check_seed(seed)
     positions = np.arange(len(pool))
     items = np.stack([np.asarray(pool.item(pool.ids[p])) for p in positions]).astype(np.float32)
     peak = 255.0 if items.max() > 1.0 else 1.0

@@ -13,6 +13,14 @@ __all__ = [
     "NotEnoughClassesError",
     "StrategyModelMismatchError",
     "TrainingInProgressError",
+    "InvalidArgumentError",
+    "InvalidArgumentTypeError",
+    "DeviceUnavailableError",
+    "UnsupportedModelError",
+    "ItemReadError",
+    "DataFileError",
+    "DataFileNotFoundError",
+    "TrainingDivergedError",
 ]
 
 
@@ -53,3 +61,37 @@ class StrategyModelMismatchError(AlwidgetError, ValueError):
 
 class TrainingInProgressError(AlwidgetError, RuntimeError):
     """A second training run was started while one is still going."""
+
+
+class InvalidArgumentError(AlwidgetError, ValueError):
+    """An argument whose value alwidget cannot use: a negative seed, ``batch_size=0``,
+    targets of the wrong length, labels given as a set (which has no order), ..."""
+
+
+class InvalidArgumentTypeError(AlwidgetError, TypeError):
+    """An argument of a type alwidget does not take (``classes="ab"``, a dict as ids, ...)."""
+
+
+class DeviceUnavailableError(InvalidArgumentError):
+    """A ``device=`` torch cannot use here (``"cuda"`` on a machine without CUDA)."""
+
+
+class UnsupportedModelError(AlwidgetError, ValueError):
+    """A model alwidget cannot train or predict with: float64 weights, integer outputs, no
+    trainable parameters, or a forward pass that fails on the pool's inputs."""
+
+
+class ItemReadError(AlwidgetError, ValueError):
+    """Reading one item failed (a torch Dataset's ``__getitem__`` raised); names the item."""
+
+
+class DataFileError(AlwidgetError, ValueError):
+    """A data file (e.g. an MNIST idx file) that exists but cannot be read as one."""
+
+
+class DataFileNotFoundError(AlwidgetError, FileNotFoundError):
+    """A data file or folder that is not where the arguments say."""
+
+
+class TrainingDivergedError(AlwidgetError, FloatingPointError):
+    """The training loss became NaN or infinite (usually a learning rate far too high)."""

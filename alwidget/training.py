@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .augment import resolve_augment
+from .augment import AUGMENTATIONS, resolve_augment
+from .errors import InvalidArgumentError, InvalidArgumentTypeError, TrainingDivergedError
 
 __all__ = ["TrainConfig", "TrainReport", "train_model", "combine_reports", "TrainingCancelled"]
 
@@ -68,6 +69,98 @@ class TrainConfig:
     patience: int = 5
     warm_start: bool = False
     augment: str | Callable | None = "auto"
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Refuse settings training cannot run with, naming the field and the fix.
+
+        Called on construction and again by every training run, since the fields may be
+        changed afterwards.
+
+        Raises
+        ------
+        InvalidArgumentError, InvalidArgumentTypeError
+        """
+        for name, minimum, meaning in _INTEGER_FIELDS:
+            setattr(self, name, _checked_integer(getattr(self, name), name, minimum, meaning))
+        if self.min_steps > self.max_steps:
+            raise InvalidArgumentError(
+                f"TrainConfig: min_steps={self.min_steps} is above max_steps={self.max_steps}; "
+                "raise max_steps or lower min_steps"
+            )
+        self.lr = _checked_number(self.lr, "lr", "the Adam learning rate, e.g. 1e-3")
+        if self.lr <= 0:
+            raise InvalidArgumentError(
+                f"TrainConfig: lr must be > 0 (the Adam learning rate, e.g. 1e-3); got {self.lr}"
+            )
+        self.weight_decay = _checked_number(self.weight_decay, "weight_decay", "e.g. 1e-4")
+        if self.weight_decay < 0:
+            raise InvalidArgumentError(
+                f"TrainConfig: weight_decay must be ≥ 0 (e.g. 1e-4); got {self.weight_decay}"
+            )
+        self.validation_fraction = _checked_number(
+            self.validation_fraction, "validation_fraction", "a share in [0, 1), e.g. 0.15"
+        )
+        if not 0 <= self.validation_fraction < 1:
+            raise InvalidArgumentError(
+                "TrainConfig: validation_fraction must be in [0, 1) (a share of the labels held "
+                f"out for early stopping; 0 turns it off); got {self.validation_fraction}"
+            )
+        for name in ("balanced", "warm_start"):
+            value = getattr(self, name)
+            if not isinstance(value, (bool, np.bool_)):
+                raise InvalidArgumentTypeError(
+                    f"TrainConfig: {name} must be True or False; got {value!r}"
+                )
+            setattr(self, name, bool(value))
+        augment = self.augment
+        names = ("auto", "none", *AUGMENTATIONS)
+        if isinstance(augment, str):
+            if augment not in names:
+                raise InvalidArgumentError(
+                    f"TrainConfig: unknown augment {augment!r}; choose one of "
+                    f"{', '.join(map(repr, names))}, None or a callable (batch, generator) -> batch"
+                )
+        elif augment is not None and not callable(augment):
+            raise InvalidArgumentTypeError(
+                f"TrainConfig: augment must be None, one of {', '.join(map(repr, names))} or a "
+                f"callable (batch, generator) -> batch; got {type(augment).__name__}"
+            )
+
+
+_INTEGER_FIELDS = (
+    ("max_epochs", 1, "passes over the labeled set"),
+    ("min_steps", 0, "gradient steps at least"),
+    ("max_steps", 1, "gradient steps at most"),
+    ("batch_size", 1, "items per training step"),
+    ("min_labels_for_validation", 0, "labels before a validation split is held out"),
+    ("patience", 1, "evaluations without improvement before stopping"),
+)
+
+
+def _checked_integer(value, name: str, minimum: int, meaning: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise InvalidArgumentTypeError(
+            f"TrainConfig: {name} must be an integer ≥ {minimum} ({meaning}); got {value!r}"
+        )
+    if value < minimum:
+        raise InvalidArgumentError(
+            f"TrainConfig: {name} must be ≥ {minimum} ({meaning}); got {value}"
+        )
+    return int(value)
+
+
+def _checked_number(value, name: str, example: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise InvalidArgumentTypeError(
+            f"TrainConfig: {name} must be a number ({example}); got {value!r}"
+        )
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidArgumentError(f"TrainConfig: {name} must be finite ({example}); got {value}")
+    return number
 
 
 @dataclass
@@ -159,17 +252,25 @@ def _validation_score(
     return correct / count, loss / count
 
 
-def _check_augment(augment, sample: torch.Tensor) -> None:
+def _check_augment(augment, sample: torch.Tensor, spec) -> None:
     """Fail before training, not at step one, when the augmentation does not fit the inputs."""
-    augmented = augment(sample, torch.Generator().manual_seed(0))
+    try:
+        augmented = augment(sample, torch.Generator().manual_seed(0))
+    except Exception as error:
+        raise InvalidArgumentError(
+            f"TrainConfig: augment={spec!r} failed on a batch of shape {tuple(sample.shape)} "
+            f"({type(error).__name__}: {error}); 'affine' needs image inputs (N, C, H, W): "
+            "use augment='auto' or None for other inputs"
+        ) from error
     if not isinstance(augmented, torch.Tensor) or augmented.shape != sample.shape:
         shape = (
             tuple(augmented.shape)
             if isinstance(augmented, torch.Tensor)
             else type(augmented).__name__
         )
-        raise ValueError(
-            f"augment must return a batch of the same shape {tuple(sample.shape)}; got {shape}"
+        raise InvalidArgumentError(
+            f"TrainConfig: augment must return a batch of the same shape "
+            f"{tuple(sample.shape)}; got {shape}"
         )
 
 
@@ -191,6 +292,7 @@ def train_model(
     :class:`TrainingCancelled` and leaves ``model`` unusable (train a copy).
     """
     started = time.perf_counter()
+    config.check()
     targets = np.asarray(targets, dtype=np.int64)
     if len(targets) != len(inputs):
         raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets")
@@ -198,7 +300,7 @@ def train_model(
         raise ValueError("training needs labels from at least two classes")
     augment = resolve_augment(config.augment, images=inputs.ndim == 4)
     if augment is not None:
-        _check_augment(augment, inputs[:2].to(device))
+        _check_augment(augment, inputs[:2].to(device), config.augment)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     augment_generator = torch.Generator().manual_seed(seed)
@@ -231,8 +333,9 @@ def train_model(
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(x_batch), y_train[batch])
         if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"training loss became {loss.item()} at step {step}; lower the learning rate"
+            raise TrainingDivergedError(
+                f"training loss became {loss.item()} at step {step}; lower the learning rate "
+                f"(TrainConfig lr={config.lr})"
             )
         loss.backward()
         optimizer.step()

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InvalidArgumentError
 from .oracle import run_oracle
 
 __all__ = [
@@ -178,7 +179,7 @@ def load_bench_pool(settings: BenchSettings):
         if settings.dataset == "repeated-mnist":
             pool = datasets.repeated(pool, repeats=3, noise_std=0.1, seed=0)
         elif settings.dataset != "mnist":
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"unknown benchmark dataset {settings.dataset!r}; use mnist or repeated-mnist"
             )
         _POOL_CACHE.clear()

@@ -7,14 +7,18 @@ The runner is :mod:`alwidget.experiments.bench`, the tables and figure
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
+from ..errors import AlwidgetError
 from .bench import DEFAULT_STRATEGIES, BenchSettings, run_bench
 
 __all__ = ["SMOKE", "add_bench_arguments", "main_bench", "settings_from_args"]
+
+_MNIST_TRAIN = 60_000  # training images in MNIST: the largest pool a benchmark can have
 
 SMOKE = {
     "limit": 600,
@@ -121,6 +125,19 @@ def _parse_list(text: str, convert, flag: str, parser) -> list:
     return values
 
 
+def _check_out_folder(out: Path, parser) -> None:
+    """``--out`` must be a folder, or a path where one can be made, that can be written."""
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out {out} is a file, not a folder; give a folder for the results")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        parser.error(f"--out {out}: {existing} is a file, so no folder can be made there")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        parser.error(f"--out {out}: {existing} is not writable; give a folder you can write")
+
+
 def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
     """Checked settings, strategies, seeds and output folder from parsed flags."""
     from ..strategies import available
@@ -132,6 +149,10 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
     seeds = _parse_list(
         "0" if args.smoke and args.seeds == "0,1,2" else args.seeds, int, "--seeds", parser
     )
+    from ..session.checks import MAX_SEED
+
+    if any(not 0 <= seed <= MAX_SEED for seed in seeds):
+        parser.error(f"--seeds must be integers from 0 to {MAX_SEED} (2**32 - 1), got {seeds}")
     values = {
         "dataset": args.dataset,
         "data_root": args.data_root,
@@ -153,15 +174,38 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
         values.update(SMOKE)
     for name in ("initial", "batch_size", "budget", "mc_samples", "train_steps", "train_batch"):
         if values[name] < 1:
+            flag = "batch" if name == "batch_size" else name.replace("_", "-")
+            parser.error(f"--{flag} must be ≥ 1, got {values[name]}")
+    for name in ("limit", "test_limit"):
+        if values[name] is not None and values[name] < 1:
             parser.error(f"--{name.replace('_', '-')} must be ≥ 1, got {values[name]}")
+    if args.score_subset < 0:
+        parser.error(f"--score-subset must be ≥ 0 (0 scores every item), got {args.score_subset}")
+    if values["initial"] < 2:
+        parser.error(
+            f"--initial must be ≥ 2 (one label of each of two classes), got {values['initial']}"
+        )
     if args.warm_steps < 0:
         parser.error(f"--warm-steps must be ≥ 0, got {args.warm_steps}")
+    if not (0 < values["lr"] < float("inf")):
+        parser.error(f"--lr must be a finite number > 0 (e.g. 1e-3), got {values['lr']}")
+    if not (0 <= values["weight_decay"] < float("inf")):
+        parser.error(
+            f"--weight-decay must be a finite number ≥ 0 (e.g. 1e-4), got {values['weight_decay']}"
+        )
     if values["budget"] < values["initial"]:
         parser.error(f"--budget {values['budget']} is below --initial {values['initial']}")
     if values["mc_samples"] < 2:
         parser.error("--mc-samples must be ≥ 2: BALD and BatchBALD need several MC samples")
     if args.jobs < 1:
         parser.error(f"--jobs must be ≥ 1, got {args.jobs}")
+    pool_size = min(values["limit"] or _MNIST_TRAIN, _MNIST_TRAIN)
+    pool_size *= 3 if values["dataset"] == "repeated-mnist" else 1
+    if values["budget"] > pool_size:
+        parser.error(
+            f"--budget {values['budget']} exceeds the {pool_size} items of the pool "
+            "(--limit, times 3 for repeated-mnist); lower --budget or raise --limit"
+        )
     if not Path(args.data_root).is_dir():
         parser.error(f"--data-root {args.data_root} is not a folder")
     out = (
@@ -169,7 +213,14 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
         if args.out
         else Path("benchmarks/results") / ("smoke" if args.smoke else args.dataset)
     )
-    return BenchSettings(**values), strategies, seeds, out
+    _check_out_folder(out, parser)
+    settings = BenchSettings(**values)
+    try:  # --lr, --weight-decay, ... as the training will see them
+        settings.train_config(first=True)
+        settings.train_config(first=False)
+    except AlwidgetError as error:
+        parser.error(str(error))
+    return settings, strategies, seeds, out
 
 
 def main_bench(args, parser) -> int:
@@ -217,12 +268,10 @@ def main_bench(args, parser) -> int:
             resume=args.resume,
             report_only=args.report_only,
         )
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except (AlwidgetError, FileNotFoundError) as error:  # e.g. corrupt MNIST files
+        parser.error(str(error))
     if not runs:
-        print(f"error: no finished runs with these settings in {out / 'runs'}", file=sys.stderr)
-        return 2
+        parser.error(f"no finished runs with these settings in {out / 'runs'}")
     seeds = sorted({run["seed"] for run in runs})
     strategies = [name for name in strategies if any(run["strategy"] == name for run in runs)]
     summary = summarize(runs)

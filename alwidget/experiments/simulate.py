@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 from ..data import Pool
 from ..session import Session
 from ..training import TrainConfig
@@ -58,12 +60,10 @@ def simulate(
     Raises
     ------
     OracleSetupError
-        ``rounds`` is negative, ``initial`` below 2, or the pool has no targets.
+        ``rounds`` is negative, ``initial`` below 2, the pool has no targets, or the labels
+        asked for (``initial + batch_size × rounds``) exceed the pool's items.
     """
-    if rounds < 0:
-        raise OracleSetupError(
-            f"rounds must be ≥ 0 (acquisitions after the initial labels), got {rounds}"
-        )
+    _check_plan(pool, initial, batch_size, rounds)
     started = time.perf_counter()
     session = Session(
         pool,
@@ -97,7 +97,8 @@ def simulate(
         "dataset": pool.name,
         "strategy": strategy,
         "seed": seed,
-        "initial": initial,
+        # What was labeled: fewer than asked when a class has fewer items than its share.
+        "initial": records[0]["n_labels"],
         "batch_size": batch_size,
         "mc_samples": session.mc_samples,
         "ensemble": ensemble,
@@ -106,3 +107,27 @@ def simulate(
         "final_accuracy": records[-1]["accuracy"],
         "total_seconds": round(time.perf_counter() - started, 3),
     }
+
+
+def _check_plan(pool: Pool, initial, batch_size, rounds) -> None:
+    """Refuse a run that would ask for more labels than the pool has, before any training."""
+    if not isinstance(pool, Pool):
+        raise OracleSetupError(
+            f"pool must be an alwidget.Pool with targets, got {type(pool).__name__}"
+        )
+    for value, name, minimum in ((initial, "initial", 2), (batch_size, "batch_size", 1),
+                                 (rounds, "rounds", 0)):  # fmt: skip
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+            raise OracleSetupError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
+    wanted = initial + batch_size * rounds
+    if wanted > len(pool):
+        most = max(0, (len(pool) - initial) // batch_size)
+        fix = (
+            f"lower initial to at most {len(pool)}"
+            if initial > len(pool)
+            else f"use at most {most} rounds of {batch_size}"
+        )
+        raise OracleSetupError(
+            f"initial={initial} + batch_size={batch_size} × rounds={rounds} = {wanted} labels, "
+            f"but pool {pool.name!r} has only {len(pool)} items; {fix}"
+        )

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import AlwidgetError
+from ..errors import AlwidgetError, InvalidArgumentError
 
 __all__ = [
     "ItemKind",
@@ -185,16 +185,32 @@ class ItemKind(Protocol):
 
 # ---------------------------------------------------------------------------- helpers
 def as_numeric_array(values, what: str) -> np.ndarray:
-    """``values`` as a numeric array; a clear error for non-numbers and NaN/inf entries."""
+    """``values`` as a real numeric array; a clear error for non-numbers, complex numbers
+    (whose imaginary part a model would silently drop) and NaN/inf entries.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Naming ``what`` (the argument), the first bad item and the fix.
+    """
     array = np.asarray(values)
+    if np.issubdtype(array.dtype, np.complexfloating):
+        raise InvalidArgumentError(
+            f"{what} has complex dtype {array.dtype}; models take real numbers, so pass the "
+            f"real part, the magnitude or both as separate features (np.abs, .real, .imag)"
+        )
     if array.dtype == object or not np.issubdtype(array.dtype, np.number):
-        raise ValueError(f"{what} must be numeric, got dtype {array.dtype}")
-    if np.issubdtype(array.dtype, np.floating):
+        raise InvalidArgumentError(
+            f"{what} must be numeric, got dtype {array.dtype}; convert it with "
+            "np.asarray(..., dtype=np.float32)"
+        )
+    if np.issubdtype(array.dtype, np.floating) and array.ndim >= 1 and array.size:
         bad = ~np.isfinite(array)
         if bad.any():
             first = int(np.argwhere(bad.reshape(array.shape[0], -1).any(axis=1))[0, 0])
-            raise ValueError(
-                f"{what} contains {int(bad.sum())} NaN/inf values (first in item {first})"
+            raise InvalidArgumentError(
+                f"{what} contains {int(bad.sum())} NaN/inf values (first in item {first}); "
+                "drop or fill those items first"
             )
     return array
 
@@ -213,11 +229,14 @@ def numeric_shape(items) -> tuple[int, ...] | None:
 
 
 def looks_like_dataset(items) -> bool:
-    """Duck typing for a torch ``Dataset``: sized and indexable, not an array or a list."""
+    """Duck typing for a torch ``Dataset``: sized and indexable by position, not an array,
+    a list, text, a mapping or a pandas frame (those are indexed by keys or labels, not by
+    ``0..N-1``)."""
     return (
         hasattr(items, "__len__")
         and hasattr(items, "__getitem__")
-        and not isinstance(items, (np.ndarray, list, tuple, str))
+        and not isinstance(items, (np.ndarray, list, tuple, str, bytes, Mapping))
+        and not (hasattr(items, "to_numpy") and hasattr(items, "iloc"))
     )
 
 

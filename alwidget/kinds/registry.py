@@ -11,7 +11,9 @@ import threading
 
 import numpy as np
 
+from ..errors import AlwidgetError
 from .base import ERROR_KIND, ItemKind, ItemKindError, describe_items, looks_like_dataset
+from .checks import container_hint, ragged_rows_hint, read_dataset_item
 from .image import ImageKind
 from .media import unread_media_error
 from .tabular import TabularKind
@@ -142,24 +144,46 @@ def detect(items, argument: str = "items") -> ItemKind:
     Raises
     ------
     ItemKindError
-        If none does; strings naming media files get an error of their own.
+        If none does; strings naming media files and lists of rows of different lengths
+        get errors of their own.
     UnsupportedItemsError
-        (also a ``TypeError``) for objects that are not a collection of items at all.
+        (also a ``TypeError``) for objects that are not a collection of items at all, or
+        one alwidget cannot index by position (a dict, a set, an iterator, a pandas frame).
+    ItemReadError
+        When ``items`` is a torch Dataset whose first item raises.
     """
     kinds = registered()
+    if looks_like_dataset(items) and len(items) > 0:
+        read_dataset_item(items, 0, argument)  # fail here, naming the item, not in a kind
     for kind in kinds:
-        if kind.detect(items):
+        try:
+            found = kind.detect(items)
+        except AlwidgetError:
+            raise
+        except Exception as error:
+            raise ItemKindError(
+                f"the {kind.name} item kind failed while inspecting {argument} "
+                f"({describe_items(items)}): {type(error).__name__}: {error}; pass kind= to "
+                "al.Pool to skip detection"
+            ) from error
+        if found:
             return kind
     readers = _what_kinds_read(kinds)
     media_error = unread_media_error(items, argument, readers)
     if media_error is not None:
         raise media_error
+    hint = container_hint(items, argument)
+    if hint is not None:
+        raise UnsupportedItemsError(f"unsupported {argument}: {hint}")
     if not isinstance(items, (np.ndarray, list, tuple)) and not looks_like_dataset(items):
         raise UnsupportedItemsError(
             f"unsupported {argument} of type {type(items).__name__}: give a numpy array, a "
             "torch Dataset, a list of image file paths or a list of strings, or register an "
             "item kind that reads them (alwidget.kinds.register)"
         )
+    ragged = ragged_rows_hint(items, argument)
+    if ragged is not None:
+        raise ItemKindError(ragged)
     raise ItemKindError(
         f"no registered item kind reads {argument}: {describe_items(items)}. {readers}. "
         "Convert the items, pass kind= to al.Pool, or register a kind (alwidget.kinds.register)"

@@ -10,15 +10,18 @@ import html
 
 import numpy as np
 
+from ..errors import InvalidArgumentError
 from .base import (
     InputEncoder,
     PoolItems,
     RenderedItem,
     ids_hover,
+    looks_like_dataset,
     numeric_shape,
     scrolling_pane_html,
     wrong_items,
 )
+from .checks import read_dataset_item
 from .items import DatasetItems, dataset_item_ndim, numeric_items
 
 __all__ = ["TabularKind", "tabular_html", "MAX_TABLE_COLUMNS"]
@@ -64,11 +67,18 @@ class TabularKind:
         return (shape is not None and len(shape) == 2) or dataset_item_ndim(items) == 1
 
     def read(self, items) -> PoolItems:
+        if looks_like_dataset(items) and len(items) > 0:
+            read_dataset_item(items, 0)  # a failing first item is named, not raised raw
         if dataset_item_ndim(items) == 1:
             return DatasetItems(items)
         shape = numeric_shape(items)
         if shape is None or len(shape) != 2:
             raise wrong_items(self, items)
+        if shape[1] == 0:
+            raise InvalidArgumentError(
+                f"items has shape {shape}: the rows have no columns; give at least one value "
+                "per item"
+            )
         return numeric_items(items)
 
     def input_encoder(self, items: PoolItems) -> InputEncoder:

@@ -10,6 +10,7 @@ import html
 
 import numpy as np
 
+from ..errors import InvalidArgumentError
 from .base import (
     SNIPPET_CHARS,
     InputEncoder,
@@ -66,7 +67,14 @@ class TextKind:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         vectorizer = TfidfVectorizer(max_features=TFIDF_MAX_FEATURES, sublinear_tf=True)
-        vectorizer.fit(items.batch(np.arange(len(items))))
+        try:
+            vectorizer.fit(items.batch(np.arange(len(items))))
+        except ValueError as error:  # scikit-learn: "empty vocabulary"
+            raise InvalidArgumentError(
+                f"items: none of the {len(items)} texts has a word (TF-IDF counts words of two "
+                "or more letters or digits), so there are no features to learn from; give "
+                "texts with words, or pass features= (an array or a function) as model inputs"
+            ) from error
         return InputEncoder(lambda texts: vectorizer.transform(texts).toarray().astype(np.float32))
 
     def default_model(self, input_shape: tuple[int, ...]) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import strategies
 from ..strategies import AcquisitionInputs, Selection, StrategySpec
+from .checks import check_score_subset
 from .model_state import ModelState
 
 __all__ = ["Acquisition", "AcquisitionSettings", "acquire"]
@@ -28,6 +29,11 @@ class AcquisitionSettings:
     mc_samples: int
     score_subset: int | None
     rng: np.random.Generator = field(repr=False)
+
+    def __post_init__(self) -> None:
+        # Checked here, where every caller's setting arrives: 0 or a negative count would
+        # otherwise fail inside numpy at the first query.
+        self.score_subset = check_score_subset(self.score_subset)
 
     def subsample(self, positions: np.ndarray) -> np.ndarray:
         """``positions``, or ``score_subset`` of them drawn at random (sorted) when more."""
