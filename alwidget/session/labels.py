@@ -44,6 +44,10 @@ class LabelBook:
         Whose labels this session writes.
     """
 
+    #: What the store refuses as a second label (see ``LabelStore.add_labels``): another
+    #: session on the same store may have labeled an item this one still shows as unlabeled.
+    one_label_per: str | None = None
+
     def __init__(self, pool, classes: list[str], link, annotator: str) -> None:
         self.pool = pool
         self.classes = classes
@@ -107,7 +111,16 @@ class LabelBook:
 
     # ------------------------------------------------------------------ writes
     def label(self, ids, labels, *, annotator: str, model_version: int, strategy: str) -> None:
-        """Validate every pair, commit them to the store, then show them in memory."""
+        """Validate every pair, commit them to the store, then show them in memory.
+
+        Raises
+        ------
+        LabelConflictError
+            Another session on the store labeled one of the items first; nothing was saved
+            and the book now shows the store's labels of those items.
+        """
+        from ..store.errors import LabelConflictError
+
         id_list, label_list = split_label_arguments(ids, labels)
         with self.lock:
             resolved, seen = [], set()
@@ -118,10 +131,15 @@ class LabelBook:
                     raise AlreadyLabeledError(f"item {item_id!r} appears twice in one label() call")
                 seen.add(position)
                 resolved.append((position, self.class_index(label)))
-            records = self.link.record_labels(
-                [(self.pool.ids[p], self.classes[c]) for p, c in resolved],
-                annotator=annotator, model_version=model_version, strategy=strategy,
-            )  # fmt: skip
+            try:
+                records = self.link.record_labels(
+                    [(self.pool.ids[p], self.classes[c]) for p, c in resolved],
+                    annotator=annotator, model_version=model_version, strategy=strategy,
+                    one_label_per=self.one_label_per,
+                )  # fmt: skip
+            except LabelConflictError as conflict:
+                self.take_over(conflict.votes)
+                raise
             self.commit(resolved, records, annotator, model_version, strategy)
             for position, _ in resolved:
                 self._drop_priority(self.pool.ids[position])
@@ -153,6 +171,11 @@ class LabelBook:
     def unlabel(self, item_id) -> str:
         raise NotImplementedError
 
+    def take_over(self, votes: dict) -> None:
+        """Show what the store holds for some items: ``{item_key: {annotator: (event_id,
+        label)}}`` (no annotator: unlabeled), after another session on the store changed them."""
+        raise NotImplementedError
+
     def needs_labels_mask(self) -> np.ndarray:
         """Items a query may hand to this annotator."""
         raise NotImplementedError
@@ -175,6 +198,8 @@ class LabelBook:
 class SoloLabelBook(LabelBook):
     """One annotator, one label per item."""
 
+    one_label_per = "item"
+
     def __init__(self, pool, classes, link, annotator) -> None:
         super().__init__(pool, classes, link, annotator)
         self.meta: dict[int, dict] = {}  # pool position -> annotator, time, model, strategy
@@ -187,23 +212,59 @@ class SoloLabelBook(LabelBook):
             )
 
     def commit(self, resolved, records, annotator, model_version, strategy) -> None:
-        for position, class_index in resolved:
+        for (position, class_index), record in zip(resolved, records, strict=True):
             self.targets[position] = class_index
             self.meta[position] = {
                 "annotator": annotator, "time": time.time(),
                 "model_version": model_version, "strategy": strategy,
+                "event_id": record.event_id,
             }  # fmt: skip
 
     def unlabel(self, item_id) -> str:
+        """Undo the label this session shows, by its event in the store.
+
+        Raises
+        ------
+        NothingToUndoError
+            Another session on the store undid or replaced that label; nothing was undone
+            and the book now shows what the store holds for the item.
+        """
+        from ..store.errors import NothingToUndoError
+
         with self.lock:
             position = self.position(item_id)
             if position not in self.targets:
                 raise NotLabeledError(f"item {item_id!r} has no label to undo")
-            who = self.meta.get(position, {}).get("annotator", self.annotator)
-            self.link.record_undo(self.pool.ids[position], annotator=who)
+            meta = self.meta.get(position, {})
+            key = str(self.pool.ids[position])
+            try:
+                self.link.record_undo(
+                    self.pool.ids[position],
+                    annotator=meta.get("annotator", self.annotator),
+                    event_id=meta.get("event_id"),
+                )
+            except NothingToUndoError:
+                self.take_over({key: self.link.item_votes(key)})
+                raise
             class_index = self.targets.pop(position)
             self.meta.pop(position, None)
             return self.classes[class_index]
+
+    def take_over(self, votes: dict) -> None:
+        from ..store.label_log import resolve_votes
+
+        with self.lock:
+            for key, by in votes.items():
+                position = self.pool.position(self.link.item_id(key))
+                self.targets.pop(position, None)
+                self.meta.pop(position, None)
+                label = resolve_votes({key: by}).get(key)
+                if label is None or label not in self.classes:
+                    continue  # a class this session lacks shows after reopening
+                event_id, who = max((e, who) for who, (e, name) in by.items() if name == label)
+                self.targets[position] = self.classes.index(label)
+                self.meta[position] = {"annotator": who, "time": time.time(), "event_id": event_id}
+                self._drop_priority(self.pool.ids[position])
 
     def needs_labels_mask(self) -> np.ndarray:
         return ~self.labeled_mask()

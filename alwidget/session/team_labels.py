@@ -74,6 +74,9 @@ def consensus_label(votes: dict[str, tuple[int, int]]) -> int:
 class TeamLabelBook(LabelBook):
     """Votes of every annotator; :attr:`targets` holds their consensus.
 
+    The store refuses an annotator's second current label on an item (another session of the
+    same annotator may have given one), and undoes exactly the label event this book holds.
+
     Parameters
     ----------
     pool, classes, link, annotator
@@ -87,6 +90,7 @@ class TeamLabelBook(LabelBook):
     def __init__(self, pool, classes, link, annotator, settings: TeamSettings,
                  grow_classes: Callable[[list[str]], None]) -> None:  # fmt: skip
         super().__init__(pool, classes, link, annotator)
+        self.one_label_per = "annotator"
         self.settings = settings
         self.grow_classes = grow_classes
         #: pool position -> annotator -> (event id, class index) of their current label
@@ -192,7 +196,16 @@ class TeamLabelBook(LabelBook):
         self.writes += 1
 
     def unlabel(self, item_id) -> str:
-        """Undo this annotator's own label; teammates' labels stay."""
+        """Undo this annotator's own label; teammates' labels stay.
+
+        Raises
+        ------
+        NothingToUndoError
+            Another session of this annotator undid or replaced that label; nothing was
+            undone and the item's votes are re-read from the store.
+        """
+        from ..store.errors import NothingToUndoError
+
         with self.lock:
             position = self.position(item_id)
             by = self.votes.get(position, {})
@@ -201,13 +214,27 @@ class TeamLabelBook(LabelBook):
                 raise NotLabeledError(
                     f"{self.annotator!r} has no label on item {item_id!r} to undo{others}"
                 )
-            self.link.record_undo(self.pool.ids[position], annotator=self.annotator)
+            key = str(self.pool.ids[position])
+            try:
+                self.link.record_undo(
+                    self.pool.ids[position],
+                    annotator=self.annotator,
+                    event_id=by[self.annotator][0],
+                )
+            except NothingToUndoError:
+                self.take_over({key: self.link.item_votes(key)})
+                raise
             _, class_index = by.pop(self.annotator)
             if not by:
                 del self.votes[position]
             self.writes += 1
             self._rebuild_consensus()
             return self.classes[class_index]
+
+    def take_over(self, votes: dict) -> None:
+        with self.lock:
+            self.apply_snapshot(None, votes, only_these=True)
+            self.writes += 1  # a refresh that read before this must read again
 
     # ------------------------------------------------------------------ queries
     def needs_labels_mask(self) -> np.ndarray:

@@ -13,37 +13,50 @@ from .agreement import AgreementReport, cohen_kappa, fleiss_kappa
 from .connection import default_store_path, resolve_store_url
 from .errors import (
     ClassMismatchError,
+    ExportFileError,
+    LabelConflictError,
     NotAStoreError,
+    NothingToUndoError,
+    PoolFingerprintWarning,
     PoolMismatchError,
     SchemaVersionError,
     StoreClosedError,
     StoreCorruptedError,
     StoreError,
+    StoreLocationError,
     StoreUnavailableError,
 )
 from .export import read_export
 from .opening import open_store
 from .records import LabelRecord
 from .schema import SCHEMA_VERSION
+from .session_link import pool_fingerprint, rebind_store
 from .store import LabelStore
 
 __all__ = [
     "SCHEMA_VERSION",
     "AgreementReport",
     "ClassMismatchError",
+    "ExportFileError",
+    "LabelConflictError",
     "LabelRecord",
     "LabelStore",
     "NotAStoreError",
+    "NothingToUndoError",
+    "PoolFingerprintWarning",
     "PoolMismatchError",
     "SchemaVersionError",
     "StoreClosedError",
     "StoreCorruptedError",
     "StoreError",
+    "StoreLocationError",
     "StoreUnavailableError",
     "cohen_kappa",
     "default_store_path",
     "fleiss_kappa",
     "open_store",
+    "pool_fingerprint",
     "read_export",
+    "rebind_store",
     "resolve_store_url",
 ]

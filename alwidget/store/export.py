@@ -7,10 +7,29 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from .errors import ExportFileError
 from .records import HISTORY_COLUMNS, LABEL_COLUMNS, LabelRecord, utc_now
 
 EXPORT_FORMAT = "alwidget-labels/1"
 SUFFIXES = (".csv", ".json", ".jsonl")
+#: First characters that make a spreadsheet read a CSV cell as a formula (OWASP's list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_csv_cell(value: object) -> object:
+    """Prefix text a spreadsheet would run as a formula with an apostrophe.
+
+    Text already starting with an apostrophe gets one more, so :func:`unescape_csv_cell`
+    restores every value exactly. Numbers are left alone (``-0.5`` is not a formula).
+    """
+    if isinstance(value, str) and value.startswith((*FORMULA_STARTS, "'")):
+        return "'" + value
+    return value
+
+
+def unescape_csv_cell(text: str | None) -> str | None:
+    """Inverse of :func:`escape_csv_cell` for one cell read back from a CSV file."""
+    return text[1:] if isinstance(text, str) and text.startswith("'") else text
 
 
 def _pandas():
@@ -54,7 +73,12 @@ def write_export(
     classes: list[str] | None,
     pool_fingerprint: str | None,
 ) -> Path:
-    """Write records as CSV, JSON (with classes and fingerprint) or JSON lines."""
+    """Write records as CSV, JSON (with classes and fingerprint) or JSON lines.
+
+    In CSV, text cells starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
+    (which spreadsheets run as formulas) or with ``'`` get an apostrophe in front; JSON keeps
+    every value as it is. :func:`read_export` undoes the escaping.
+    """
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise ValueError(
@@ -68,7 +92,9 @@ def write_export(
         with open(partial, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(columns))
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows(
+                {column: escape_csv_cell(value) for column, value in row.items()} for row in rows
+            )
     elif suffix == ".jsonl":
         with open(partial, "w", encoding="utf-8") as handle:
             for row in rows:
@@ -93,36 +119,60 @@ def read_export(path: str | Path):
 
     Column types match ``LabelStore.to_dataframe``, so an export compares equal to the
     frame it was written from.
+
+    Raises
+    ------
+    ExportFileError
+        The file is not an alwidget label export, or was edited into one no longer readable.
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise ExportFileError(f"cannot read {path.name!r}: expected one of {', '.join(SUFFIXES)}")
+    try:
+        rows, columns = _read_rows(path, suffix)
+        missing = set(LABEL_COLUMNS) - set(columns)
+        if missing:
+            raise ExportFileError(f"{path} lacks the columns {sorted(missing)}")
+        return _typed_frame(rows, columns)
+    except ExportFileError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ExportFileError(
+            f"{path} cannot be read as an alwidget label export ({type(error).__name__}: "
+            f"{str(error)[:200]}); it was edited or written by another program. Export the "
+            "labels again from the store."
+        ) from error
+
+
+def _read_rows(path: Path, suffix: str) -> tuple[list[dict[str, object]], Sequence[str]]:
     if suffix == ".csv":
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             columns = reader.fieldnames or list(LABEL_COLUMNS)
-            rows = [_parse_csv_row(row) for row in reader]
-    elif suffix in (".json", ".jsonl"):
-        with open(path, encoding="utf-8") as handle:
-            if suffix == ".jsonl":
-                rows = [json.loads(line) for line in handle if line.strip()]
-            else:
-                document = json.load(handle)
-                if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT:
-                    raise ValueError(f"{path} is not an alwidget label export ({EXPORT_FORMAT})")
-                rows = document["labels"]
-        columns = HISTORY_COLUMNS if rows and "kind" in rows[0] else LABEL_COLUMNS
-    else:
-        raise ValueError(f"cannot read {path.name!r}: expected one of {', '.join(SUFFIXES)}")
-    missing = set(LABEL_COLUMNS) - set(columns)
-    if missing:
-        raise ValueError(f"{path} lacks the columns {sorted(missing)}")
-    return _typed_frame(rows, columns)
+            return [_parse_csv_row(row) for row in reader], columns
+    with open(path, encoding="utf-8") as handle:
+        if suffix == ".jsonl":
+            rows = [json.loads(line) for line in handle if line.strip()]
+        else:
+            document = json.load(handle)
+            if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT:
+                raise ExportFileError(f"{path} is not an alwidget label export ({EXPORT_FORMAT})")
+            rows = document["labels"]
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, dict) or not set(LABEL_COLUMNS) <= set(row):
+            lacking = sorted(set(LABEL_COLUMNS) - set(row)) if isinstance(row, dict) else "all"
+            raise ExportFileError(
+                f"{path}: label {number} lacks the fields {lacking}; it was edited or written "
+                "by another program. Export the labels again from the store."
+            )
+    return rows, HISTORY_COLUMNS if rows and "kind" in rows[0] else LABEL_COLUMNS
 
 
 def _parse_csv_row(row: dict[str, str]) -> dict[str, object]:
     # CSV has no null: the writer turned None into "", so "" means missing for the
     # optional columns (labels, keys and annotators are never empty).
-    parsed: dict[str, object] = dict(row)
+    parsed: dict[str, object] = {column: unescape_csv_cell(text) for column, text in row.items()}
     for column in ("label", "strategy", "kind"):
         if parsed.get(column) == "":
             parsed[column] = None

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 
 from sqlalchemy import Connection, Select, select
 
-from .errors import ClassMismatchError
+from .errors import ClassMismatchError, StoreCorruptedError
 from .schema import EVENT_COLUMNS, label_events, read_meta, write_meta
 
 #: ``{item_key: {annotator: (event_id, label)}}``: each annotator's current label per item.
@@ -29,9 +30,13 @@ def active_labels_query(*columns) -> Select:
 
 
 def current_votes(
-    conn: Connection, *, annotator: str | None = None, item_key: str | None = None
+    conn: Connection,
+    *,
+    annotator: str | None = None,
+    item_key: str | None = None,
+    item_keys: Sequence[str] | None = None,
 ) -> Votes:
-    """Each annotator's current label, optionally of one annotator or of one item only."""
+    """Each annotator's current label, optionally of one annotator or of some items only."""
     query = active_labels_query(
         label_events.c.id, label_events.c.item_key, label_events.c.annotator, label_events.c.label
     )
@@ -39,6 +44,8 @@ def current_votes(
         query = query.where(label_events.c.annotator == annotator)
     if item_key is not None:
         query = query.where(label_events.c.item_key == item_key)
+    if item_keys is not None:
+        query = query.where(label_events.c.item_key.in_(list(item_keys)))
     latest: Votes = {}
     # In event order, so a later label of the same annotator replaces an earlier one.
     for event_id, key, who, label in conn.execute(query.order_by(label_events.c.id)):
@@ -71,7 +78,7 @@ def store_classes(conn: Connection, classes: list[str] | None, store_name: str) 
     """
     stored = read_meta(conn).get("classes")
     if classes is None:
-        return None if stored is None else json.loads(stored)
+        return None if stored is None else _decode_classes(stored, store_name)
     if not all(isinstance(name, str) and name for name in classes):
         raise ValueError(f"classes must be non-empty strings, got {classes!r}")
     if len(set(classes)) != len(classes):
@@ -88,6 +95,25 @@ def store_classes(conn: Connection, classes: list[str] | None, store_name: str) 
             "include them, or use a new store"
         )
     write_meta(conn, "classes", json.dumps(classes))
+    return classes
+
+
+def _decode_classes(text: str, store_name: str) -> list[str]:
+    """The stored class list, or a store error naming the fix when it was edited by hand."""
+    try:
+        classes = json.loads(text)
+    except ValueError:  # json.JSONDecodeError, and non-UTF-8 bytes
+        classes = None
+    if not (
+        isinstance(classes, list)
+        and all(isinstance(name, str) and name for name in classes)
+        and len(set(classes)) == len(classes)
+    ):
+        raise StoreCorruptedError(
+            f"{store_name} keeps its classes as {text[:80]!r} in the table alwidget_meta "
+            "(key 'classes'), which is not a JSON list of distinct non-empty strings; it was "
+            'edited outside alwidget. Write them back as a JSON list, e.g. ["cat", "dog"].'
+        )
     return classes
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import getpass
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Sequence
 
-from sqlalchemy import Connection, make_url, text
+from sqlalchemy import Connection, exc, make_url, text
 
 from .connection import (
     create_store_engine,
@@ -14,11 +15,16 @@ from .connection import (
     sqlite_file,
     translated_errors,
 )
-from .errors import PoolMismatchError, StoreCorruptedError
+from .errors import StoreCorruptedError, StoreLocationError
 from .label_log import store_classes
+from .pool_binding import bind_pool
 from .records import utc_now
-from .schema import SCHEMA_VERSION, ensure_schema, read_meta, write_meta
+from .schema import SCHEMA_VERSION, ensure_schema, write_meta
 from .store import LabelStore
+
+# The password of a URL (``scheme://user:password@host``), masked in messages even when the
+# URL is too malformed for SQLAlchemy to mask it.
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 
 
 def default_annotator() -> str:
@@ -45,6 +51,8 @@ def open_store(
     annotator: str | None = None,
     *,
     busy_timeout: float = 10.0,
+    former_fingerprints: Collection[str] = (),
+    pool_classes: Sequence[str] | None = None,
 ) -> LabelStore:
     """Open the label store of a pool, creating it if it does not exist yet.
 
@@ -56,8 +64,9 @@ def open_store(
         ``":memory:"`` for a throwaway in-memory store, or None for the default file
         ``./alwidget-<fingerprint[:8]>.db``.
     pool_fingerprint : str, optional
-        Identifies the pool. A new store records it; an existing store with another
-        fingerprint is refused, so labels are never attached to the wrong items.
+        Identifies the pool (sessions use :attr:`alwidget.Pool.content_digest`). A new store
+        records it; an existing store with another fingerprint is refused, so labels are
+        never attached to the wrong items.
     classes : list of str, optional
         Allowed labels. Reopening may add classes but not drop one that is in use.
     annotator : str, optional
@@ -65,6 +74,13 @@ def open_store(
     busy_timeout : float
         Seconds a SQLite write waits for another process's lock before raising
         :class:`StoreUnavailableError`.
+    former_fingerprints : collection of str
+        Fingerprints that older alwidget versions gave the same pool. An existing store
+        recording one of them is accepted, re-recorded with ``pool_fingerprint`` and a
+        :class:`PoolFingerprintWarning` is issued; later opens need ``pool_fingerprint``.
+    pool_classes : list of str, optional
+        The pool's own classes; a store matched by a former fingerprint whose classes share
+        none of them holds another dataset's labels and is refused.
 
     Returns
     -------
@@ -72,6 +88,8 @@ def open_store(
 
     Raises
     ------
+    StoreLocationError
+        ``url_or_path`` is a malformed or unsupported URL.
     StoreUnavailableError
         The server cannot be reached, or the file is locked or cannot be created.
     StoreCorruptedError
@@ -85,15 +103,21 @@ def open_store(
     ClassMismatchError
         The store holds labels outside ``classes``.
     """
-    url = resolve_store_url(url_or_path, pool_fingerprint)
-    name = display_url(url)
+    try:
+        url = resolve_store_url(url_or_path, pool_fingerprint)
+        name = display_url(url)
+        path = sqlite_file(make_url(url))
+    except (exc.ArgumentError, ValueError) as error:
+        raise _location_error(url_or_path, error) from None
     who = default_annotator() if annotator is None else annotator
     if not isinstance(who, str) or not who:
         raise ValueError(f"annotator must be a non-empty string, not {who!r}")
-    path = sqlite_file(make_url(url))
     existed = path is not None and path.exists() and path.stat().st_size > 0
-    with translated_errors(name):
-        engine = create_store_engine(url, busy_timeout)
+    try:
+        with translated_errors(name):
+            engine = create_store_engine(url, busy_timeout)
+    except (exc.ArgumentError, ImportError) as error:  # e.g. a driver that is not installed
+        raise _location_error(url_or_path, error) from None
     try:
         with translated_errors(name), engine.connect() as conn:
             if existed:
@@ -102,37 +126,37 @@ def open_store(
             conn.execution_options(alwidget_write=True)
             with conn.begin():
                 created = ensure_schema(conn, name)
-                meta = read_meta(conn)
-                stored_fingerprint = meta.get("pool_fingerprint")
-                if (
-                    pool_fingerprint is not None
-                    and stored_fingerprint is not None
-                    and stored_fingerprint != pool_fingerprint
-                ):
-                    raise PoolMismatchError(
-                        f"{name} belongs to a different pool (fingerprint "
-                        f"{stored_fingerprint[:12]}…) than the one given "
-                        f"({pool_fingerprint[:12]}…). Use the pool it was made for, or "
-                        "another store path."
-                    )
                 if created:
                     write_meta(conn, "created_at", utc_now().isoformat())
-                if stored_fingerprint is None and pool_fingerprint is not None:
-                    write_meta(conn, "pool_fingerprint", pool_fingerprint)
-                    stored_fingerprint = pool_fingerprint
+                binding = bind_pool(
+                    conn, name, pool_fingerprint, former_fingerprints=former_fingerprints,
+                    pool_classes=pool_classes,
+                )  # fmt: skip
                 active_classes = store_classes(
                     conn, None if classes is None else list(classes), name
                 )
     except BaseException:
         engine.dispose()
         raise
-    return LabelStore(
+    store = LabelStore(
         engine,
         name=name,
         annotator=who,
-        pool_fingerprint=stored_fingerprint,
+        pool_fingerprint=binding.fingerprint,
         classes=active_classes,
         created=created,
+    )
+    binding.warn(name)
+    return store
+
+
+def _location_error(store: object, error: Exception) -> StoreLocationError:
+    shown = _PASSWORD.sub(r"\1***@", store) if isinstance(store, str) else store
+    reason = _PASSWORD.sub(r"\1***@", str(error))
+    return StoreLocationError(
+        f"store={shown!r} names no label store alwidget can open ({reason}). Give a file "
+        "path, 'sqlite:///labels.db', 'postgresql://user@host/dbname', or False for a "
+        "store kept in memory."
     )
 
 

@@ -48,19 +48,37 @@ def dump_state_dicts(state_dicts: Sequence[Mapping[str, object]]) -> bytes:
     return buffer.getvalue()
 
 
-def load_state_dicts(payload: bytes) -> list[dict[str, object]]:
-    """Inverse of :func:`dump_state_dicts`, with ``weights_only=True`` (no arbitrary pickle)."""
-    import pickle
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
+
+def load_state_dicts(payload: bytes) -> list[dict[str, object]]:
+    """Inverse of :func:`dump_state_dicts`, with ``weights_only=True`` (no arbitrary pickle).
+
+    Raises
+    ------
+    StoreCorruptedError
+        The payload is not a list of state dicts that loads that way.
+    """
     import torch
 
+    fix = "delete the row from the table checkpoints; the labels do not depend on it"
     try:
-        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        state_dicts = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - damaged bytes fail in many ways (zip, pickle, EOF)
         raise StoreCorruptedError(
             "the stored checkpoint cannot be loaded with torch.load(weights_only=True); it is "
-            f"damaged or holds objects other than tensors ({str(error).splitlines()[0]})"
+            f"damaged or holds objects other than tensors ({_first_line(error)}); {fix}"
         ) from error
+    if not isinstance(state_dicts, list) or not all(
+        isinstance(state, Mapping) for state in state_dicts
+    ):
+        raise StoreCorruptedError(
+            f"the stored checkpoint holds a {type(state_dicts).__name__}, not a list of "
+            f"state dicts (one per ensemble member); {fix}"
+        )
+    return state_dicts
 
 
 def _json_default(value: object) -> object:
@@ -85,6 +103,23 @@ def dump_round(data: Mapping[str, object]) -> str:
     return json.dumps(dict(data), default=_json_default)
 
 
-def load_round(text: str) -> dict[str, object]:
-    """Decode one history entry."""
-    return json.loads(text)
+def load_round(text: str, round_id: int | None = None) -> dict[str, object]:
+    """Decode one history entry.
+
+    Raises
+    ------
+    StoreCorruptedError
+        The text is not a JSON object (it was edited outside alwidget).
+    """
+    try:
+        data = json.loads(text)
+    except ValueError:  # json.JSONDecodeError, and non-UTF-8 bytes
+        data = None
+    if not isinstance(data, dict):
+        where = "a round" if round_id is None else f"round {round_id}"
+        raise StoreCorruptedError(
+            f"the learning history entry of {where} (table rounds) is {str(text)[:80]!r}, "
+            "not a JSON object; it was edited outside alwidget. Fix its JSON or delete the "
+            "row (the labels do not depend on it)."
+        )
+    return data

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import StoreError
+from .connection import default_store_path
+from .errors import PoolMismatchError, StoreCorruptedError, StoreError
 from .label_log import Votes
 from .opening import open_store
 from .records import LabelRecord
@@ -25,16 +26,58 @@ STORE_ENV = "ALWIDGET_STORE"
 
 
 def pool_fingerprint(pool) -> str:
-    """A hex digest identifying a pool by its kind, size and item ids.
+    """A hex digest identifying a pool by its content (:attr:`alwidget.Pool.content_digest`).
 
-    Two pools with the same ids (in any order) match, so a store keeps working when a
-    pool is rebuilt from the same data; a pool with other items does not.
+    A pool rebuilt from the same data (same items, ids and order) gets the same fingerprint,
+    so its store and its default store file are found again; two pools of the same size but
+    other items do not share a store.
+    """
+    return pool.content_digest
+
+
+def ids_fingerprint(pool) -> str:
+    """The fingerprint stores recorded before pools were fingerprinted by content.
+
+    It covers the pool's kind, size and ids only, so two different pools of the same size
+    share it; it is used only to recognise (and upgrade) stores written back then.
     """
     digest = hashlib.sha256(f"alwidget-pool/1\n{pool.kind}\n{len(pool)}\n".encode())
     for key in sorted(str(item_id) for item_id in pool.ids):
         digest.update(key.encode())
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def rebind_store(store, pool) -> str | None:
+    """Tie a store to ``pool`` after the pool's content changed but its items did not.
+
+    A store is refused (:class:`PoolMismatchError`) when its pool's content fingerprint
+    changes, which happens when image files are moved, copied or touched. When the items
+    are still the ones the labels were given to, this ties the store to the pool as it is
+    now; reopen it with the session afterwards.
+
+    Parameters
+    ----------
+    store : str, path-like or LabelStore
+        The store (as for ``Session(store=)``; None is the default file of ``pool``).
+    pool : Pool
+        The pool the store's labels belong to.
+
+    Returns
+    -------
+    str or None
+        The fingerprint the store recorded before.
+
+    Raises
+    ------
+    PoolMismatchError
+        The store holds labels of items that are not in ``pool``; nothing was changed.
+    """
+    keys = [str(item_id) for item_id in pool.ids]
+    if isinstance(store, LabelStore):
+        return store.rebind_pool(pool_fingerprint(pool), keys)
+    with open_store(store, pool_fingerprint=None) as opened:
+        return opened.rebind_pool(pool_fingerprint(pool), keys)
 
 
 @dataclass
@@ -60,6 +103,24 @@ class RestoredState:
     checkpoint: tuple[int, list[dict]] | None = None
 
 
+def _open_default_store(fingerprint: str, annotator: str, binding: dict) -> LabelStore:
+    """The store of ``./alwidget-<fingerprint[:8]>.db``, or the file an older alwidget
+    named after the pool's ids when that one belongs to this pool.
+
+    Older versions named the default file after the ids fingerprint; a notebook re-run
+    after upgrading finds its labels there (the file keeps its name, re-recorded with the
+    content fingerprint). A file of another pool with the same ids is left alone.
+    """
+    path = default_store_path(fingerprint)
+    former = default_store_path(binding["former_fingerprints"][0])
+    if not path.exists() and former.exists() and former.stat().st_size > 0:
+        try:
+            return open_store(former, pool_fingerprint=fingerprint, annotator=annotator, **binding)
+        except PoolMismatchError:
+            pass  # another pool's: this pool gets a file of its own
+    return open_store(path, pool_fingerprint=fingerprint, annotator=annotator, **binding)
+
+
 class SessionStore:
     """Writes a session's labels, history, queue and model to a :class:`LabelStore`.
 
@@ -80,17 +141,20 @@ class SessionStore:
         self.pool = pool
         self._ids_by_key = {str(item_id): item_id for item_id in pool.ids}
         fingerprint = pool_fingerprint(pool)
+        # A store written before content fingerprints recorded the ids fingerprint.
+        binding = {"former_fingerprints": (ids_fingerprint(pool),), "pool_classes": classes}
         if isinstance(store, LabelStore):
-            if store.pool_fingerprint not in (None, fingerprint):
-                raise StoreError(
-                    f"{store.name} belongs to another pool than this session's; open the "
-                    "store for this pool or pass store=None"
-                )
+            store.bind_pool(fingerprint, **binding)
             self.store = store
         else:
             if store is None:
                 store = os.environ.get(STORE_ENV) or None
-            self.store = open_store(store, pool_fingerprint=fingerprint, annotator=annotator)
+            if store is None:
+                self.store = _open_default_store(fingerprint, annotator, binding)
+            else:
+                self.store = open_store(
+                    store, pool_fingerprint=fingerprint, annotator=annotator, **binding
+                )
         # Classes added during labeling (Session.add_class) come after the pool's own.
         stored = list(self.store.classes or [])
         self.classes = list(classes) + [name for name in stored if name not in classes]
@@ -142,6 +206,8 @@ class SessionStore:
         """
         classes, votes = self.store.team_snapshot()
         self._check_items_in_pool(votes)
+        if classes is not None:
+            self._check_labels_are_classes(votes, classes)
         return classes, votes
 
     def _check_items_in_pool(self, labeled_keys) -> None:
@@ -152,15 +218,39 @@ class SessionStore:
                 f"(e.g. {unknown[:3]}); open it with the pool it was made for"
             )
 
+    def _check_labels_are_classes(self, votes: Votes, classes: Sequence[str]) -> None:
+        # Opening checks labels against the stored classes, but a hand-edited store can hold
+        # others; refusing keeps every label where it is rather than dropping it.
+        for key, by in votes.items():
+            for who, (event_id, label) in by.items():
+                if label not in classes:
+                    raise StoreCorruptedError(
+                        f"{self.store.name} holds the label {label!r} (item {key!r}, "
+                        f"annotator {who!r}, event {event_id}), which is not among its "
+                        f"classes {list(classes)}: the store was edited outside alwidget. "
+                        f"Add the class with store.set_classes([..., {label!r}]) or undo that "
+                        f"label with store.undo_label({key!r}, annotator={who!r}), then open "
+                        "the session again."
+                    )
+
     # ----------------------------------------------------------------------- restoring
     def restored_state(self) -> RestoredState:
-        """Read everything a session needs to continue where the store left off."""
+        """Read everything a session needs to continue where the store left off.
+
+        Labels must be sound; a damaged learning history or checkpoint is only warned about
+        (both can be recomputed from the labels).
+        """
         labels = self.store.current_labels()
         records: dict[str, LabelRecord] = {}
+        votes: Votes = {}
         for record in self.store.label_records():
+            votes.setdefault(record.item_key, {})[record.annotator] = (
+                record.event_id, record.label
+            )  # fmt: skip
             if labels.get(record.item_key) == record.label:
                 records[record.item_key] = record  # the latest record carrying that label
         self._check_items_in_pool(labels)
+        self._check_labels_are_classes(votes, self.classes)
         state = RestoredState()
         for key, label in labels.items():
             record = records[key]
@@ -170,25 +260,34 @@ class SessionStore:
                 "model_version": record.model_version,
                 "strategy": record.strategy,
                 "score": record.score,
+                "event_id": record.event_id,
             }
             state.labels.append((self._ids_by_key[key], label, meta))
-        state.history = self.store.rounds()
         state.queue = [
             self._ids_by_key[key]
             for key in self.store.load_queue()
             if key in self._ids_by_key and key not in labels
         ]
-        state.checkpoint = self.store.load_checkpoint()
+        try:
+            state.history = self.store.rounds()
+        except StoreCorruptedError as error:
+            warnings.warn(f"{error} Starting with an empty learning history.", stacklevel=4)
+        try:
+            state.checkpoint = self.store.load_checkpoint()
+        except StoreCorruptedError as error:
+            warnings.warn(f"{error} The model starts untrained.", stacklevel=4)
         return state
 
     # ------------------------------------------------------------------------- writing
     def record_labels(
         self, labeled: Sequence[tuple[object, str]], *, annotator: str, model_version: int,
-        strategy: str,
+        strategy: str, one_label_per: str | None = None,
     ) -> list[LabelRecord]:  # fmt: skip
         """Commit labels (all or none) before the session shows them as stored.
 
-        The score comes from the last queried batch when the item was in it.
+        The score comes from the last queried batch when the item was in it;
+        ``one_label_per`` is passed to :meth:`LabelStore.add_labels` (it raises
+        :class:`LabelConflictError` when another session labeled an item first).
         """
         entries = []
         for item_id, class_name in labeled:
@@ -204,11 +303,15 @@ class SessionStore:
                     "score": surfaced[0] if surfaced else None,
                 }
             )
-        return self.store.add_labels(entries)
+        return self.store.add_labels(entries, one_label_per=one_label_per)
 
-    def record_undo(self, item_id, *, annotator: str) -> LabelRecord:
-        """Commit an undo event for the annotator's label on ``item_id``; return the label undone."""
-        return self.store.undo_label(str(item_id), annotator=annotator)
+    def record_undo(self, item_id, *, annotator: str, event_id: int | None = None) -> LabelRecord:
+        """Commit an undo of the label event ``event_id`` (the session's own) on ``item_id``, or
+        of the annotator's latest label there; return the label undone.
+
+        Raises :class:`NothingToUndoError` when that label is no longer current.
+        """
+        return self.store.undo_label(str(item_id), annotator=annotator, event_id=event_id)
 
     def remember_batch(self, batch, priority: Sequence) -> None:
         """Keep the batch's scores for the labels to come and save the queue."""

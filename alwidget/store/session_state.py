@@ -43,7 +43,7 @@ class SessionState:
             for round_id, text in conn.execute(
                 select(rounds.c.id, rounds.c.data).order_by(rounds.c.id.desc())
             ):
-                if load_round(text).get("model_version") == model_version:
+                if load_round(text, round_id).get("model_version") == model_version:
                     conn.execute(update(rounds).where(rounds.c.id == round_id).values(data=encoded))
                     return True
         return False
@@ -51,8 +51,8 @@ class SessionState:
     def rounds(self) -> list[dict[str, object]]:
         """The learning history, oldest first, as recorded."""
         with self.database.transaction(write=False) as conn:
-            texts = conn.execute(select(rounds.c.data).order_by(rounds.c.id)).scalars().all()
-        return [load_round(text) for text in texts]
+            rows = conn.execute(select(rounds.c.id, rounds.c.data).order_by(rounds.c.id)).all()
+        return [load_round(text, round_id) for round_id, text in rows]
 
     def save_queue(self, item_keys: Sequence[str], *, annotator: str | None = None) -> None:
         """Replace the annotator's queue of items still to label."""

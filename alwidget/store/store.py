@@ -9,21 +9,24 @@ under the same names and documentation.
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from sqlalchemy import Engine, func, insert, select
 
 from . import export as _export
 from .database import Database
+from .errors import LabelConflictError, NothingToUndoError
 from .forwarding import forwarded_to
 from .label_log import Votes, active_labels_query, current_votes, resolve_votes, store_classes
+from .pool_binding import bind_pool, rebind_pool
 from .records import LabelRecord, check_item_key, check_label, clean_score, utc_now
 from .schema import EVENT_COLUMNS, SCHEMA_VERSION, checkpoints, label_events, rounds
 from .session_state import SessionState
 from .team_queue import TeamQueue
 
 _LABEL_FIELDS = frozenset({"item_key", "label", "annotator", "model_version", "strategy", "score"})
+_ONE_LABEL_PER = (None, "item", "annotator")
 
 # The part of a store that carries out a forwarded method.
 _team_queue_of = operator.attrgetter("_team_queue")
@@ -109,6 +112,7 @@ class LabelStore:
         model_version: int | None = None,
         strategy: str | None = None,
         score: float | None = None,
+        one_label_per: str | None = None,
     ) -> LabelRecord:
         """Record a label; it is committed to disk or server when this returns.
 
@@ -126,6 +130,9 @@ class LabelStore:
             Acquisition strategy that surfaced the item.
         score : float, optional
             The strategy's score for the item (NaN is stored as missing).
+        one_label_per : {None, "item", "annotator"}
+            Refuse the label when the item already has a current label (``"item"``), or one
+            from this annotator (``"annotator"``); see :meth:`add_labels`.
 
         Returns
         -------
@@ -136,6 +143,8 @@ class LabelStore:
         ------
         StoreUnavailableError
             The store could not be written; the label was not saved.
+        LabelConflictError
+            ``one_label_per`` refused it; the label was not saved.
         """
         entry = {
             "item_key": item_key,
@@ -145,10 +154,12 @@ class LabelStore:
             "strategy": strategy,
             "score": score,
         }
-        (record,) = self.add_labels([entry])
+        (record,) = self.add_labels([entry], one_label_per=one_label_per)
         return record
 
-    def add_labels(self, entries: Sequence[Mapping[str, object]]) -> list[LabelRecord]:
+    def add_labels(
+        self, entries: Sequence[Mapping[str, object]], *, one_label_per: str | None = None
+    ) -> list[LabelRecord]:
         """Record several labels in one transaction: all are saved, or none.
 
         Parameters
@@ -156,12 +167,28 @@ class LabelStore:
         entries : list of dict
             Each with ``item_key`` and ``label`` and optionally ``annotator``,
             ``model_version``, ``strategy`` and ``score`` (as for :meth:`add_label`).
+        one_label_per : {None, "item", "annotator"}
+            None (default) records every label, as a log would. ``"item"`` refuses labels
+            of items that already have a current label from anyone (one label per item, as
+            a solo session keeps them); ``"annotator"`` refuses an annotator's second
+            current label on an item (as a team keeps them). The check and the write are one
+            transaction, so two sessions on one store cannot both label an item.
 
         Returns
         -------
         list of LabelRecord
             The stored events, in the order given.
+
+        Raises
+        ------
+        LabelConflictError
+            ``one_label_per`` refused some entry; nothing was saved. Its ``votes`` hold the
+            current labels of the items in conflict.
         """
+        if one_label_per not in _ONE_LABEL_PER:
+            raise ValueError(
+                f"one_label_per must be one of {_ONE_LABEL_PER}, not {one_label_per!r}"
+            )
         rows = []
         for entry in entries:
             unknown = set(entry) - _LABEL_FIELDS
@@ -189,6 +216,8 @@ class LabelStore:
             return []
         statement = insert(label_events).returning(label_events.c.id, sort_by_parameter_order=True)
         with self._database.transaction(write=True) as conn:
+            if one_label_per is not None:
+                self._refuse_second_labels(conn, rows, one_label_per)
             event_ids = list(conn.execute(statement, rows).scalars())
             self._team_queue.mark_done(conn, [(row["item_key"], row["annotator"]) for row in rows])
         return [
@@ -196,11 +225,56 @@ class LabelStore:
             for event_id, values in zip(event_ids, rows, strict=True)
         ]
 
-    def undo_label(self, item_key: str, *, annotator: str | None = None) -> LabelRecord:
-        """Cancel the annotator's latest label on an item, by recording an undo event.
+    def _refuse_second_labels(self, conn, rows: list[dict], one_label_per: str) -> None:
+        """Raise :class:`LabelConflictError` for rows that would give an item a second label."""
+        per_item = one_label_per == "item"
+        seen: set = set()
+        for row in rows:
+            slot = row["item_key"] if per_item else (row["item_key"], row["annotator"])
+            if slot in seen:
+                raise ValueError(f"item {row['item_key']!r} appears twice in one add_labels call")
+            seen.add(slot)
+        keys = list(dict.fromkeys(row["item_key"] for row in rows))
+        votes: Votes = {}
+        for start in range(0, len(keys), 500):  # bounded IN lists for any batch size
+            votes.update(current_votes(conn, item_keys=keys[start : start + 500]))
+        clashes = {
+            row["item_key"]: votes[row["item_key"]]
+            for row in rows
+            if votes.get(row["item_key"])
+            and (per_item or row["annotator"] in votes[row["item_key"]])
+        }
+        if not clashes:
+            return
+        key, by = next(iter(clashes.items()))
+        given = ", ".join(f"{label!r} by {who!r}" for who, (_, label) in by.items())
+        scope = "" if per_item else f" from {rows[0]['annotator']!r}"
+        raise LabelConflictError(
+            f"item {key!r} already has a label{scope} in {self.name} ({given}), written by "
+            f"another session on this store{' (and more items)' if len(clashes) > 1 else ''}; "
+            "nothing was saved. Undo that label first to change it.",
+            clashes,
+        )
+
+    def undo_label(
+        self, item_key: str, *, annotator: str | None = None, event_id: int | None = None
+    ) -> LabelRecord:
+        """Cancel a label by recording an undo event: the annotator's latest on the item, or
+        exactly the label event ``event_id``.
 
         The label row stays in the log. Undoing again cancels the label before it, so
         label A, label B, undo leaves the item labeled A.
+
+        Parameters
+        ----------
+        item_key : str
+            ``str(item_id)`` of the item.
+        annotator : str, optional
+            Whose label; :attr:`annotator` by default.
+        event_id : int, optional
+            The label event to cancel (a session passes the one it wrote, so it never undoes
+            a label another session wrote since). Refused when that event is no longer the
+            item's current label from ``annotator``.
 
         Returns
         -------
@@ -209,8 +283,10 @@ class LabelStore:
 
         Raises
         ------
-        LookupError
-            The annotator has no label on this item left to undo.
+        NothingToUndoError
+            The annotator has no label on this item left to undo, or ``event_id`` is not
+            one of its current labels (say, another session undid it). Also a
+            :class:`LookupError`.
         """
         key = check_item_key(item_key)
         who = self._choose_annotator(annotator)
@@ -218,9 +294,12 @@ class LabelStore:
             active = active_labels_query().where(
                 label_events.c.item_key == key, label_events.c.annotator == who
             )
-            row = conn.execute(active.order_by(label_events.c.id.desc()).limit(1)).first()
+            if event_id is None:
+                row = conn.execute(active.order_by(label_events.c.id.desc()).limit(1)).first()
+            else:
+                row = conn.execute(active.where(label_events.c.id == int(event_id))).first()
             if row is None:
-                raise LookupError(f"annotator {who!r} has no label on item {key!r} to undo")
+                raise self._nothing_to_undo(conn, key, who, event_id)
             conn.execute(
                 insert(label_events).values(
                     item_key=key,
@@ -235,6 +314,17 @@ class LabelStore:
             if not still_labeled:
                 self._team_queue.reopen_assignment(conn, key, who)
         return LabelRecord.from_row(row)
+
+    def _nothing_to_undo(self, conn, key: str, who: str, event_id) -> NothingToUndoError:
+        if event_id is None:
+            return NothingToUndoError(f"annotator {who!r} has no label on item {key!r} to undo")
+        now = current_votes(conn, item_key=key).get(key, {})
+        holds = ", ".join(f"{label!r} by {by!r}" for by, (_, label) in now.items()) or "no label"
+        return NothingToUndoError(
+            f"the label event {event_id} of {who!r} on item {key!r} is no longer current in "
+            f"{self.name} (another session on this store undid or replaced it); nothing was "
+            f"undone. The item now has {holds}."
+        )
 
     def label_records(self, annotator: str | None = None) -> list[LabelRecord]:
         """Current (not undone) label of every item and annotator, in labeling order."""
@@ -301,6 +391,55 @@ class LabelStore:
         if classes is not None:
             self.classes = classes
         return classes, votes
+
+    def bind_pool(
+        self,
+        pool_fingerprint: str,
+        *,
+        former_fingerprints: Collection[str] = (),
+        pool_classes: Sequence[str] | None = None,
+    ) -> None:
+        """Check that this store belongs to the pool with ``pool_fingerprint``, as
+        :func:`open_store` does, and record the fingerprint when the store has none.
+
+        Raises
+        ------
+        PoolMismatchError
+            The store belongs to another pool.
+        """
+        with self._database.transaction(write=True) as conn:
+            binding = bind_pool(
+                conn, self.name, pool_fingerprint, former_fingerprints=former_fingerprints,
+                pool_classes=pool_classes,
+            )  # fmt: skip
+        self.pool_fingerprint = binding.fingerprint
+        binding.warn(self.name)
+
+    def rebind_pool(self, pool_fingerprint: str, item_keys: Collection[str]) -> str | None:
+        """Tie this store to another pool fingerprint (e.g. after the pool's files moved).
+
+        Parameters
+        ----------
+        pool_fingerprint : str
+            The new fingerprint.
+        item_keys : collection of str
+            ``str(item_id)`` of every item of the new pool; every item the store holds a
+            label for must be among them.
+
+        Returns
+        -------
+        str or None
+            The fingerprint the store had.
+
+        Raises
+        ------
+        PoolMismatchError
+            The store holds labels of items outside ``item_keys``; nothing was changed.
+        """
+        with self._database.transaction(write=True) as conn:
+            former = rebind_pool(conn, self.name, pool_fingerprint, item_keys)
+        self.pool_fingerprint = pool_fingerprint
+        return former
 
     def set_classes(self, classes: Sequence[str]) -> None:
         """Replace the allowed classes (e.g. after adding one); labels in use must remain."""
