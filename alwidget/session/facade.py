@@ -36,9 +36,10 @@ class Session:
         The items (see :class:`alwidget.Pool` and :mod:`alwidget.datasets`).
     model : str, nn.Module or callable, optional
         ``"small_cnn"``, ``"gal_cnn"``, ``"mlp"``, ``"head"``, a module (each training run
-        starts from a copy of its weights, see ``reset_weights``), or a factory returning a module (given ``num_classes=`` when it
-        accepts it). Defaults to what the pool's item kind suggests (``"small_cnn"`` for
-        images, ``"mlp"`` otherwise).
+        starts from a copy of its weights, see ``reset_weights``), or a factory returning a
+        module (given ``num_classes=`` when it accepts it). Defaults to what the pool's item
+        kind suggests (``"small_cnn"`` for images, ``"mlp"`` otherwise; ``"head"`` with an
+        ``encoder``).
     strategy : str
         A name from :func:`alwidget.strategies.available` (or one added with
         :func:`alwidget.strategies.register_strategy`).
@@ -59,8 +60,9 @@ class Session:
     score_subset : int, optional
         Score only a random subset of this many unlabeled items per query (Gal et al.
         scored 2 000), to bound the cost on huge pools.
-    chunk_size : int
-        Items per forward pass when predicting.
+    chunk_size : int, optional
+        Items per forward pass when predicting: 512 by default, 16 384 for a head over
+        encoder features (small rows; fewer, larger passes are much faster).
     annotator : str, optional
         Recorded with each label (``"user"`` when omitted; required in team mode).
     cv_folds : int
@@ -117,7 +119,7 @@ class Session:
         train_config: TrainConfig | None = None,
         device: str | None = None,
         score_subset: int | None = None,
-        chunk_size: int = 512,
+        chunk_size: int | None = None,
         annotator: str | None = None,
         cv_folds: int = 3,
         track_coverage: bool | None = None,
@@ -156,7 +158,8 @@ class Session:
         parts = assemble(
             self.encoding.pool, self.encoding.model, reset_weights=reset_weights,
             strategy=strategy, mc_samples=mc_samples, ensemble=self.ensemble,
-            seed=self.seed, device=device, score_subset=score_subset, chunk_size=chunk_size,
+            seed=self.seed, device=device, score_subset=score_subset,
+            chunk_size=chunk_size or (16_384 if self.encoding.cache is not None else 512),
             annotator=self.annotator, store=store, team=checked_team,
         )  # fmt: skip
         self.parts = parts
