@@ -279,3 +279,25 @@ def test_the_map_embeddings_are_the_encoders_and_survive_a_retrain(tmp_path):
     label_some(session, pool)
     session.retrain()
     np.testing.assert_array_equal(before, session.model.embeddings())
+
+
+def test_the_widget_labels_retrains_and_maps_an_encoder_session(tmp_path):
+    pool = small_pool()
+    session = al.Session(pool, encoder=CountingEncoder(), strategy="bald", mc_samples=5,
+                         store=False, cv_folds=0, cache_dir=tmp_path, progress=False)  # fmt: skip
+    for index in (1, 2):  # an untrained model's batch may hold a single class
+        session.label(pool.ids[index], pool.classes[pool.targets[index]])
+    widget = al.Widget(session, batch_size=5)
+    try:
+        widget.wait(timeout=60)
+        for _ in range(9):
+            widget.wait(timeout=60)  # the next batch is fetched in the background
+            item = widget.focused_item
+            widget.label_buttons[pool.classes[pool.targets[pool.position(item.id)]]].click()
+        assert len(session.labels) == 11 and widget.last_error == ""
+        widget.retrain()
+        widget.wait(timeout=120)
+        assert session.model_version == 1 and widget.last_error == ""
+        assert len(widget.queue) > 0
+    finally:
+        widget.close()
