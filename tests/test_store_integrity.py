@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import sqlite3
+import threading
 import warnings
 
 import numpy as np
@@ -182,9 +183,9 @@ def test_a_store_object_of_another_pool_is_refused(tmp_path):
 
 
 # ------------------------------------------------------------ 4. two sessions, one annotator
-def test_a_second_session_cannot_label_an_item_the_first_labeled(tmp_path):
+def test_a_second_session_cannot_label_an_item_the_first_labeled(store_url):
     pool = al.Pool(rows(9), classes=["a", "b"])
-    path = tmp_path / "labels.db"
+    path = store_url
     first, second = session(pool, path), session(pool, path)
     first.label(0, "a")
     with pytest.raises(AlreadyLabeledError, match="another session") as refused:
@@ -196,9 +197,9 @@ def test_a_second_session_cannot_label_an_item_the_first_labeled(tmp_path):
     first.close(), second.close()
 
 
-def test_undo_targets_the_label_this_session_wrote(tmp_path):
+def test_undo_targets_the_label_this_session_wrote(store_url):
     pool = al.Pool(rows(10), classes=["a", "b"])
-    path = tmp_path / "labels.db"
+    path = store_url
     first = session(pool, path)
     first.label(0, "a")
     second = session(pool, path)
@@ -357,3 +358,42 @@ def test_an_edited_export_file_is_an_export_error(tmp_path):
     (tmp_path / "labels.json").write_text(json.dumps(document))
     with pytest.raises(ExportFileError):
         read_export(tmp_path / "labels.json")
+
+
+def test_concurrent_sessions_give_an_item_one_label_and_undo_an_event_once(store_url):
+    """Separate connections racing on the same items, as sessions in several processes do."""
+    keys = [str(i) for i in range(25)]
+    open_store(store_url, pool_fingerprint="race", classes=["a", "b"]).close()
+    stores = [open_store(store_url, pool_fingerprint="race", annotator="ann") for _ in range(5)]
+    outcomes: list = []
+
+    def race(action) -> None:
+        barrier = threading.Barrier(len(stores))
+
+        def run(store) -> None:
+            barrier.wait()
+            for key in keys:
+                try:
+                    outcomes.append(action(store, key))
+                except (LabelConflictError, NothingToUndoError) as refused:
+                    outcomes.append(type(refused))
+
+        threads = [threading.Thread(target=run, args=(store,)) for store in stores]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    race(lambda store, key: store.add_label(key, "a", one_label_per="item"))
+    written = [o for o in outcomes if not isinstance(o, type)]
+    assert sorted(record.item_key for record in written) == sorted(keys)  # one label each
+    assert outcomes.count(LabelConflictError) == len(keys) * (len(stores) - 1)
+    events = {record.item_key: record.event_id for record in written}
+    outcomes.clear()
+    race(lambda store, key: store.undo_label(key, event_id=events[key]))
+    assert len([o for o in outcomes if not isinstance(o, type)]) == len(keys)
+    assert outcomes.count(NothingToUndoError) == len(keys) * (len(stores) - 1)
+    assert stores[0].current_labels() == {}
+    assert stores[0].counts()["undo_events"] == len(keys)
+    for store in stores:
+        store.close()

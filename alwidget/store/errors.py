@@ -118,6 +118,10 @@ class LabelConflictError(StoreError, AlreadyLabeledError):
         super().__init__(message)
         self.votes = votes
 
+    def __reduce__(self):
+        # Default pickling replays self.args, which lacks the votes.
+        return (type(self), (str(self), self.votes))
+
 
 class NothingToUndoError(StoreError, NotLabeledError, LookupError):
     """An undo found no label of that annotator on the item, or the label it was to undo

@@ -12,7 +12,7 @@ import operator
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select, text
 
 from . import export as _export
 from .database import Database
@@ -27,6 +27,27 @@ from .team_queue import TeamQueue
 
 _LABEL_FIELDS = frozenset({"item_key", "label", "annotator", "model_version", "strategy", "score"})
 _ONE_LABEL_PER = (None, "item", "annotator")
+# First key of the PostgreSQL advisory locks that serialise label writes per item (the
+# two-key lock space, apart from the one-key lock that guards schema creation).
+_ITEM_LOCK_SPACE = 7412
+
+
+def _lock_items(conn: Connection, item_keys) -> None:
+    """Serialise checks-then-writes on these items with other transactions until commit.
+
+    SQLite write transactions already run one at a time (``BEGIN IMMEDIATE``). PostgreSQL
+    runs them side by side, so two sessions could both see an item unlabeled and both label
+    it, or both undo one event; a transaction-scoped advisory lock per item prevents that.
+    Keys are locked in sorted order so two batches never wait for each other in a cycle.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    for key in sorted(set(item_keys)):
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(:space, hashtext(:key))"),
+            {"space": _ITEM_LOCK_SPACE, "key": key},
+        )
+
 
 # The part of a store that carries out a forwarded method.
 _team_queue_of = operator.attrgetter("_team_queue")
@@ -217,6 +238,7 @@ class LabelStore:
         statement = insert(label_events).returning(label_events.c.id, sort_by_parameter_order=True)
         with self._database.transaction(write=True) as conn:
             if one_label_per is not None:
+                _lock_items(conn, [row["item_key"] for row in rows])
                 self._refuse_second_labels(conn, rows, one_label_per)
             event_ids = list(conn.execute(statement, rows).scalars())
             self._team_queue.mark_done(conn, [(row["item_key"], row["annotator"]) for row in rows])
@@ -291,6 +313,7 @@ class LabelStore:
         key = check_item_key(item_key)
         who = self._choose_annotator(annotator)
         with self._database.transaction(write=True) as conn:
+            _lock_items(conn, [key])
             active = active_labels_query().where(
                 label_events.c.item_key == key, label_events.c.annotator == who
             )
@@ -503,6 +526,12 @@ class LabelStore:
 
         JSON files also hold the classes and pool fingerprint. Read any of them back with
         :func:`alwidget.store.read_export`.
+
+        CSV is safe to open in a spreadsheet: a text cell that starts with ``=``, ``+``,
+        ``-``, ``@``, a tab or a carriage return (which a spreadsheet would run as a formula)
+        is written with an apostrophe in front, as is one that starts with an apostrophe;
+        numbers are written as they are. :func:`~alwidget.store.read_export` removes the
+        apostrophes again, and JSON files keep every value unchanged.
 
         Returns
         -------
