@@ -301,3 +301,15 @@ def test_the_widget_labels_retrains_and_maps_an_encoder_session(tmp_path):
         assert len(widget.queue) > 0
     finally:
         widget.close()
+
+
+def test_the_self_supervised_encoder_feeds_a_session(tmp_path):
+    pool = small_pool()
+    encoder = al.encoders.self_supervised(
+        pool, time_budget=2.0, cache_dir=tmp_path / "encoders", progress=False
+    )
+    session = al.Session(pool, encoder=encoder, strategy="bald", mc_samples=4, store=False,
+                         cv_folds=0, cache_dir=tmp_path, progress=False)  # fmt: skip
+    label_some(session, pool)
+    session.retrain()
+    assert len(session.query(4).ids) == 4

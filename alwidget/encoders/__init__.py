@@ -19,6 +19,7 @@ from .cache import (
 )
 from .features import FeaturePool
 from .linear import svd
+from .self_supervised import SelfSupervisedError, self_supervised
 from .weights import CheckpointError, load_weights, module_digest, without_classifier
 
 __all__ = [
@@ -27,11 +28,13 @@ __all__ = [
     "FeatureCache",
     "FeaturePool",
     "ItemFunction",
+    "SelfSupervisedError",
     "default_cache_dir",
     "encode_pool",
     "encoder_key",
     "load_weights",
     "module_digest",
+    "self_supervised",
     "svd",
     "without_classifier",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -47,7 +48,10 @@ def _resolve(encoder, pool, seed: int, cache_dir, progress):
         if encoder == "svd":
             return encoders.svd(pool, seed=seed)
         if encoder == "self-supervised":
-            return encoders.self_supervised(pool, seed=seed, cache_dir=cache_dir, progress=progress)
+            weights_dir = None if cache_dir is None else Path(cache_dir) / "encoders"
+            return encoders.self_supervised(
+                pool, seed=seed, cache_dir=weights_dir, progress=progress
+            )
         raise AlwidgetError(
             f"encoder={encoder!r} is not a known encoder; use one of {list(NAMED_ENCODERS)}, "
             "an nn.Module mapping the pool's inputs to feature vectors, or "
