@@ -2,10 +2,15 @@
 
 Also maps driver exceptions onto the store's own error types, so the widget can show
 "store locked" or "server unreachable" instead of a driver traceback.
+
+Every wait on a PostgreSQL server is bounded (see :mod:`alwidget.store.deadline`): by
+``?alwidget_timeout=SECONDS`` in the store URL, else ``$ALWIDGET_STORE_TIMEOUT``, else
+:data:`DEFAULT_TIMEOUT`.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -16,13 +21,25 @@ from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
-from .errors import StoreCorruptedError, StoreError, StoreUnavailableError
+from ..errors import InvalidArgumentError
+from .deadline import COMMIT, Expiry, expired_deadline, install_deadlines
+from .errors import StoreCorruptedError, StoreError, StoreTimeoutError, StoreUnavailableError
 
 MEMORY_URL = "sqlite://"
 _SQLITE_HEADER = b"SQLite format 3\x00"
 # Messages (lower case) by which SQLite reports a damaged file rather than a busy one.
 _CORRUPTION_MARKERS = ("file is not a database", "malformed", "file is encrypted")
 _BUSY_MARKERS = ("database is locked", "database table is locked", "busy")
+
+#: URL query parameter with the longest wait, in seconds, for one answer of the server.
+TIMEOUT_PARAMETER = "alwidget_timeout"
+#: Environment variable used when the URL does not set the timeout.
+TIMEOUT_ENV = "ALWIDGET_STORE_TIMEOUT"
+#: Seconds a PostgreSQL store waits for an answer when nothing else is set. Far above a
+#: healthy round trip, even a checkpoint upload; far below "hangs for ever".
+DEFAULT_TIMEOUT = 30.0
+# libpq's and psycopg's floor for connect_timeout.
+_MIN_CONNECT_TIMEOUT = 2
 
 
 def default_store_path(
@@ -124,20 +141,90 @@ def check_sqlite_file(path: Path) -> None:
         )
 
 
-def create_store_engine(url: str, busy_timeout: float) -> Engine:
+def _positive_seconds(value: object, source: str) -> float:
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise InvalidArgumentError(
+            f"{source} must be a positive number of seconds, not {value!r}; for example "
+            f"postgresql://user@host/db?{TIMEOUT_PARAMETER}=10"
+        )
+    return seconds
+
+
+def store_timeout(url: str | URL, timeout: float | None = None) -> float:
+    """The longest wait, in seconds, for one answer of a PostgreSQL store's server.
+
+    Parameters
+    ----------
+    url : str or URL
+        The store URL; its ``alwidget_timeout`` query parameter is used when ``timeout``
+        is None.
+    timeout : float, optional
+        Wins over the URL. Without either, ``$ALWIDGET_STORE_TIMEOUT``, else
+        :data:`DEFAULT_TIMEOUT`.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    InvalidArgumentError
+        The value is not a positive, finite number.
+    """
+    if timeout is not None:
+        return _positive_seconds(timeout, "timeout")
+    value = make_url(url).query.get(TIMEOUT_PARAMETER)
+    if isinstance(value, tuple):
+        raise InvalidArgumentError(
+            f"{TIMEOUT_PARAMETER} appears {len(value)} times in the store URL; give it once"
+        )
+    if value is not None:
+        return _positive_seconds(value, f"{TIMEOUT_PARAMETER} in the store URL")
+    from_env = os.environ.get(TIMEOUT_ENV, "").strip()
+    if from_env:
+        return _positive_seconds(from_env, f"${TIMEOUT_ENV}")
+    return DEFAULT_TIMEOUT
+
+
+def create_store_engine(url: str, busy_timeout: float, timeout: float | None = None) -> Engine:
     """Create an engine configured for durable, concurrent label writes.
 
     SQLite gets WAL mode (readers never block the writer), ``synchronous=FULL`` (a
     committed label survives a power cut, not only a crash), foreign keys, a busy
     timeout, and explicit ``BEGIN IMMEDIATE`` for write transactions so that two
     processes never both read and then fail to upgrade to a write lock.
-    PostgreSQL gets psycopg 3, a connect timeout and pre-ping so a restarted server is
-    reconnected transparently.
+    PostgreSQL gets psycopg 3 and a bound on every wait for the server (connecting,
+    pinging a pooled connection, each statement, the commit): a stopped or unreachable
+    server makes an operation fail with :class:`StoreTimeoutError` instead of hanging, and
+    the dropped connection is replaced once the server answers again.
+
+    Parameters
+    ----------
+    url : str
+        SQLAlchemy URL, as from :func:`resolve_store_url`. An ``alwidget_timeout`` query
+        parameter is alwidget's, not the driver's: for SQLite it replaces ``busy_timeout``.
+    busy_timeout : float
+        Seconds a SQLite write waits for another process's lock.
+    timeout : float, optional
+        PostgreSQL: longest wait for one answer of the server (see :func:`store_timeout`).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
-        connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
-        return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+        seconds = store_timeout(parsed, timeout)
+        parsed = parsed.difference_update_query([TIMEOUT_PARAMETER])
+        connect_args = {}
+        if "connect_timeout" not in parsed.query:
+            connect_args["connect_timeout"] = max(_MIN_CONNECT_TIMEOUT, math.ceil(seconds))
+        engine = create_engine(parsed, connect_args=connect_args)
+        install_deadlines(engine, seconds)
+        return engine
+    if TIMEOUT_PARAMETER in parsed.query:
+        busy_timeout = store_timeout(parsed)
+        parsed = parsed.difference_update_query([TIMEOUT_PARAMETER])
     path = sqlite_file(parsed)
     if path is None:
         engine = create_engine(
@@ -212,6 +299,35 @@ def classify_error(error: BaseException, store_name: str) -> StoreError | None:
     return None
 
 
+def timeout_error(store_name: str, expiry: Expiry) -> StoreTimeoutError:
+    """The error for an operation whose wait on the server outlasted the store's timeout."""
+    in_doubt = expiry.phase == COMMIT
+    limit = f"{expiry.seconds:g} s"
+    setting = f"the limit is set by ?{TIMEOUT_PARAMETER}=SECONDS in the store URL or ${TIMEOUT_ENV}"
+    if in_doubt:
+        message = (
+            f"the label store {store_name} stopped answering for {limit} while committing, "
+            "so the connection was dropped. The write was saved in full or not at all (never "
+            "in part); which one is known only once the server answers again, so check "
+            f"before repeating it ({setting})."
+        )
+    else:
+        message = (
+            f"the label store {store_name} did not answer within {limit} (the server is "
+            "stopped, overloaded or unreachable), so the connection was dropped and the "
+            f"operation was not saved. Try again once the server answers ({setting})."
+        )
+    return StoreTimeoutError(message, timeout=expiry.seconds, commit_in_doubt=in_doubt)
+
+
+def _is_driver_error(error: BaseException) -> bool:
+    if isinstance(error, (exc.DBAPIError, exc.TimeoutError, sqlite3.Error, OSError)):
+        return True
+    # psycopg raises its own exception types from connect(); match them by module name
+    # so this module does not import psycopg for SQLite users.
+    return type(error).__module__.startswith("psycopg")
+
+
 @contextmanager
 def translated_errors(store_name: str) -> Iterator[None]:
     """Re-raise driver exceptions inside the block as :class:`StoreError` subclasses."""
@@ -219,16 +335,15 @@ def translated_errors(store_name: str) -> Iterator[None]:
         yield
     except StoreError:
         raise
-    except (exc.DBAPIError, exc.TimeoutError, sqlite3.Error, OSError) as error:
+    except Exception as error:
+        if not _is_driver_error(error):
+            raise
+        # Whatever the driver says ("server closed the connection"), a connection whose
+        # deadline fired was cut by us because the server kept silent.
+        expired = expired_deadline()
+        if expired is not None:
+            raise timeout_error(store_name, expired) from error
         mapped = classify_error(error, store_name)
         if mapped is None:
             raise
         raise mapped from error
-    except Exception as error:
-        # psycopg raises its own exception types from connect(); match them by module name
-        # so this module does not import psycopg for SQLite users.
-        if type(error).__module__.startswith("psycopg"):
-            mapped = classify_error(error, store_name)
-            if mapped is not None:
-                raise mapped from error
-        raise
