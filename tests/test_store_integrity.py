@@ -9,6 +9,7 @@ import json
 import sqlite3
 import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,7 +91,8 @@ def test_same_size_pools_in_one_folder_get_separate_default_stores(in_tmp):
     first = session(customers, None)
     first.label([0, 1], ["churn", "stay"])
     first.close()
-    second = session(sensors, None)
+    with pytest.warns(UserWarning, match="rebind_store"):  # customers' file names these ids
+        second = session(sensors, None)
     assert second.labels == {} and second.classes == ["ok", "fault"]
     assert second.store.name != first.store.name
     second.close()
@@ -150,7 +152,8 @@ def test_an_old_default_file_is_found_and_other_pools_get_their_own(in_tmp):
     again = session(customers, None)
     assert again.labels == {0: "yes"}
     again.close()
-    other = session(sensors, None)  # same ids, same classes, other content
+    with pytest.warns(UserWarning, match=old_file.name):
+        other = session(sensors, None)  # same ids, same classes, other content
     assert other.labels == {} and not other.store.name.endswith(old_file.name)
     other.close()
 
@@ -170,6 +173,31 @@ def test_rebind_store_ties_a_store_to_its_items_after_their_content_changed(tmp_
     again = session(moved, path)
     assert again.labels == {1: "a", 2: "b"}
     again.close()
+
+
+def test_image_files_copied_elsewhere_get_a_new_store_with_a_warning_then_rebind(in_tmp):
+    from PIL import Image
+
+    def folder(name: str) -> list:
+        (in_tmp / name).mkdir()
+        for index in range(6):
+            pixels = np.full((8, 8), index * 40, dtype=np.uint8)
+            Image.fromarray(pixels).save(in_tmp / name / f"{index}.png")
+        return sorted((in_tmp / name).glob("*.png"))
+
+    first = session(al.Pool(folder("photos"), classes=["dark", "light"]), None)
+    first.label([0, 5], ["dark", "light"])
+    first.close()
+    old_file = Path(first.store.name.removeprefix("sqlite:///"))
+    copied = al.Pool(folder("photos-copy"), classes=["dark", "light"])  # same pixels, new paths
+    with pytest.warns(UserWarning, match=f"{old_file.name} .*rebind_store"):
+        fresh = session(copied, None)
+    assert fresh.labels == {}
+    fresh.close()
+    rebind_store(old_file, copied)
+    resumed = session(copied, old_file)
+    assert resumed.labels == {0: "dark", 5: "light"}
+    resumed.close()
 
 
 def test_a_store_object_of_another_pool_is_refused(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -103,13 +104,23 @@ class RestoredState:
     checkpoint: tuple[int, list[dict]] | None = None
 
 
-def _open_default_store(fingerprint: str, annotator: str, binding: dict) -> LabelStore:
+#: At most this many sibling default files are looked into when a new one is created.
+_SIBLINGS_CHECKED = 50
+
+
+def _open_default_store(
+    fingerprint: str, annotator: str, binding: dict, item_keys: set[str]
+) -> LabelStore:
     """The store of ``./alwidget-<fingerprint[:8]>.db``, or the file an older alwidget
     named after the pool's ids when that one belongs to this pool.
 
     Older versions named the default file after the ids fingerprint; a notebook re-run
     after upgrading finds its labels there (the file keeps its name, re-recorded with the
     content fingerprint). A file of another pool with the same ids is left alone.
+
+    When a new file is created, other default files in the folder whose labels all name
+    items of this pool are reported: after image files are moved or copied the pool's
+    content fingerprint changes, and the labels must not seem lost.
     """
     path = default_store_path(fingerprint)
     former = default_store_path(binding["former_fingerprints"][0])
@@ -118,7 +129,35 @@ def _open_default_store(fingerprint: str, annotator: str, binding: dict) -> Labe
             return open_store(former, pool_fingerprint=fingerprint, annotator=annotator, **binding)
         except PoolMismatchError:
             pass  # another pool's: this pool gets a file of its own
-    return open_store(path, pool_fingerprint=fingerprint, annotator=annotator, **binding)
+    siblings = [] if path.exists() else _stores_labeling_these_items(path.parent, item_keys)
+    store = open_store(path, pool_fingerprint=fingerprint, annotator=annotator, **binding)
+    if store.created and siblings:
+        shown = ", ".join(f"{name} ({count} items labeled)" for name, count in siblings[:3])
+        warnings.warn(
+            f"started a new label store {path.name}, but {shown} in the same folder holds "
+            "labels of items with this pool's ids, for a pool whose content differs (say, its "
+            "files were moved, copied or changed). If those labels are this pool's, tie that "
+            "file to it with alwidget.store.rebind_store(path, pool) and pass store=path.",
+            stacklevel=4,
+        )
+    return store
+
+
+def _stores_labeling_these_items(folder: Path, item_keys: set[str]) -> list[tuple[str, int]]:
+    """Default store files in ``folder`` whose labeled items all have ids in ``item_keys``."""
+    found = []
+    for candidate in sorted(folder.glob("alwidget-*.db"))[:_SIBLINGS_CHECKED]:
+        try:
+            conn = sqlite3.connect(f"{candidate.resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                keys = [row[0] for row in conn.execute("SELECT item_key FROM label_events")]
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            continue  # not a store, or busy: nothing to report
+        if keys and all(key in item_keys for key in keys):
+            found.append((candidate.name, len(set(keys))))
+    return found
 
 
 class SessionStore:
@@ -150,7 +189,9 @@ class SessionStore:
             if store is None:
                 store = os.environ.get(STORE_ENV) or None
             if store is None:
-                self.store = _open_default_store(fingerprint, annotator, binding)
+                self.store = _open_default_store(
+                    fingerprint, annotator, binding, set(self._ids_by_key)
+                )
             else:
                 self.store = open_store(
                     store, pool_fingerprint=fingerprint, annotator=annotator, **binding
