@@ -61,7 +61,9 @@ def worker(url: str, annotator: str, seconds: float, batch: int, result_path: st
     claim_seconds: list[float] = []
     acknowledged: list[str] = []
     errors: list[str] = []
-    stop = time.monotonic() + seconds
+    started_at = time.monotonic()
+    stop = started_at + seconds
+    ran_dry_after = None  # seconds after which claim() handed out nothing
     with store:
         while time.monotonic() < stop:
             started = time.perf_counter()
@@ -72,6 +74,7 @@ def worker(url: str, annotator: str, seconds: float, batch: int, result_path: st
                 continue
             claim_seconds.append(time.perf_counter() - started)
             if not keys:
+                ran_dry_after = time.monotonic() - started_at
                 break
             for key in keys:
                 if time.monotonic() >= stop:
@@ -92,6 +95,7 @@ def worker(url: str, annotator: str, seconds: float, batch: int, result_path: st
                 "label_seconds": label_seconds,
                 "claim_seconds": claim_seconds,
                 "errors": errors,
+                "ran_dry_after": ran_dry_after,
             }
         )
     )
@@ -174,6 +178,7 @@ def run_one(url: str, n_annotators: int, args, folder: Path) -> dict:
         "unacknowledged": sum(1 for pair in stored if pair not in acknowledged),
         "wrong_label": wrong_label,
         "per_annotator": sorted(len(result["acknowledged"]) for result in results),
+        "ran_dry": [r["ran_dry_after"] for r in results if r["ran_dry_after"] is not None],
     }
 
 
@@ -199,6 +204,8 @@ def report(rows: list[dict], args, server: str) -> str:
     lines.append("")
     for row in rows:
         lines.append(f"N={row['n']}: labels per annotator {row['per_annotator']}")
+        for after in row["ran_dry"]:
+            lines.append(f"  an annotator got no items from claim() after {after:.1f} s")
         if row["wrong_label"]:
             lines.append(f"  {row['wrong_label']} stored labels differ from what was sent")
         for error in row["errors"][:5]:
