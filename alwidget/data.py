@@ -22,7 +22,7 @@ import torch
 from . import kinds
 from .kinds.base import ItemKind, ItemKindError, as_numeric_array, per_feature_scaling
 from .kinds.image import IMAGE_SUFFIXES, load_image_file
-from .kinds.items import SkippedFile, UnreadableFileError
+from .kinds.items import FileItems, SkippedFile, UnreadableFileError
 
 __all__ = [
     "Pool",
@@ -382,6 +382,16 @@ class Pool:
     def inputs(self, positions) -> torch.Tensor:
         """Model inputs (float32 tensor, first axis = items) for pool positions."""
         return self._to_model_input(self, np.asarray(positions, dtype=np.int64))
+
+    @cached_property
+    def exact_digest(self) -> str:
+        """:attr:`content_digest`, plus the files' absolute paths and modification times for a
+        pool of files; feature caches key on it, so a file rewritten in place is re-encoded."""
+        if not isinstance(self._items, FileItems):
+            return self.content_digest
+        hasher = hashlib.sha256(f"exact\n{self.content_digest}\n".encode())
+        self._items.digest(hasher, exact=True)
+        return hasher.hexdigest()
 
     @cached_property
     def content_digest(self) -> str:

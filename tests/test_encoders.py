@@ -313,3 +313,30 @@ def test_the_self_supervised_encoder_feeds_a_session(tmp_path):
     label_some(session, pool)
     session.retrain()
     assert len(session.query(4).ids) == 4
+
+
+def test_a_copied_folder_keeps_its_store_key_and_a_rewritten_file_is_re_encoded(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    first = tmp_path / "photos"
+    first.mkdir()
+    for index in range(6):
+        pixels = (rng.random((8, 8)) * 255).astype(np.uint8)
+        Image.fromarray(pixels).save(first / f"{index}.png")
+    classes = ["a", "b"]
+    original = al.Pool(sorted(first.glob("*.png")), classes=classes)
+    copy_dir = tmp_path / "elsewhere" / "photos"
+    copy_dir.parent.mkdir()
+    import shutil
+
+    shutil.copytree(first, copy_dir)
+    copied = al.Pool(sorted(copy_dir.glob("*.png")), classes=classes)
+    assert copied.content_digest == original.content_digest  # the label store follows the data
+    assert copied.exact_digest != original.exact_digest  # features are recomputed from the copy
+
+    before = original.exact_digest
+    pixels = np.full((8, 8), 7, dtype=np.uint8)
+    Image.fromarray(pixels).save(first / "0.png")
+    rewritten = al.Pool(sorted(first.glob("*.png")), classes=classes)
+    assert rewritten.exact_digest != before

@@ -9,7 +9,6 @@ import json
 import sqlite3
 import threading
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,11 +174,11 @@ def test_rebind_store_ties_a_store_to_its_items_after_their_content_changed(tmp_
     again.close()
 
 
-def test_image_files_copied_elsewhere_get_a_new_store_with_a_warning_then_rebind(in_tmp):
+def test_image_files_copied_elsewhere_keep_their_labels(in_tmp):
     from PIL import Image
 
     def folder(name: str) -> list:
-        (in_tmp / name).mkdir()
+        (in_tmp / name).mkdir(parents=True)
         for index in range(6):
             pixels = np.full((8, 8), index * 40, dtype=np.uint8)
             Image.fromarray(pixels).save(in_tmp / name / f"{index}.png")
@@ -188,16 +187,20 @@ def test_image_files_copied_elsewhere_get_a_new_store_with_a_warning_then_rebind
     first = session(al.Pool(folder("photos"), classes=["dark", "light"]), None)
     first.label([0, 5], ["dark", "light"])
     first.close()
-    old_file = Path(first.store.name.removeprefix("sqlite:///"))
-    copied = al.Pool(folder("photos-copy"), classes=["dark", "light"])  # same pixels, new paths
-    with pytest.warns(UserWarning, match=f"{old_file.name} .*rebind_store"):
-        fresh = session(copied, None)
-    assert fresh.labels == {}
-    fresh.close()
-    rebind_store(old_file, copied)
-    resumed = session(copied, old_file)
+    # The same files under another folder (a moved project): relative paths and sizes match.
+    copied = al.Pool(folder("moved/photos"), classes=["dark", "light"])
+    resumed = session(copied, None)
     assert resumed.labels == {0: "dark", 5: "light"}
     resumed.close()
+    # Other files of the same names get their own store.
+    (in_tmp / "other").mkdir()
+    for index in range(6):
+        Image.fromarray(np.full((9, 9), 3, dtype=np.uint8)).save(in_tmp / "other" / f"{index}.png")
+    other = session(
+        al.Pool(sorted((in_tmp / "other").glob("*.png")), classes=["dark", "light"]), None
+    )
+    assert other.labels == {}
+    other.close()
 
 
 def test_a_store_object_of_another_pool_is_refused(tmp_path):

@@ -240,7 +240,7 @@ def encode_pool(
     chunk_size = int(chunk_size)
     device = torch.device("cpu" if device is None else device)
     key = hashlib.sha256(
-        f"{_FORMAT}\n{pool.content_digest}\n{encoder_key(encoder)}\n".encode()
+        f"{_FORMAT}\n{pool.exact_digest}\n{encoder_key(encoder)}\n".encode()
     ).hexdigest()
     directory = Path(cache_dir if cache_dir is not None else default_cache_dir()) / (
         f"features-{key[:24]}"
@@ -274,7 +274,7 @@ def encode_pool(
             )
             meta = {
                 "format": _FORMAT, "n": n_items, "d": int(first.shape[1]), "chunk": chunk_size,
-                "crc": [], "complete": False, "seconds": 0.0, "pool": pool.content_digest,
+                "crc": [], "complete": False, "seconds": 0.0, "pool": pool.exact_digest,
                 "encoder": encoder_key(encoder)[:80],
             }  # fmt: skip
             pending = first

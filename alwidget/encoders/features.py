@@ -101,8 +101,8 @@ class _HeldOutInputs:
         self.pool, self.held_out = pool, held_out
         self.ids, self.input_shape = held_out.ids, pool.input_shape
         # The inputs depend on both pools (the scaling comes from the training pool).
-        self.content_digest = hashlib.sha256(
-            f"held-out\n{pool.content_digest}\n{held_out.content_digest}".encode()
+        self.exact_digest = hashlib.sha256(
+            f"held-out\n{pool.exact_digest}\n{held_out.exact_digest}".encode()
         ).hexdigest()
 
     def __len__(self) -> int:

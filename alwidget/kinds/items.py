@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -196,19 +197,28 @@ class FileItems:
             kept.default_ids = [self.default_ids[position] for position in positions]
         return kept
 
-    def digest(self, hasher: hashlib._Hash) -> None:
-        """Feed each file's path, size and modification time to ``hasher``.
+    def digest(self, hasher: hashlib._Hash, exact: bool = False) -> None:
+        """Feed each file's path (relative to the files' common folder) and size to ``hasher``.
 
-        Reading every file would cost a full pass over a folder of images; a file rewritten
-        in place changes its size or time, which is what this is for.
+        Reading every file would cost a full pass over a folder of images. Relative paths
+        and sizes survive moving or copying the folder, so a label store still recognises
+        its pool; ``exact=True`` adds absolute paths and modification times, for caches of
+        what was computed from the pixels (a file rewritten in place at the same size).
         """
         hasher.update(f"files {len(self.paths)}\n".encode())
-        for path in self.paths:
+        resolved = [Path(path).resolve() for path in self.paths]
+        root = Path(os.path.commonpath(resolved)) if resolved else Path()
+        if len(resolved) == 1:
+            root = resolved[0].parent
+        for path in resolved:
             try:
-                stat = Path(path).stat()
-                hasher.update(f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+                stat = path.stat()
+                facts = f"{path.relative_to(root).as_posix()}|{stat.st_size}"
+                if exact:
+                    facts += f"|{path}|{stat.st_mtime_ns}"
             except OSError:
-                hasher.update(f"{path}|missing".encode())
+                facts = f"{path.relative_to(root).as_posix()}|missing"
+            hasher.update(facts.encode("utf-8", "surrogateescape"))
             hasher.update(b"\0")
 
 
