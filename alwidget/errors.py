@@ -21,6 +21,7 @@ __all__ = [
     "DataFileError",
     "DataFileNotFoundError",
     "TrainingDivergedError",
+    "TrainingRejectedError",
 ]
 
 
@@ -95,3 +96,8 @@ class DataFileNotFoundError(AlwidgetError, FileNotFoundError):
 
 class TrainingDivergedError(AlwidgetError, FloatingPointError):
     """The training loss became NaN or infinite (usually a learning rate far too high)."""
+
+
+class TrainingRejectedError(AlwidgetError, RuntimeError):
+    """A training run finished but its model fits the labels far worse than the current one;
+    the current model is kept."""

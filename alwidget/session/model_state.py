@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..encoders import FeaturePool
-from ..errors import StrategyModelMismatchError
+from ..errors import StrategyModelMismatchError, TrainingRejectedError
 from ..evaluation import classification_metrics, cross_validate
 from ..models import ModelFactory, add_output_unit, has_dropout
 from ..predict import Prediction, predict
@@ -25,7 +25,10 @@ from ..strategies import StrategySpec
 from ..strategies.kcenter import coverage_report
 from ..training import TrainConfig, TrainReport, combine_reports, train_model
 
-__all__ = ["ModelState", "ScoringCache"]
+__all__ = ["ModelState", "ScoringCache", "MAX_FIT_DROP"]
+
+#: How much worse (accuracy on the labels) a new model may fit than the current one.
+MAX_FIT_DROP = 0.25
 
 
 @dataclass
@@ -282,6 +285,7 @@ class ModelState:
             members.append(model)
         seconds = time.perf_counter() - started
         report = reports[0] if len(reports) == 1 else combine_reports(reports, seconds)
+        self._check_fit(members, inputs, targets, report)
         with self.lock:
             self.members = members
             self.version += 1
@@ -296,6 +300,36 @@ class ModelState:
             with self.lock:
                 self.last_cross_validation = result
         return report
+
+    def _fit_accuracy(self, members, inputs, targets) -> float:
+        """Mean accuracy of ``members`` (dropout off) on the labeled items."""
+        prediction = predict(
+            members, lambda rows: inputs[rows], np.arange(len(targets)), mc_samples=1,
+            chunk_size=self.chunk_size, device=self.device,
+        )  # fmt: skip
+        return float((prediction.log_probs_N_K_C.argmax(axis=2) == targets[:, None]).mean())
+
+    def _check_fit(self, members, inputs, targets, report: TrainReport) -> None:
+        """Refuse a finished run whose model fits the labels far worse than the current one.
+
+        A learning rate far too high can end with a finite loss and a model no better than
+        chance; installing it would throw a good model away. The test uses the labels only
+        (never the held-out split), on which a healthy run fits at least as well as the
+        previous model, which saw fewer of them.
+        """
+        if self.version == 0:
+            return
+        with self.lock:
+            current = list(self.members)
+        new_fit = self._fit_accuracy(members, inputs, targets)
+        current_fit = self._fit_accuracy(current, inputs, targets)
+        if new_fit < current_fit - MAX_FIT_DROP:
+            raise TrainingRejectedError(
+                f"the new model fits the {len(targets)} labels with accuracy {new_fit:.2f}, the "
+                f"current one with {current_fit:.2f} (train loss {report.train_loss:.3g}): the "
+                "run probably diverged, so the current model is kept; lower TrainConfig.lr or "
+                "check the labels"
+            )
 
     def restore(self, version: int, state_dicts: list[dict], trained_on: int) -> bool:
         """Load stored weights; False (with a warning) when they do not fit this model."""
