@@ -233,6 +233,7 @@ def _run_demo(args, parser) -> int:
     from tqdm import tqdm
 
     from . import datasets
+    from .errors import AlwidgetError
     from .experiments.simulate import simulate
     from .strategies import available
 
@@ -249,15 +250,19 @@ def _run_demo(args, parser) -> int:
     results = {}
     for name in names:
         with tqdm(total=args.rounds + 1, desc=name, file=sys.stderr, unit="round") as bar:
-            results[name] = simulate(
-                pool,
-                strategy=name,
-                initial=20,
-                batch_size=args.batch,
-                rounds=args.rounds,
-                seed=args.seed,
-                on_round=lambda record: bar.update(1),
-            )
+            try:
+                results[name] = simulate(
+                    pool,
+                    strategy=name,
+                    initial=20,
+                    batch_size=args.batch,
+                    rounds=args.rounds,
+                    seed=args.seed,
+                    on_round=lambda record: bar.update(1),
+                )
+            except AlwidgetError as error:  # e.g. more rounds than the digits allow
+                bar.close()
+                parser.error(str(error))
     header = "labels  " + "".join(f"{name:>18}" for name in names)
     print("test accuracy on the held-out digits")
     print(header)

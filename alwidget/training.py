@@ -130,6 +130,7 @@ class TrainConfig:
             )
 
 
+MAX_BATCH_SIZE = 2**20  # a step's indices alone would take 8 MB: far beyond a useful batch
 _INTEGER_FIELDS = (
     ("max_epochs", 1, "passes over the labeled set"),
     ("min_steps", 0, "gradient steps at least"),
@@ -148,6 +149,11 @@ def _checked_integer(value, name: str, minimum: int, meaning: str) -> int:
     if value < minimum:
         raise InvalidArgumentError(
             f"TrainConfig: {name} must be ≥ {minimum} ({meaning}); got {value}"
+        )
+    if name == "batch_size" and value > MAX_BATCH_SIZE:
+        raise InvalidArgumentError(
+            f"TrainConfig: batch_size={value} is above {MAX_BATCH_SIZE}; each step draws that "
+            "many items, so give a batch that fits in memory (e.g. 64)"
         )
     return int(value)
 

@@ -24,6 +24,8 @@ from ..errors import (
 
 __all__ = [
     "MAX_SEED",
+    "MAX_ENSEMBLE",
+    "MAX_MC_SAMPLES",
     "check_seed",
     "check_count",
     "check_score_subset",
@@ -38,11 +40,16 @@ __all__ = [
     "check_id_list",
     "check_annotator",
     "check_strategy",
+    "check_radius",
 ]
 
 # Seeds are spread over members and rounds by multiplying with ~1e6 before torch takes them
 # as a signed 64-bit integer, so they stay below 2**32.
 MAX_SEED = 2**32 - 1
+# Upper bounds far above any useful setting, so a typo (ensemble=1000000) is refused at once
+# instead of building a million models or sampling without end.
+MAX_ENSEMBLE = 100
+MAX_MC_SAMPLES = 1000
 
 
 def _is_integer(value) -> bool:
@@ -62,8 +69,11 @@ def check_seed(seed, argument: str = "seed") -> int:
     return int(seed)
 
 
-def check_count(value, argument: str, minimum: int = 1, meaning: str = "") -> int:
-    """``value`` as an int ≥ ``minimum`` (``meaning`` says what it counts, for the message)."""
+def check_count(
+    value, argument: str, minimum: int = 1, meaning: str = "", maximum: int | None = None
+) -> int:
+    """``value`` as an int from ``minimum`` to ``maximum`` (``meaning`` says what it counts,
+    for the message)."""
     what = f" ({meaning})" if meaning else ""
     if not _is_integer(value):
         raise InvalidArgumentTypeError(
@@ -71,6 +81,11 @@ def check_count(value, argument: str, minimum: int = 1, meaning: str = "") -> in
         )
     if value < minimum:
         raise InvalidArgumentError(f"{argument} must be ≥ {minimum}{what}; got {value}")
+    if maximum is not None and value > maximum:
+        raise InvalidArgumentError(
+            f"{argument}={value} is more than alwidget allows ({maximum}{what}): each one costs "
+            "time and memory, so such a value would run for hours or exhaust memory"
+        )
     return int(value)
 
 
@@ -257,7 +272,9 @@ def mc_samples_for(
     if mc_samples is None:
         samples = spec.default_mc_samples if dropout else 1
     else:
-        samples = check_count(mc_samples, "mc_samples", 1, "MC-dropout samples per member")
+        samples = check_count(
+            mc_samples, "mc_samples", 1, "MC-dropout samples per member", MAX_MC_SAMPLES
+        )
         if samples > 1 and not dropout:
             raise StrategyModelMismatchError(
                 f"mc_samples={samples} asks for MC dropout, but the model {model_name} has no "
@@ -307,24 +324,32 @@ def _plain_values(values):
     return values
 
 
-def _unordered_hint(values, argument: str) -> str | None:
+def _unordered_hint(values, argument: str, pairing: bool) -> str | None:
+    """Why a set or a dict cannot stand for a list of ids or labels, or ``None``."""
     if isinstance(values, (set, frozenset)):
+        consequence = (
+            "ids and labels would be paired at random"
+            if pairing
+            else "the results would come in an arbitrary order"
+        )
         return (
-            f"{argument} is a {type(values).__name__}, which has no order, so ids and labels "
-            "would be paired at random; pass a list"
+            f"{argument} is a {type(values).__name__}, which has no order, so {consequence}; "
+            f"pass a list (e.g. sorted({argument}))"
         )
     if isinstance(values, Mapping):
-        return (
-            f"{argument} is a {type(values).__name__}; to label from an id → label dict, call "
-            "session.label(list(d), list(d.values()))"
+        fix = (
+            "to label from an id → label dict, call session.label(list(d), list(d.values()))"
+            if pairing
+            else f"pass list({argument}) for its keys"
         )
+        return f"{argument} is a {type(values).__name__}; {fix}"
     return None
 
 
 def check_id_list(ids, argument: str = "ids") -> list:
     """Several item ids as a list: one id is not split into its characters, sets are refused."""
     ids = _plain_values(ids)
-    hint = _unordered_hint(ids, argument)
+    hint = _unordered_hint(ids, argument, pairing=False)
     if hint is not None:
         raise InvalidArgumentTypeError(hint)
     if isinstance(ids, (str, bytes, int)) or not hasattr(ids, "__iter__"):
@@ -345,7 +370,7 @@ def check_label_arguments(ids, labels) -> tuple[list, list]:
     """
     ids, labels = _plain_values(ids), _plain_values(labels)
     for values, argument in ((ids, "ids"), (labels, "labels")):
-        hint = _unordered_hint(values, argument)
+        hint = _unordered_hint(values, argument, pairing=True)
         if hint is not None:
             raise InvalidArgumentTypeError(f"label(): {hint}")
     single = isinstance(ids, (str, bytes, int, float)) or not hasattr(ids, "__iter__")
@@ -386,3 +411,19 @@ def check_strategy(name):
         raise
     except (KeyError, ValueError) as error:
         raise InvalidArgumentError(str(error).strip("'\"")) from None
+
+
+def check_radius(radius) -> float | None:
+    """``None`` (a radius from the pool's density) or a finite distance ≥ 0."""
+    if radius is None:
+        return None
+    if isinstance(radius, (bool, np.bool_)) or not isinstance(radius, (int, float, np.number)):
+        raise InvalidArgumentTypeError(
+            f"radius must be None or a distance ≥ 0 in the embedding space, got {radius!r}"
+        )
+    value = float(radius)
+    if not (0 <= value < float("inf")):
+        raise InvalidArgumentError(
+            f"radius must be None or a finite distance ≥ 0 in the embedding space, got {radius!r}"
+        )
+    return value
