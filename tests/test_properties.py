@@ -189,29 +189,38 @@ features_values = st.one_of(
 
 
 # ------------------------------------------------------------------------------ Pool
+POOL_VALUES = {
+    "items": anything,
+    "targets": st.one_of(st.none(), anything),
+    "classes": st.one_of(st.none(), anything),
+    "ids": anything,
+    "features": features_values,
+    "test_items": st.one_of(st.none(), anything),
+    "test_targets": anything,
+    "kind": st.one_of(scalars, st.sampled_from(["image", "text", "tabular", "video"])),
+}
+
+
+def some_of(values: dict, most: int = 3):
+    """Dicts of 1 to ``most`` of the keys of ``values``, each with a drawn value: the rest
+    of the arguments stay valid, so each bad value gets past the others to its own check."""
+    return st.dictionaries(
+        st.sampled_from(sorted(values)), st.none(), min_size=1, max_size=most
+    ).flatmap(lambda keys: st.fixed_dictionaries({key: values[key] for key in keys}))
+
+
 @examples
-@given(
-    items=st.one_of(st.just(rows()), anything),
-    targets=st.one_of(st.just(good_targets()), st.none(), anything),
-    classes=st.one_of(st.none(), st.just(["a", "b"]), anything),
-    ids=st.one_of(st.none(), anything),
-    features=features_values,
-    test_items=st.one_of(st.none(), st.just(rows(6)), anything),
-    test_targets=st.one_of(st.none(), st.just(good_targets(6)), anything),
-)
-def test_pool_takes_anything_and_refuses_with_alwidget_errors_only(
-    items, targets, classes, ids, features, test_items, test_targets
-):
-    pool = alwidget_errors_only(
-        al.Pool,
-        items,
-        targets=targets,
-        classes=classes,
-        ids=ids,
-        features=features,
-        test_items=test_items,
-        test_targets=test_targets,
-    )
+@given(arguments=some_of(POOL_VALUES))
+def test_pool_takes_anything_and_refuses_with_alwidget_errors_only(arguments):
+    valid = {
+        "items": rows(),
+        "targets": good_targets(),
+        "test_items": rows(6),
+        "test_targets": good_targets(6),
+    }
+    if "test_items" in arguments and "test_targets" not in arguments:
+        valid.pop("test_targets")
+    pool = alwidget_errors_only(al.Pool, **(valid | arguments))
     if pool is None:
         return
     # A pool that was accepted must work later, or fail as clearly.
@@ -262,9 +271,7 @@ SESSION_VALUES = {
     "overlap": scalars,
     "lease_seconds": scalars,
 }
-session_arguments = st.dictionaries(
-    st.sampled_from(sorted(SESSION_VALUES)), st.none(), min_size=1, max_size=3
-).flatmap(lambda keys: st.fixed_dictionaries({key: SESSION_VALUES[key] for key in keys}))
+session_arguments = some_of(SESSION_VALUES)
 
 
 @examples

@@ -202,8 +202,12 @@ def test_model_with_the_wrong_output_width():
 
 def test_nan_model_output_is_named(digits):
     class Broken(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(1))  # trainable, so only the NaN is wrong
+
         def forward(self, x):
-            return torch.full((x.shape[0], 10), float("nan"))
+            return torch.full((x.shape[0], 10), float("nan")) * self.scale
 
     session = al.Session(digits, Broken(), seed=0)
     with pytest.raises(ValueError, match="NaN"):
