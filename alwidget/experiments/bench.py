@@ -79,7 +79,13 @@ class BenchSettings:
         Adam settings.
     augment : str
         Mini-batch augmentation (``"affine"`` or ``"none"``, see :mod:`alwidget.augment`);
-        the papers trained without any.
+        the papers trained without any. Not used with an encoder (the head sees features).
+    encoder : str or None
+        ``"self-supervised"`` or ``"svd"``: a frozen encoder made from the unlabeled pool
+        (once, before the runs, cached on disk) with an MC-dropout head trained on its
+        features, instead of ``model`` trained on the images.
+    encoder_budget : float
+        Seconds of self-supervised training (seed 0, the same encoder for every run).
     """
 
     dataset: str = "mnist"
@@ -98,6 +104,8 @@ class BenchSettings:
     weight_decay: float = 1e-4
     augment: str = "affine"
     model: str = "gal_cnn"
+    encoder: str | None = None
+    encoder_budget: float = 300.0
     extra: dict = field(default_factory=dict)
 
     @property
@@ -121,7 +129,7 @@ class BenchSettings:
             weight_decay=self.weight_decay,
             validation_fraction=0.0,
             warm_start=warm,
-            augment=self.augment,
+            augment=None if self.encoder else self.augment,
         )
 
 
@@ -187,6 +195,39 @@ def load_bench_pool(settings: BenchSettings):
     return _POOL_CACHE[key]
 
 
+def bench_encoder(settings: BenchSettings, progress=False):
+    """The frozen encoder of ``settings`` (trained or loaded from the disk cache), or None."""
+    if settings.encoder is None:
+        return None
+    from .. import encoders
+
+    pool = load_bench_pool(settings)
+    if settings.encoder == "svd":
+        return encoders.svd(pool)
+    if settings.encoder == "self-supervised":
+        return encoders.self_supervised(
+            pool, time_budget=settings.encoder_budget, seed=0, progress=progress
+        )
+    raise InvalidArgumentError(
+        f"unknown benchmark encoder {settings.encoder!r}; use self-supervised or svd"
+    )
+
+
+def prepare_encoder(settings: BenchSettings, log) -> None:
+    """Train the encoder and encode the pool once, so worker processes find both cached."""
+    if settings.encoder is None:
+        return
+    from ..encoders import encode_pool
+
+    started = time.perf_counter()
+    encoder = bench_encoder(settings, progress=None)
+    cache = encode_pool(load_bench_pool(settings), encoder, progress=None)
+    log(
+        f"encoder {settings.encoder}: ready in {time.perf_counter() - started:.0f} s, "
+        f"{cache.shape[1]} features per item"
+    )
+
+
 def run_one(settings: BenchSettings, strategy: str, seed: int, threads: int = 1, log=None) -> dict:
     """One active-learning run: the learning curve and per-step timings.
 
@@ -206,9 +247,12 @@ def run_one(settings: BenchSettings, strategy: str, seed: int, threads: int = 1,
     torch.set_num_threads(threads)
     started = time.perf_counter()
     pool = load_bench_pool(settings)
+    encoder = bench_encoder(settings)
     session = Session(
         pool,
-        settings.model,
+        "head" if encoder is not None else settings.model,
+        encoder=encoder,
+        progress=False,
         strategy=strategy,
         mc_samples=settings.mc_samples,
         seed=seed,
@@ -333,6 +377,8 @@ def run_bench(
             f"{result['total_seconds']:.0f} s"
         )
 
+    if todo:
+        prepare_encoder(settings, log)
     # Always in spawned workers: the malloc settings apply only at process start, and every
     # run then has the same process setting whatever --jobs is.
     with (

@@ -107,6 +107,19 @@ def add_bench_arguments(parser) -> None:
         action="store_true",
         help="run nothing: summarize the finished runs in --out that have these settings",
     )
+    parser.add_argument(
+        "--encoder",
+        choices=["self-supervised", "svd"],
+        default=None,
+        help="a frozen encoder made from the unlabeled pool, with an MC-dropout head on its "
+        "features (default: the Gal CNN trained on the images)",
+    )
+    parser.add_argument(
+        "--encoder-budget",
+        type=float,
+        default=BenchSettings.encoder_budget,
+        help="seconds of self-supervised encoder training (once, cached)",
+    )
     parser.add_argument("--no-png", action="store_true", help="skip the PNG export of the figure")
     parser.add_argument(
         "--smoke",
@@ -169,6 +182,8 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
         "lr": args.lr,
         "weight_decay": args.weight_decay,
         "augment": args.augment,
+        "encoder": args.encoder,
+        "encoder_budget": args.encoder_budget,
     }
     if args.smoke:
         values.update(SMOKE)
@@ -197,6 +212,8 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
         parser.error(f"--budget {values['budget']} is below --initial {values['initial']}")
     if values["mc_samples"] < 2:
         parser.error("--mc-samples must be ≥ 2: BALD and BatchBALD need several MC samples")
+    if not (0 < values["encoder_budget"] < float("inf")):
+        parser.error(f"--encoder-budget must be a number of seconds > 0, got {args.encoder_budget}")
     if args.jobs < 1:
         parser.error(f"--jobs must be ≥ 1, got {args.jobs}")
     pool_size = min(values["limit"] or _MNIST_TRAIN, _MNIST_TRAIN)
