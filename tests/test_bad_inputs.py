@@ -250,6 +250,25 @@ def test_models_alwidget_cannot_train_are_refused_at_the_session(model, message)
         session(model=model)
 
 
+def _raising_factory():
+    raise ZeroDivisionError("division by zero")
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ("resnet", "unknown model 'resnet'"),
+        ("small_cnn", "a CNN needs image inputs.*model='mlp'"),
+        (5, "model must be a name, an nn.Module or a factory"),
+        (lambda: "x", "returned str, not an nn.Module"),
+        (_raising_factory, "_raising_factory raised ZeroDivisionError"),
+    ],
+)
+def test_model_arguments_that_build_no_model_are_named(model, message):
+    with pytest.raises(AlwidgetError, match=message):
+        session(model=model)
+
+
 @pytest.mark.parametrize(
     "settings, message",
     [

@@ -284,6 +284,17 @@ def test_session_takes_bad_arguments_and_refuses_with_alwidget_errors_only(argum
     alwidget_errors_only(session.query, 2)
 
 
+@examples
+@given(model=SESSION_VALUES["model"], strategy=SESSION_VALUES["strategy"])
+def test_session_models_refuse_with_alwidget_errors_only(model, strategy):
+    session = alwidget_errors_only(
+        al.Session, tabular_pool(), model, strategy=strategy, train_config=fast_config(),
+        cv_folds=0, track_coverage=False, store=False,
+    )  # fmt: skip
+    if session is not None:
+        alwidget_errors_only(session.query, 2)
+
+
 # ----------------------------------------------------------- methods of one session
 @pytest.fixture(scope="module")
 def labeling_session():
