@@ -20,6 +20,8 @@ import numpy as np
 import torch
 
 from . import kinds
+from .errors import InvalidArgumentError
+from .kinds import checks
 from .kinds.base import ItemKind, ItemKindError, as_numeric_array, per_feature_scaling
 from .kinds.image import IMAGE_SUFFIXES, load_image_file
 from .kinds.items import FileItems, SkippedFile, UnreadableFileError
@@ -120,20 +122,22 @@ class Pool:
     ):
         self.name = name
         if on_error not in _ON_ERROR:
-            raise ValueError(f'on_error must be "raise" or "skip", got {on_error!r}')
+            raise InvalidArgumentError(f'on_error must be "raise" or "skip", got {on_error!r}')
         if hasattr(items, "__len__") and len(items) == 0:
-            raise ValueError("the pool is empty: give at least one item")
+            raise InvalidArgumentError(f"{_argument} is empty: give at least one item")
         self.item_kind = kinds.detect(items) if kind is None else kinds.resolve(kind)
         self._items = self.item_kind.read(items)
         n_items = len(self._items)
         if n_items == 0:
-            raise ValueError("the pool is empty: give at least one item")
+            raise InvalidArgumentError(f"{_argument} is empty: give at least one item")
         if ids is None:
-            ids = getattr(self._items, "default_ids", None) or range(n_items)
-        self.ids = list(ids)
-        if len(self.ids) != n_items:
-            raise ValueError(f"got {len(self.ids)} ids for {n_items} items")
+            ids = getattr(self._items, "default_ids", None)
+        self.ids = checks.check_ids(ids, n_items)
         self._position = _positions_of_ids(self.ids)
+        classes = checks.check_classes(classes)
+        targets = checks.check_targets(targets, classes, n_items)
+        features = checks.check_features(features, n_items)
+        checks.check_test_split(test_items, test_targets, classes)
         # Classes come from every given target, so skipping a file never renumbers them.
         self.classes, self.targets = self._normalise_targets(targets, classes, n_items)
         self._features = features
@@ -145,6 +149,7 @@ class Pool:
             if test_targets is None:
                 raise ValueError("test_items given without test_targets")
             test_pool = self._held_out_pool(test_items, test_targets, on_error)
+            checks.check_held_out_inputs(self, test_pool)
             if (test_pool.targets < 0).any():
                 raise ValueError("every held-out item needs a known target")
             self._test_pool = test_pool
@@ -348,7 +353,8 @@ class Pool:
             return as_numeric_array(features[positions], "features").astype(np.float32)
         if callable(features):
             rows = [
-                np.asarray(features(pool.item(pool.ids[p])), dtype=np.float32) for p in positions
+                checks.check_feature_function(features, pool.item(pool.ids[p]), p)
+                for p in positions
             ]
             return as_numeric_array(np.stack(rows), "features")
         batch = pool._items.batch(positions)

@@ -13,6 +13,13 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .errors import (
+    AlwidgetError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    UnsupportedModelError,
+)
+
 __all__ = [
     "GalCNN",
     "MLP",
@@ -62,8 +69,9 @@ class GalCNN(_Stack):
         out_h = (height + 2 * padding - kernel_size + 1 + 2 * padding - kernel_size + 1) // 2
         out_w = (width + 2 * padding - kernel_size + 1 + 2 * padding - kernel_size + 1) // 2
         if out_h < 1 or out_w < 1:
-            raise ValueError(
-                f"images of {height}×{width} are too small for {kernel_size}×{kernel_size} kernels"
+            raise UnsupportedModelError(
+                f"images of {height}×{width} are too small for {kernel_size}×{kernel_size} "
+                "kernels; use model='small_cnn' or 'mlp'"
             )
         super().__init__(
             nn.Conv2d(in_channels, 32, kernel_size, padding=padding),
@@ -139,8 +147,9 @@ def _head(input_shape, num_classes):
 
 def _image_geometry(input_shape):
     if len(input_shape) != 3:
-        raise ValueError(
-            f"a CNN needs image inputs C×H×W, but the pool's inputs have shape {tuple(input_shape)}"
+        raise UnsupportedModelError(
+            f"a CNN needs image inputs C×H×W, but the pool's inputs have shape "
+            f"{tuple(input_shape)}; use model='mlp' (or leave model unset)"
         )
     return tuple(int(size) for size in input_shape)
 
@@ -218,7 +227,7 @@ class ModelFactory:
         self.replaced_output: str | None = None
         if isinstance(spec, str):
             if spec not in MODELS:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"unknown model {spec!r}; built-ins are {', '.join(sorted(MODELS))}"
                 )
             self.name = spec
@@ -229,7 +238,7 @@ class ModelFactory:
         elif callable(spec):
             self.name = getattr(spec, "__name__", type(spec).__name__)
         else:
-            raise TypeError(
+            raise InvalidArgumentTypeError(
                 f"model must be a name, an nn.Module or a factory; got {type(spec).__name__}"
             )
         self.spec = spec
@@ -275,13 +284,26 @@ class ModelFactory:
                     reset_parameters(model, seed)
                 elif member > 0 and (name := last_linear_name(model)) is not None:
                     model.get_submodule(name).reset_parameters()
-            elif self.can_change_classes:
-                model = self.spec(num_classes=self.num_classes)
             else:
-                model = self.spec()
+                model = self._call_factory()
         if not isinstance(model, nn.Module):
-            raise TypeError(f"the model factory returned {type(model).__name__}, not an nn.Module")
+            raise UnsupportedModelError(
+                f"the model factory {self.name} returned {type(model).__name__}, not an nn.Module"
+            )
         return model
+
+    def _call_factory(self):
+        """The user's factory's model; its own failure named as the factory's."""
+        try:
+            if self.can_change_classes:
+                return self.spec(num_classes=self.num_classes)
+            return self.spec()
+        except AlwidgetError:
+            raise
+        except Exception as error:
+            raise UnsupportedModelError(
+                f"the model factory {self.name} raised {type(error).__name__}: {error}"
+            ) from error
 
 
 def add_output_unit(model: nn.Module) -> nn.Module:
@@ -299,7 +321,9 @@ def add_output_unit(model: nn.Module) -> nn.Module:
         (name, module) for name, module in model.named_modules() if isinstance(module, nn.Linear)
     ]
     if not named:
-        raise ValueError(f"{type(model).__name__} has no nn.Linear output layer to widen")
+        raise UnsupportedModelError(
+            f"{type(model).__name__} has no nn.Linear output layer to widen for a new class"
+        )
     name, old = named[-1]
     wider = nn.Linear(old.in_features, old.out_features + 1, bias=old.bias is not None)
     wider = wider.to(device=old.weight.device, dtype=old.weight.dtype)

@@ -16,7 +16,7 @@ import torch
 from pandas.testing import assert_frame_equal
 
 import alwidget as al
-from alwidget.errors import AlreadyLabeledError, NotLabeledError
+from alwidget.errors import AlreadyLabeledError, AlwidgetError, NotLabeledError
 from alwidget.store import (
     ExportFileError,
     LabelConflictError,
@@ -78,7 +78,7 @@ def test_typed_ids_keep_their_labels_and_ids_that_read_alike_are_refused(tmp_pat
     again.close()
     with pytest.raises(ValueError, match="both read '1'"):
         al.Pool(rows(0, 3), classes=["a", "b"], ids=[1, "1", 2])
-    with pytest.raises(ValueError, match="ids must be ints or non-empty strings"):
+    with pytest.raises(AlwidgetError, match="ids must be ints or non-empty strings"):
         al.Pool(rows(0, 2), classes=["a", "b"], ids=[None, "None"])
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import AlwidgetError
 from .base import as_numeric_array, looks_like_dataset
+from .checks import read_dataset_item, stack_dataset_rows
 
 __all__ = [
     "ArrayItems",
@@ -245,7 +246,7 @@ class DatasetItems:
         return len(self.dataset)
 
     def get(self, position: int) -> np.ndarray:
-        return _as_numpy(first_part(self.dataset[int(position)]))
+        return _as_numpy(first_part(read_dataset_item(self.dataset, int(position))))
 
     def digest(self, hasher: hashlib._Hash, samples: int = 256) -> None:
         """Feed the length and up to ``samples`` evenly spaced items to ``hasher``.
@@ -260,12 +261,7 @@ class DatasetItems:
 
     def batch(self, positions: np.ndarray) -> np.ndarray:
         rows = [self.get(position).astype(np.float32, copy=False) for position in positions]
-        batch = np.stack(rows)
-        if not np.isfinite(batch).all():
-            raise ValueError(
-                f"dataset items contain NaN/inf (positions {positions[:5].tolist()}...)"
-            )
-        return batch
+        return stack_dataset_rows(rows, positions)
 
     def path(self, position: int) -> None:
         return None
@@ -275,4 +271,4 @@ def dataset_item_ndim(items) -> int | None:
     """How many axes a torch Dataset's first input has, or ``None`` for other items."""
     if not looks_like_dataset(items) or len(items) == 0:
         return None
-    return _as_numpy(first_part(items[0])).ndim
+    return _as_numpy(first_part(read_dataset_item(items, 0))).ndim

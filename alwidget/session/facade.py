@@ -16,8 +16,22 @@ from collections.abc import Callable
 import numpy as np
 
 from ..data import Pool
+from ..errors import InvalidArgumentTypeError
 from ..training import TrainConfig, TrainReport
 from .acquire import acquire
+from .checks import (
+    MAX_ENSEMBLE,
+    MAX_MC_SAMPLES,
+    check_annotator,
+    check_callback,
+    check_count,
+    check_device,
+    check_flag,
+    check_id_list,
+    check_radius,
+    check_seed,
+    check_train_config,
+)  # fmt: skip
 from .encoding import set_up_encoder
 from .parts import assemble, switch_strategy
 from .team_labels import team_settings
@@ -134,23 +148,26 @@ class Session:
         progress=None,
     ):
         if not isinstance(pool, Pool):
-            raise TypeError(
+            raise InvalidArgumentTypeError(
                 f"pool must be an alwidget.Pool, got {type(pool).__name__}; wrap items as "
                 "alwidget.Pool(items, targets=... or classes=[...])"
             )
         self.pool = pool
-        self.seed = int(seed)
-        self.batch_size = int(batch_size)
-        self.train_config = train_config or TrainConfig()
-        self.cv_folds = int(cv_folds)
-        self.track_coverage = (
-            len(pool) <= 20_000 if track_coverage is None else bool(track_coverage)
-        )
+        self.seed = check_seed(seed)
+        self.batch_size = check_count(batch_size, "batch_size", 1, "items per query")
+        self.train_config = check_train_config(train_config)
+        self.cv_folds = check_count(cv_folds, "cv_folds", 0, "cross-validation folds, 0 = off")
+        track_coverage = check_flag(track_coverage, "track_coverage", allow_none=True)
+        self.track_coverage = len(pool) <= 20_000 if track_coverage is None else track_coverage
+        annotator = check_annotator(annotator)
         checked_team = team_settings(team, overlap, lease_seconds, annotator)
         self.annotator = "user" if annotator is None else annotator
-        if isinstance(ensemble, bool) or ensemble < 1 or int(ensemble) != ensemble:
-            raise ValueError(f"ensemble must be a positive integer, got {ensemble!r}")
-        self.ensemble = int(ensemble)
+        self.ensemble = check_count(
+            ensemble, "ensemble", 1, "independently trained members", MAX_ENSEMBLE
+        )
+        if chunk_size is not None:
+            chunk_size = check_count(chunk_size, "chunk_size", 1, "items per forward pass")
+        device = check_device(device)
         self.encoding = set_up_encoder(
             pool, model, encoder, fine_tune=bool(fine_tune), seed=self.seed, device=device,
             cache_dir=cache_dir, progress=progress, n_classes=len(pool.classes),
@@ -283,7 +300,7 @@ class Session:
 
     def prioritize(self, ids) -> None:
         """Put unlabeled items at the front of the next batches ("label these next")."""
-        self.book.prioritize(ids)
+        self.book.prioritize(check_id_list(ids))
 
     # ------------------------------------------------------------------ queries
     def query(self, batch_size: int | None = None):
@@ -293,9 +310,8 @@ class Session:
         :class:`PoolExhaustedError` when nothing is left (team mode: its subclass
         :class:`alwidget.session.TeamQueueEmptyError`).
         """
-        batch, timings = self.parts.querier.query(
-            self.batch_size if batch_size is None else batch_size
-        )
+        size = self.batch_size if batch_size is None else check_count(batch_size, "batch_size")
+        batch, timings = self.parts.querier.query(size)
         self.last_query_timings = timings
         self._link.remember_batch(batch, self.book.priority_ids())
         return batch
@@ -310,11 +326,15 @@ class Session:
     def _positions(self, ids) -> np.ndarray:
         if ids is None:
             return np.arange(len(self.pool))
-        return np.array([self.book.position(i) for i in ids], dtype=np.int64)
+        return np.array([self.book.position(i) for i in check_id_list(ids)], dtype=np.int64)
 
     def predict(self, ids=None, *, mc_samples: int | None = None) -> np.ndarray:
         """``log_probs_N_K_C`` for ``ids`` (default: the whole pool)."""
-        samples = self.mc_samples if mc_samples is None else mc_samples
+        samples = (
+            self.mc_samples
+            if mc_samples is None
+            else check_count(mc_samples, "mc_samples", 1, "MC-dropout samples", MAX_MC_SAMPLES)
+        )
         prediction = self.model.predict(self._positions(ids), mc_samples=samples, embeddings=False)
         return prediction.log_probs_N_K_C
 
@@ -343,9 +363,11 @@ class Session:
         ------
         NotEnoughClassesError, TrainingInProgressError
         """
+        check_callback(progress, "progress")
+        check_callback(should_stop, "should_stop")
         return self.rounds.retrain(
-            self.train_config, cv_folds=self.cv_folds, track_coverage=self.track_coverage,
-            progress=progress, should_stop=should_stop,
+            check_train_config(self.train_config), cv_folds=self.cv_folds,
+            track_coverage=self.track_coverage, progress=progress, should_stop=should_stop,
         )  # fmt: skip
 
     def evaluate(self) -> dict | None:
@@ -368,7 +390,8 @@ class Session:
         ``farthest_uncovered_ids``, ``model_version`` and the rest of
         :func:`alwidget.strategies.kcenter.coverage_report`.
         """
-        return self.rounds.coverage(radius, n_farthest=n_farthest)
+        n_farthest = check_count(n_farthest, "n_farthest", 0, "items to list")
+        return self.rounds.coverage(check_radius(radius), n_farthest=n_farthest)
 
     # -------------------------------------------------------------- store, team
     @property

@@ -10,23 +10,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
 
 import numpy as np
 
 from ..errors import AlreadyLabeledError, NotLabeledError, UnknownItemError, UnknownLabelError
+from .checks import check_label_arguments
 
 __all__ = ["LabelBook", "SoloLabelBook", "split_label_arguments"]
 
 
 def split_label_arguments(ids, labels) -> tuple[list, list]:
     """``label(id, "cat")`` or ``label([id1, id2], ["cat", 3])`` as two equal-length lists."""
-    single = isinstance(ids, (str, int, np.integer)) or not isinstance(ids, Sequence | np.ndarray)
-    id_list = [ids] if single else list(ids)
-    label_list = [labels] if single or isinstance(labels, str) else list(labels)
-    if len(id_list) != len(label_list):
-        raise ValueError(f"label(): got {len(id_list)} ids but {len(label_list)} labels")
-    return id_list, label_list
+    return check_label_arguments(ids, labels)
 
 
 class LabelBook:

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import strategies
+from ..errors import InvalidArgumentError, NotEnoughClassesError, UnsupportedModelError
 from ..models import ModelFactory
-from ..predict import pick_device
 from .acquire import AcquisitionSettings
+from .checks import check_class_name, check_device, check_model, check_strategy, mc_samples_for
 from .labels import LabelBook, SoloLabelBook
 from .model_state import ModelState
 from .persistence import open_link, restore_session
@@ -35,7 +35,7 @@ class ClassList:
 
     def check_can_grow(self, names: list[str]) -> None:
         if names and not self.model.factory.can_change_classes:
-            raise ValueError(
+            raise UnsupportedModelError(
                 f"classes {names} cannot be added: the model {self.model.factory.name} has a "
                 "fixed number of outputs; pass a factory taking num_classes= (or a built-in "
                 "model name)"
@@ -43,11 +43,7 @@ class ClassList:
 
     def add(self, name: str, book: LabelBook, store) -> int:
         """Add one class (see :meth:`alwidget.Session.add_class`); returns its index."""
-        name = str(name).strip()
-        if not name:
-            raise ValueError("add_class: a class name cannot be empty")
-        if name in self.names:
-            raise ValueError(f"add_class: class {name!r} already exists")
+        name = check_class_name(name, self.names)
         self.check_can_grow([name])
         with book.lock:
             if isinstance(book, TeamLabelBook):
@@ -82,12 +78,12 @@ class SessionParts:
 def switch_strategy(model: ModelState, settings: AcquisitionSettings, name: str,
                     mc_samples: int | None) -> None:  # fmt: skip
     """Point ``settings`` at strategy ``name`` after checking the model can serve it."""
-    spec = strategies.get_strategy(name)
-    samples = spec.default_mc_samples if mc_samples is None else mc_samples
-    if isinstance(samples, bool) or int(samples) != samples or samples < 1:
-        raise ValueError(f"mc_samples must be ≥ 1, got {mc_samples!r}")
-    model.check_serves(spec, name, int(samples))
-    settings.strategy, settings.spec, settings.mc_samples = name, spec, int(samples)
+    spec = check_strategy(name)
+    samples = mc_samples_for(
+        spec, name, mc_samples, dropout=model.has_dropout, ensemble=model.ensemble,
+        model_name=model.factory.name,
+    )  # fmt: skip
+    settings.strategy, settings.spec, settings.mc_samples = name, spec, samples
     model.forget_predictions()
 
 
@@ -96,16 +92,19 @@ def assemble(pool, model, *, reset_weights: bool = False, strategy, mc_samples, 
     """Build and connect the parts; the store is closed again if anything fails."""
     names = list(pool.classes)
     if len(names) < 2:
-        raise ValueError(f"a classifier needs at least two classes; the pool has {names}")
+        raise NotEnoughClassesError(
+            f"a classifier needs at least two classes; the pool has {names}: give "
+            "classes=[...] with at least two names"
+        )
     if model is None:
         model = pool.item_kind.default_model(pool.input_shape)
     state = ModelState(
         ModelFactory(model, pool.input_shape, len(names), reset_weights=reset_weights), pool, ensemble=ensemble, seed=seed,
-        device=pick_device(device), chunk_size=chunk_size,
+        device=check_device(device), chunk_size=chunk_size,
     )  # fmt: skip
-    state.check_output_width(len(names))
+    check_model(state.members[0], pool.inputs(np.array([0])), len(names), state.factory.name)
     settings = AcquisitionSettings(
-        strategy, strategies.get_strategy(strategy), 1, score_subset, np.random.default_rng(seed)
+        strategy, check_strategy(strategy), 1, score_subset, np.random.default_rng(seed)
     )
     switch_strategy(state, settings, strategy, mc_samples)
     classes = ClassList(names, state)
@@ -117,7 +116,7 @@ def assemble(pool, model, *, reset_weights: bool = False, strategy, mc_samples, 
             querier = SoloQuery(pool, book, state, settings, names)
         else:
             if not link.is_shared:
-                raise ValueError(
+                raise InvalidArgumentError(
                     "team mode needs a store the other annotators can open: a PostgreSQL URL, "
                     "or a SQLite file for annotators on one machine; this session's store is "
                     "in memory (store=False, ':memory:' or $ALWIDGET_STORE)"

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import AlreadyLabeledError, NotLabeledError
+from ..errors import (
+    AlreadyLabeledError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    NotLabeledError,
+)
 from .labels import LabelBook
 
 __all__ = ["TeamLabelBook", "TeamSettings", "consensus_label", "team_settings"]
@@ -33,31 +38,33 @@ class TeamSettings:
 def team_settings(team, overlap, lease_seconds, annotator) -> TeamSettings | None:
     """Check a session's team arguments; the settings, or None when solo."""
     if not isinstance(team, bool):
-        raise TypeError(f"team must be True or False, got {team!r}")
+        raise InvalidArgumentTypeError(f"team must be True or False, got {team!r}")
     if not team:
         if overlap != 1 or lease_seconds != 600.0:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "overlap= and lease_seconds= only apply to team mode; pass team=True (with a "
                 "shared store and annotator=) to use them"
             )
         return None
     if isinstance(overlap, bool) or not isinstance(overlap, int | np.integer) or overlap < 1:
-        raise ValueError(f"overlap must be an integer >= 1 (annotators per item), got {overlap!r}")
+        raise InvalidArgumentError(
+            f"overlap must be an integer >= 1 (annotators per item), got {overlap!r}"
+        )
     try:
         lease = float(lease_seconds)
     except (TypeError, ValueError):
         lease = math.nan
     if not (math.isfinite(lease) and lease > 0):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"lease_seconds must be a positive number of seconds, got {lease_seconds!r}"
         )
     if annotator is None:
-        raise ValueError(
+        raise InvalidArgumentError(
             "team mode needs annotator='<name>', a different one for each member of the team, "
             "so the store can tell whose label is whose and who holds which item"
         )
     if not isinstance(annotator, str) or not annotator.strip():
-        raise ValueError(f"annotator must be a non-empty string, got {annotator!r}")
+        raise InvalidArgumentError(f"annotator must be a non-empty string, got {annotator!r}")
     return TeamSettings(overlap=int(overlap), lease_seconds=lease)
 
 

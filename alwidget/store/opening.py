@@ -107,7 +107,7 @@ def open_store(
         url = resolve_store_url(url_or_path, pool_fingerprint)
         name = display_url(url)
         path = sqlite_file(make_url(url))
-    except (exc.ArgumentError, ValueError) as error:
+    except (exc.ArgumentError, ValueError, TypeError) as error:
         raise _location_error(url_or_path, error) from None
     who = default_annotator() if annotator is None else annotator
     if not isinstance(who, str) or not who:
@@ -119,7 +119,12 @@ def open_store(
     except (exc.ArgumentError, ImportError) as error:  # e.g. a driver that is not installed
         raise _location_error(url_or_path, error) from None
     try:
-        with translated_errors(name), engine.connect() as conn:
+        try:
+            with translated_errors(name):
+                first = engine.connect()
+        except exc.ProgrammingError as error:  # the driver refused the URL's options
+            raise _location_error(url_or_path, str(error.orig or error).strip()) from None
+        with translated_errors(name), first as conn:
             if existed:
                 with conn.begin():
                     _check_sqlite_integrity(conn, name)
