@@ -147,7 +147,9 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    from alwidget.encoders import self_supervised as ss
+    import alwidget.encoders.self_supervised  # noqa: F401 - the module, not the function
+
+    ss = sys.modules["alwidget.encoders.self_supervised"]
 
     torch.set_num_threads(args.threads)
     overrides = {}

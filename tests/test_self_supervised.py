@@ -1,6 +1,7 @@
 """Self-supervised encoder: trains on the pool alone, within its budget, once per pool."""
 
 import math
+import sys
 import time
 
 import numpy as np
@@ -9,14 +10,18 @@ import torch
 from torch import nn
 
 import alwidget as al
+import alwidget.encoders.self_supervised  # noqa: F401 - the module; the package exports the function
 from alwidget.encoders.self_supervised import (
     ImageViews,
     Recipe,
     RowViews,
     SelfSupervisedError,
+    input_neighbours,
     nt_xent,
     self_supervised,
 )
+
+ss_module = sys.modules["alwidget.encoders.self_supervised"]
 
 # Small enough that an epoch of the 1 258 training digits takes well under a second.
 FAST = Recipe(batch_size=128, widths=(16, 32, 64), projection_dim=32, warmup_steps=5)
@@ -182,6 +187,22 @@ def test_views_keep_shape_and_differ_between_draws():
     # Every value comes from the same column of some row: the marginals are kept.
     assert all(set(corrupted[:, c].tolist()) <= set(rows[:, c].tolist()) for c in range(5))
     assert not torch.equal(corrupted, rows)
+
+
+@pytest.mark.parametrize("exact_up_to", [10_000, 40])
+def test_neighbours_are_other_items_of_the_same_cluster(monkeypatch, exact_up_to):
+    # Above ``_EXACT_NEIGHBOURS`` items the search runs in k-means cells.
+    monkeypatch.setattr(ss_module, "_EXACT_NEIGHBOURS", exact_up_to)
+    rng = np.random.default_rng(0)
+    cluster = np.repeat(np.arange(3), 40)
+    rows = rng.normal(size=(3, 10))[cluster] * 10 + rng.normal(size=(120, 10))
+    pool = al.Pool(rows.astype(np.float32), targets=cluster)
+    neighbours = input_neighbours(
+        ss_module._InputReader(pool), len(pool), 4, torch.Generator().manual_seed(0)
+    ).numpy()
+    assert neighbours.shape == (120, 4)
+    assert (neighbours != np.arange(120)[:, None]).all()
+    assert (cluster[neighbours] == cluster[:, None]).mean() > 0.95
 
 
 def test_nt_xent_rewards_matching_pairs():
