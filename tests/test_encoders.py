@@ -340,3 +340,21 @@ def test_a_copied_folder_keeps_its_store_key_and_a_rewritten_file_is_re_encoded(
     Image.fromarray(pixels).save(first / "0.png")
     rewritten = al.Pool(sorted(first.glob("*.png")), classes=classes)
     assert rewritten.exact_digest != before
+
+
+def test_an_interrupt_mid_pass_keeps_the_chunks_encoded_so_far(tmp_path):
+    pool = small_pool()
+    encoder = CountingEncoder()
+    original_forward = encoder.forward
+
+    def interrupted(x):
+        if encoder.seen >= 120:
+            raise KeyboardInterrupt  # the user pressed the notebook's stop button
+        return original_forward(x)
+
+    encoder.forward = interrupted  # same class and weights, so the same cache
+    with pytest.raises(KeyboardInterrupt):
+        encode_pool(pool, encoder, cache_dir=tmp_path, progress=False, chunk_size=40)
+    resumed = CountingEncoder()
+    encode_pool(pool, resumed, cache_dir=tmp_path, progress=False, chunk_size=40)
+    assert resumed.seen == len(pool) - 120

@@ -41,6 +41,7 @@ __all__ = [
 _FORMAT = 1
 _META = "meta.json"
 _DATA = "features.f32"
+_SAVE_EVERY_S = 1.0  # how often the progress record is rewritten during a pass
 
 
 class EncoderError(AlwidgetError, ValueError):
@@ -267,6 +268,7 @@ def encode_pool(
         encoder.to(device).eval()
     bar = _terminal_progress(n_items, "encoding pool") if progress in (None, True) else None
     started = time.perf_counter()
+    features = None
     try:
         if meta is None:
             first = _encode_chunk(pool, encoder, np.arange(min(chunk_size, n_items)), device)
@@ -286,6 +288,7 @@ def encode_pool(
             )
             pending = None
         n_chunks = -(-n_items // chunk_size)
+        last_saved = time.perf_counter()
         done_before = min(len(meta["crc"]) * chunk_size, n_items)
         if bar is not None:
             bar.update(done_before)
@@ -303,16 +306,18 @@ def encode_pool(
                     f"{positions[0]}..{positions[-1]} but {meta['d']} before"
                 )
             features[positions[0] : positions[-1] + 1] = block
-            features.flush()
             meta["crc"].append(zlib.crc32(memoryview(block.reshape(-1).view(np.uint8))))
             meta["seconds"] = meta.get("seconds", 0.0) + (time.perf_counter() - started)
             started = time.perf_counter()
-            _write_meta(directory, meta)
+            if started - last_saved > _SAVE_EVERY_S:  # an interruption loses at most this
+                _save_progress(directory, features, meta)
+                last_saved = started
             done = int(positions[-1]) + 1
             if bar is not None:
                 bar.update(len(positions))
             elif callable(progress):
                 progress({"done": done, "total": n_items, "seconds": meta["seconds"]})
+        _save_progress(directory, features, meta)
         if len(meta["crc"]) < n_chunks:
             raise EncoderError(
                 f"the encoder pass was stopped after {len(meta['crc']) * chunk_size} of "
@@ -320,12 +325,22 @@ def encode_pool(
             )
         _finish(features, meta)
         _write_meta(directory, meta)
+    except BaseException:
+        if features is not None and meta is not None and not meta.get("complete"):
+            _save_progress(directory, features, meta)  # Ctrl-C: keep what was encoded
+        raise
     finally:
         if bar is not None:
             bar.close()
         if was_training:
             encoder.train()
     return FeatureCache(directory, meta)
+
+
+def _save_progress(directory: Path, features: np.memmap, meta: dict) -> None:
+    """Flush the rows written so far, then record them (never the other way round)."""
+    features.flush()
+    _write_meta(directory, meta)
 
 
 def _finish(features: np.ndarray, meta: dict) -> None:
