@@ -263,12 +263,22 @@ def main_bench(args, parser) -> int:
             if settings.warm_steps is None
             else f", later runs warm-started for {settings.warm_steps} steps"
         )
-        + f", augmentation {settings.augment}, no validation split"
+        + (
+            f", augmentation {settings.augment}"
+            if settings.encoder is None
+            else ", no augmentation (the head sees features)"
+        )
+        + ", no validation split"
+    )
+    model_note = (
+        settings.model
+        if settings.encoder is None
+        else f"{settings.encoder} encoder ({settings.encoder_budget:g} s, once) + MC-dropout head"
     )
     print(
         f"bench {settings.dataset}: {len(strategies)} strategies x seeds {seeds}, "
         f"{settings.initial} balanced initial labels, +{settings.batch_size} per step up to "
-        f"{settings.budget}; {settings.model}, "
+        f"{settings.budget}; {model_note}, "
         f"T={settings.mc_samples}; scoring {pool_note}; evaluated on {test_note}; {training_note}; "
         f"{args.jobs} worker(s)",
         file=sys.stderr,
