@@ -136,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch CPU threads (default: 1, which is fastest for these small models)",
     )
     simulate.add_argument(
+        "--encoder",
+        choices=["svd", "self-supervised"],
+        default=None,
+        help="a frozen encoder made from the unlabeled pool (cached on disk) with an "
+        "MC-dropout head on its features; --model then names the head (default: head)",
+    )
+    simulate.add_argument(
         "--json", action="store_true", help="print one JSON object (the only stdout output)"
     )
 
@@ -210,6 +217,7 @@ def _run_simulate(args, parser) -> int:
             mc_samples=args.mc_samples,
             ensemble=args.ensemble,
             score_subset=args.score_subset,
+            encoder=args.encoder,
             on_round=on_round,
             train_config=_train_config(args, TrainConfig),
         )

@@ -358,3 +358,21 @@ def test_an_interrupt_mid_pass_keeps_the_chunks_encoded_so_far(tmp_path):
     resumed = CountingEncoder()
     encode_pool(pool, resumed, cache_dir=tmp_path, progress=False, chunk_size=40)
     assert resumed.seen == len(pool) - 120
+
+
+def test_simulate_runs_with_an_encoder_from_the_command_line(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ALWIDGET_CACHE": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-m", "alwidget", "simulate", "--dataset", "digits", "--encoder", "svd",
+         "--strategy", "bald", "--rounds", "1", "--json"],
+        capture_output=True, text=True, env=env, timeout=300, check=True,
+    )  # fmt: skip
+    result = json.loads(out.stdout)
+    assert result["encoder"] == "svd" and result["model"] == "head"
+    assert len(result["rounds"]) == 2 and result["final_accuracy"] > 0.5
+    assert any(path.name.startswith("features-") for path in tmp_path.iterdir())

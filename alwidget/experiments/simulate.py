@@ -29,6 +29,7 @@ def simulate(
     train_config: TrainConfig | None = None,
     score_subset: int | None = None,
     device: str | None = None,
+    encoder=None,
     on_round: Callable[[dict], None] | None = None,
 ) -> dict:
     """Run the loop: label ``initial`` balanced items, then ``rounds`` × (query, oracle, retrain).
@@ -37,8 +38,9 @@ def simulate(
     ----------
     pool : Pool
         A pool with a target for every item (the oracle's answers).
-    strategy, model, mc_samples, ensemble, train_config, score_subset, device
-        As for :class:`~alwidget.Session`.
+    strategy, model, mc_samples, ensemble, train_config, score_subset, device, encoder
+        As for :class:`~alwidget.Session` (with ``encoder``, ``model`` is the head over the
+        cached features; the encoder's progress bar is not shown).
     initial : int
         Class-balanced initial labels.
     batch_size : int
@@ -76,6 +78,8 @@ def simulate(
         train_config=train_config,
         score_subset=score_subset,
         device=device,
+        encoder=encoder,
+        progress=False,
         store=False,  # an oracle's labels need no file, and a rerun must not resume this one
     )
     records = []
@@ -103,6 +107,9 @@ def simulate(
         "mc_samples": session.mc_samples,
         "ensemble": ensemble,
         "model": session.model_name,
+        "encoder": encoder
+        if encoder is None or isinstance(encoder, str)
+        else type(encoder).__name__,
         "rounds": records,
         "final_accuracy": records[-1]["accuracy"],
         "total_seconds": round(time.perf_counter() - started, 3),
