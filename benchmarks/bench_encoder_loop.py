@@ -29,6 +29,7 @@ import time
 
 import numpy as np
 import torch
+from machine import matmul_gflops  # benchmarks/machine.py, beside this script
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -49,15 +50,6 @@ def conv_encoder(seed: int = 0) -> nn.Module:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
-    started = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
 
 
 def encoder_flops_per_item(encoder: nn.Module, pool) -> float:
