@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -35,6 +36,38 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
+
+
+def matmul_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
+    """Float32 matmul rate at this moment, the yardstick for the training rate."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def forward_macs(encoder, input_shape) -> int:
+    """Multiply-adds of one forward pass of one item through the convolutions and linears."""
+    total = 0
+
+    def count(module, inputs, output):
+        nonlocal total
+        if isinstance(module, torch.nn.Conv2d):
+            per_output = (
+                module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+            )
+            total += output.numel() * per_output
+        elif isinstance(module, torch.nn.Linear):
+            total += output.numel() * module.in_features
+
+    hooks = [m.register_forward_hook(count) for m in encoder.modules()]
+    with torch.inference_mode():
+        encoder.eval()(torch.zeros(1, *input_shape))
+    for hook in hooks:
+        hook.remove()
+    return total
 
 
 def peak_rss_mb() -> float:
@@ -161,6 +194,10 @@ def main(argv=None) -> int:
         )  # fmt: skip
     recipe = ss.Recipe(**overrides)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; recipe {recipe}")
+    print(
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; float32 matmul "
+        f"{matmul_gflops(args.threads):.0f} GFLOP/s now"
+    )
     results = []
     for dataset in args.dataset:
         pool = load(dataset, args.data, args.limit)
@@ -194,6 +231,11 @@ def main(argv=None) -> int:
                 )  # fmt: skip
                 wall = time.perf_counter() - started
             report = encoder.report
+            # Training ≈ 3 forward passes' work (forward, two backward products) per view,
+            # two views per item; the projection head adds little.
+            train_flop = 3 * 2 * 2 * forward_macs(encoder, train_inputs.shape[1:])
+            achieved = report.items_per_second * train_flop / 1e9
+            peak_now = matmul_gflops(args.threads)
             started = time.perf_counter()
             train_x = encode(encoder, train_inputs)
             test_x = encode(encoder, test.inputs)
@@ -203,7 +245,8 @@ def main(argv=None) -> int:
                 "dataset": dataset, "budget": budget, "train_s": report.seconds, "wall_s": wall,
                 "epochs": report.epochs, "steps": report.steps, "loss": report.loss,
                 "items_per_s": report.items_per_second, "peak_rss_mb": peak_rss_mb(),
-                "encode_s": encode_s, **result,
+                "encode_s": encode_s, "train_gflops": achieved, "matmul_gflops": peak_now,
+                "load_average": os.getloadavg()[0], **result,
             }  # fmt: skip
             results.append(row)
             print(
@@ -211,6 +254,12 @@ def main(argv=None) -> int:
                 f"{report.epochs:5.1f} epochs, {report.items_per_second:6.0f} items/s, "
                 f"loss {report.loss:.3f}, peak RSS {peak_rss_mb():.0f} MB, "
                 f"encode pool+test {encode_s:.1f} s",
+                flush=True,
+            )
+            print(
+                f"    ≈ {achieved:.1f} GFLOP/s in training ({train_flop / 1e6:.1f} MFLOP per "
+                f"item); matmul {peak_now:.0f} GFLOP/s right after; load average "
+                f"{os.getloadavg()[0]:.1f}",
                 flush=True,
             )
             print(f"    {fmt_probes(result)}", flush=True)
