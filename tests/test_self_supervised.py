@@ -145,6 +145,16 @@ def test_training_is_seeded_step_for_step(digits, tmp_path):
     assert not np.allclose(_features(first, inputs), _features(other, inputs))
 
 
+def test_pools_too_large_to_preload_train_the_same_batch_by_batch(digits, tmp_path, monkeypatch):
+    settings = dict(time_budget=None, max_epochs=1, feature_dim=8, progress=False, recipe=FAST)
+    preloaded = self_supervised(digits, cache_dir=tmp_path / "a", **settings)
+    monkeypatch.setattr(ss_module, "_PRELOAD_BYTES", 0)
+    read_per_batch = self_supervised(digits, cache_dir=tmp_path / "b", **settings)
+    inputs = digits.inputs(np.arange(10))
+    # Same pairs in the same order: the reader hands rows back in the order asked for.
+    assert np.allclose(_features(preloaded, inputs), _features(read_per_batch, inputs), atol=1e-5)
+
+
 def test_progress_callable_gets_the_documented_fields(digits, tmp_path):
     reports = []
     self_supervised(

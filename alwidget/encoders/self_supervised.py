@@ -5,8 +5,8 @@ random distortions of the same item should map to nearby features, distortions o
 items to distant ones (the NT-Xent loss of Chen et al. 2020). A small head trained on such
 features needs far fewer labels than a network trained from scratch.
 
-Images (``N×C×H×W`` inputs) train a small strided CNN on random affine + elastic warps,
-erasing and noise; rows (``N×D`` inputs: tabular, or a text pool's TF-IDF vectors) train an
+Images (``N×C×H×W`` inputs) train a small strided CNN on random affine + elastic warps
+and erasing; rows (``N×D`` inputs: tabular, or a text pool's TF-IDF vectors) train an
 MLP on SCARF-style corruption (each view replaces a random share of a row's features by the
 same features of other rows). The projection head used by the loss is dropped: the returned
 encoder ends at the representation.
@@ -482,14 +482,25 @@ def input_neighbours(
     reader: _InputReader, n_items: int, count: int, generator: torch.Generator
 ) -> torch.Tensor:
     """The ``count`` nearest other items of every item in the top 64 principal components
-    of the inputs (directions fitted on 20 000 items), as an ``(N, count)`` index tensor."""
-    sample = torch.randperm(n_items, generator=generator)[:20_000]
+    of the inputs (directions fitted on up to 20 000 items), as an ``(N, count)`` index
+    tensor."""
+    width = int(np.prod(reader.pool.input_shape))
+    # Wide rows (a text pool's TF-IDF vectors) fit the directions on fewer items, so the
+    # sample stays near 256 MB.
+    sample_size = min(20_000, max(1_000, (256 << 20) // (4 * width)))
+    sample = torch.randperm(n_items, generator=generator)[:sample_size]
     rows = reader(sample).reshape(len(sample), -1)
     centre = rows.mean(0)
-    components = min(64, rows.shape[1], len(sample))
-    _, _, basis = torch.linalg.svd(rows - centre, full_matrices=False)
-    basis = basis[:components].T
-    width = rows.shape[1]
+    components = min(64, width, len(sample))
+    seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # svd_lowrank draws its random start from the global RNG
+        # A randomised SVD costs samples × width × 64, where a full one would cost
+        # samples × width × min(samples, width): minutes for 20 000 TF-IDF rows.
+        _, _, basis = torch.svd_lowrank(
+            rows - centre, q=min(components + 8, width, len(sample)), niter=3
+        )
+    basis = basis[:, :components]
     projected = torch.cat(
         [
             (reader(torch.arange(start, min(start + 4096, n_items))).reshape(-1, width) - centre)
