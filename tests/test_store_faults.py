@@ -118,13 +118,14 @@ def test_an_older_schema_is_migrated_in_place(tmp_path, monkeypatch):
     def add_review_table(conn):
         conn.execute(text("CREATE TABLE reviews (item_key TEXT PRIMARY KEY, note TEXT)"))
 
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(schema, "MIGRATIONS", {1: add_review_table})
+    current = schema.SCHEMA_VERSION
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setattr(schema, "MIGRATIONS", {**schema.MIGRATIONS, current: add_review_table})
     with open_store(path, pool_fingerprint=FINGERPRINT) as store:
         assert len(store.current_labels()) == 5
     with sqlite3.connect(path) as conn:
         version = conn.execute("SELECT value FROM alwidget_meta WHERE key='schema_version'")
-        assert version.fetchone()[0] == "2"
+        assert version.fetchone()[0] == str(current + 1)
         conn.execute("SELECT * FROM reviews").fetchall()
 
 

@@ -32,7 +32,7 @@ from .errors import NotAStoreError, SchemaVersionError
 
 #: Version of the table layout written by this alwidget. Bump it together with an entry in
 #: :data:`MIGRATIONS` whenever a table changes.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -123,9 +123,42 @@ assignments = Table(
     CheckConstraint("state IN ('leased', 'done')", name="assignment_state"),
 )
 
+# Cleaning decisions (schema version 2): a label changed after review, a suspect kept as it
+# is, an item marked "not a class"; an undo is a row of its own, as in ``label_events``. A
+# change also writes the new label into ``label_events`` (``label_event_id``), so every
+# reader of labels sees it without knowing about this table.
+cleaning_events = Table(
+    "cleaning_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("item_key", String, nullable=False),
+    Column("kind", String(12), nullable=False),
+    Column("annotator", String, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("from_label", String, nullable=True),
+    Column("to_label", String, nullable=True),
+    Column("label_event_id", Integer, ForeignKey("label_events.id"), nullable=True),
+    Column("undoes_id", Integer, ForeignKey("cleaning_events.id"), nullable=True),
+    Column("reason", Text, nullable=True),
+    CheckConstraint(
+        "(kind = 'change' AND to_label IS NOT NULL AND label_event_id IS NOT NULL)"
+        " OR (kind = 'keep' AND from_label IS NOT NULL)"
+        " OR kind = 'not_a_class'"
+        " OR (kind = 'undo' AND undoes_id IS NOT NULL)",
+        name="cleaning_event_complete",
+    ),
+    Index("ix_cleaning_events_item", "item_key"),
+    Index("ix_cleaning_events_undoes", "undoes_id", unique=True),
+)
+
+
+def _add_cleaning_events(conn: Connection) -> None:
+    cleaning_events.create(conn, checkfirst=True)
+
+
 #: ``MIGRATIONS[v]`` upgrades a store from schema version ``v`` to ``v + 1`` inside the
-#: caller's transaction. Version 1 is the first released layout, so there is nothing yet.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+#: caller's transaction.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_cleaning_events}
 
 
 def read_meta(conn: Connection) -> dict[str, str | None]:

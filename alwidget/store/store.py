@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, func, insert, select, text
 
 from . import export as _export
+from .cleaning_log import CleaningLog
 from .database import Database
 from .errors import LabelConflictError, NothingToUndoError
 from .forwarding import forwarded_to
@@ -52,6 +53,7 @@ def _lock_items(conn: Connection, item_keys) -> None:
 # The part of a store that carries out a forwarded method.
 _team_queue_of = operator.attrgetter("_team_queue")
 _session_state_of = operator.attrgetter("_session_state")
+_cleaning_log_of = operator.attrgetter("_cleaning_log")
 
 
 class LabelStore:
@@ -92,6 +94,9 @@ class LabelStore:
         self._database = Database(engine, name)
         self._team_queue = TeamQueue(self._database, self._choose_annotator)
         self._session_state = SessionState(self._database, self._choose_annotator)
+        self._cleaning_log = CleaningLog(
+            self._database, self._choose_annotator, lambda: self.classes, lambda: self.name
+        )
         self.pool_fingerprint = pool_fingerprint
         self.classes = classes
         self.created = created
@@ -485,6 +490,14 @@ class LabelStore:
         SessionState.record_round, SessionState.update_round, SessionState.rounds,
         SessionState.save_queue, SessionState.load_queue, SessionState.save_checkpoint,
         SessionState.load_checkpoint,
+    )  # fmt: skip
+
+    # ------------------------------------------------------------------------- cleaning
+
+    change_label, undo_change, record_decision, undo_decision, cleaning_records = forwarded_to(
+        _cleaning_log_of,
+        CleaningLog.change_label, CleaningLog.undo_change, CleaningLog.record_decision,
+        CleaningLog.undo_decision, CleaningLog.cleaning_records,
     )  # fmt: skip
 
     # ------------------------------------------------------------------------------ export
