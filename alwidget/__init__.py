@@ -5,8 +5,8 @@
 >>> session = al.Session(pool, model="small_cnn", strategy="bald", mc_samples=20, seed=0)
 >>> batch = session.query(10)
 
-Importing this package never imports ipywidgets; ``al.Widget`` loads the widget layer on
-first use.
+Importing this package never imports ipywidgets; ``al.Widget`` (and the teaching views
+``al.Race``, ``al.ComparePicks``, ``al.ToyView``) load the widget layer on first use.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ __all__ = [
     "models",
     "strategies",
     "Widget",
+    "Race",
+    "ComparePicks",
+    "ToyView",
     "__version__",
 ]
 
@@ -42,4 +45,8 @@ def __getattr__(name: str):
         from .widget import Widget
 
         return Widget
+    if name in ("Race", "ComparePicks", "ToyView"):
+        from . import teaching
+
+        return getattr(teaching, name)
     raise AttributeError(f"module 'alwidget' has no attribute {name!r}")

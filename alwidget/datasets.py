@@ -14,7 +14,7 @@ from .data import Pool
 from .errors import DataFileError, DataFileNotFoundError, InvalidArgumentError
 from .session.checks import check_count, check_seed
 
-__all__ = ["load_digits", "load_mnist", "read_idx", "repeated"]
+__all__ = ["blobs", "load_digits", "load_mnist", "read_idx", "repeated", "spiral", "two_moons"]
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -210,3 +210,164 @@ def repeated(pool: Pool, repeats: int = 3, noise_std: float = 0.1, seed: int = 0
         test_targets=None if test is None else test.targets,
         name=f"repeated-{pool.name}",
     )
+
+
+# ---------------------------------------------------------------------------- 2-D toy pools
+def _check_toy_arguments(n_items, noise, test_fraction, seed, minimum_items: int):
+    n_items = check_count(n_items, "n_items", minimum_items, "points in the pool")
+    if not _is_number(noise) or not 0 <= noise < math.inf:
+        raise InvalidArgumentError(f"noise must be a finite number ≥ 0 (e.g. 0.1), got {noise!r}")
+    if not _is_number(test_fraction) or not 0.0 <= test_fraction < 1.0:
+        raise InvalidArgumentError(
+            f"test_fraction must be a number in [0, 1) (the share held out), got {test_fraction!r}"
+        )
+    return n_items, float(noise), float(test_fraction), check_seed(seed)
+
+
+def _check_small_count(value, argument: str, minimum: int, maximum: int, meaning: str) -> int:
+    value = check_count(value, argument, minimum, meaning)
+    if value > maximum:
+        raise InvalidArgumentError(
+            f"{argument} must be at most {maximum} ({meaning}; more do not fit the plane "
+            f"legibly), got {value}"
+        )
+    return value
+
+
+def _toy_pool(points, targets, classes, test_fraction, seed, name) -> Pool:
+    """Split ``points`` into a pool and a held-out share (stratified, seeded)."""
+    points = np.asarray(points, dtype=np.float32)
+    targets = np.asarray(targets, dtype=np.int64)
+    rng = np.random.default_rng(seed + 1)
+    test_mask = np.zeros(len(targets), dtype=bool)
+    for label in np.unique(targets):
+        members = np.flatnonzero(targets == label)
+        held = int(round(len(members) * test_fraction))
+        test_mask[rng.choice(members, size=held, replace=False)] = True
+    has_test = bool(test_mask.any())
+    return Pool(
+        points[~test_mask],
+        targets=targets[~test_mask],
+        classes=classes,
+        test_items=points[test_mask] if has_test else None,
+        test_targets=targets[test_mask] if has_test else None,
+        name=name,
+    )
+
+
+def two_moons(
+    n_items: int = 400, *, noise: float = 0.15, test_fraction: float = 0.25, seed: int = 0
+) -> Pool:
+    """Two interleaving half circles in 2-D: the classic toy where a boundary must bend.
+
+    Parameters
+    ----------
+    n_items : int
+        Points in all (pool and held-out split together), at least 8.
+    noise : float
+        Standard deviation of the Gaussian noise added to each coordinate.
+    test_fraction : float
+        Share of the points held out (stratified) for :meth:`Session.evaluate`; 0 for none.
+    seed : int
+        Seeds the points and the split.
+
+    Returns
+    -------
+    Pool
+        Tabular ``N×2`` float32 points, classes ``"upper"`` and ``"lower"``, ground truth for
+        a simulated oracle, and a held-out split.
+    """
+    from sklearn.datasets import make_moons
+
+    n_items, noise, test_fraction, seed = _check_toy_arguments(
+        n_items, noise, test_fraction, seed, 8
+    )
+    points, targets = make_moons(n_samples=n_items, noise=noise, random_state=seed)
+    return _toy_pool(points, targets, ["upper", "lower"], test_fraction, seed, "two-moons")
+
+
+def blobs(
+    n_items: int = 400,
+    *,
+    n_classes: int = 4,
+    spread: float = 1.0,
+    test_fraction: float = 0.25,
+    seed: int = 0,
+) -> Pool:
+    """Gaussian blobs in 2-D, one per class, with centres on a circle so neighbours overlap.
+
+    Parameters
+    ----------
+    n_items : int
+        Points in all, at least 4 per class.
+    n_classes : int
+        Number of blobs (2–10).
+    spread : float
+        Standard deviation of each blob; the centres are 3 apart, so 1.0 makes neighbouring
+        blobs overlap a little (ambiguous points between them).
+    test_fraction, seed
+        As for :func:`two_moons`.
+
+    Returns
+    -------
+    Pool
+        Tabular ``N×2`` float32 points, classes ``"A"``, ``"B"``, ….
+    """
+    n_classes = _check_small_count(n_classes, "n_classes", 2, 10, "blobs, one per class")
+    n_items, spread, test_fraction, seed = _check_toy_arguments(
+        n_items, spread, test_fraction, seed, 4 * n_classes
+    )
+    rng = np.random.default_rng(seed)
+    angles = 2 * np.pi * np.arange(n_classes) / n_classes
+    radius = 3.0 / (2 * np.sin(np.pi / n_classes))  # neighbouring centres 3 apart
+    centres = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    targets = np.arange(n_items) % n_classes
+    points = centres[targets] + rng.normal(0.0, spread, size=(n_items, 2))
+    classes = [chr(ord("A") + index) for index in range(n_classes)]
+    return _toy_pool(points, targets, classes, test_fraction, seed, "blobs")
+
+
+def spiral(
+    n_items: int = 600,
+    *,
+    n_arms: int = 3,
+    noise: float = 0.2,
+    turns: float = 1.0,
+    test_fraction: float = 0.25,
+    seed: int = 0,
+) -> Pool:
+    """Interleaved spiral arms in 2-D, one class per arm: hard for a small model at first.
+
+    Parameters
+    ----------
+    n_items : int
+        Points in all, at least 4 per arm.
+    n_arms : int
+        Number of arms (2–6), one class each.
+    noise : float
+        Standard deviation of the noise added to each coordinate (the arms end at radius 4).
+    turns : float
+        How far each arm winds, in full turns.
+    test_fraction, seed
+        As for :func:`two_moons`.
+
+    Returns
+    -------
+    Pool
+        Tabular ``N×2`` float32 points, classes ``"arm 1"``, ``"arm 2"``, ….
+    """
+    n_arms = _check_small_count(n_arms, "n_arms", 2, 6, "spiral arms, one per class")
+    if not _is_number(turns) or not 0 < turns <= 5:
+        raise InvalidArgumentError(f"turns must be a number in (0, 5] (e.g. 1.0), got {turns!r}")
+    n_items, noise, test_fraction, seed = _check_toy_arguments(
+        n_items, noise, test_fraction, seed, 4 * n_arms
+    )
+    rng = np.random.default_rng(seed)
+    targets = np.arange(n_items) % n_arms
+    # sqrt spacing along the arm keeps the density roughly even in the plane
+    along = np.sqrt(rng.uniform(0.02, 1.0, size=n_items))
+    angle = along * turns * 2 * np.pi + 2 * np.pi * targets / n_arms
+    points = 4.0 * along[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    points += rng.normal(0.0, noise, size=points.shape)
+    classes = [f"arm {index + 1}" for index in range(n_arms)]
+    return _toy_pool(points, targets, classes, test_fraction, seed, "spiral")
