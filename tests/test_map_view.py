@@ -151,7 +151,7 @@ def test_lasso_across_traces_queues_the_unlabeled_items_next(map_view, blob_sess
     blob_session.label(["p0", "p1"], ["a", "b"])
     map_view.refresh_overlays()
     map_view.wait(WAIT_S)
-    labeled_trace = f"label: {blob_session.labels['p0']}"
+    labeled_trace = blob_session.labels["p0"]
     send_points(
         map_view,
         "plotly_selected",
@@ -183,7 +183,7 @@ def test_bulk_label_gives_the_selection_one_class_and_redraws(map_view, blob_ses
     )
     drawn = [
         blob_session.pool.ids[int(row)]
-        for row in map_view.figure.data[trace_index(map_view, "label: c")].customdata
+        for row in map_view.figure.data[trace_index(map_view, "c")].customdata
     ]
     assert sorted(drawn) == sorted(wanted)
     assert (
@@ -220,7 +220,9 @@ def test_colour_modes_switch_in_the_background(map_view):
     )
     map_view.color_dropdown.value = "predicted"
     map_view.wait(WAIT_S)
-    assert any(trace.name.startswith("predicted: ") for trace in map_view.figure.data)
+    coloured = map_view.figure.data[1]
+    assert coloured.name == "predicted class" and len(coloured.customdata) == 240
+    assert not map_view.figure.data[1].marker.showscale
     assert map_view.last_error == ""
 
 
@@ -271,14 +273,112 @@ def test_follow_marks_the_panel_batch_and_tracks_labels(blob_session):
         panel.close()
 
 
+def record_messages(view):
+    """Every update message the figure sends to the browser, as (trace indexes, props)."""
+    sent = []
+
+    def record(change):
+        if change["new"]:
+            message = change["new"]
+            sent.append((message["style_traces"], set(message["style_data"])))
+
+    view.figure.observe(record, "_py2js_update")
+    return sent
+
+
+def test_a_label_resends_only_the_overlays_that_changed(blob_session):
+    panel = al.Widget(blob_session, batch_size=5)
+    view = MapView(blob_session, start=False)
+    try:
+        panel.attach_map(view)
+        view.update().result(WAIT_S)
+        view.wait(WAIT_S)
+        figure, base = view.figure, view.figure.data[0]
+        painted = dict(view.paint_counts)
+        sent = record_messages(view)
+        panel.label("b")
+        view.wait(WAIT_S)
+        assert view.paint_counts["base"] == painted["base"]  # the WebGL traces were not resent
+        touched = {index for indexes, _props in sent for index in indexes}
+        b_trace = trace_index(view, "b")
+        assert b_trace in touched and touched <= {2, 3, b_trace}  # batch, rings, class "b"
+        assert len(view.figure.data[b_trace].customdata) == 1
+        # A retrain moves the points: the base traces are resent, in the same figure object.
+        panel.label("a")
+        panel.retrain().result(WAIT_S)
+        panel.wait(WAIT_S)
+        view.wait(WAIT_S)
+        assert view.last_outcome == "refreshed" and view.paint_counts["base"] == painted["base"] + 1
+        assert view.figure is figure and view.figure.data[0] is base
+        assert [trace.type for trace in view.figure.data].count("scattergl") == 2
+    finally:
+        view.close()
+        panel.close()
+
+
+def test_a_redraw_after_the_points_moved_clears_the_selection(map_view, blob_session):
+    send_points(map_view, "plotly_selected", [("unlabeled", 0), ("unlabeled", 5)])
+    assert len(map_view.selected_rows) == 2 and not map_view.queue_button.disabled
+    sent = []
+    map_view.figure.observe(
+        lambda change: change["new"] and sent.append(change["new"]), "_py2js_update"
+    )
+    blob_session.label(["p0", "p1"], ["a", "b"])
+    blob_session.retrain()
+    assert map_view.update().result(WAIT_S) == "refreshed"
+    cleared = [
+        message
+        for message in sent
+        if message["layout_data"].get("selections") == []
+        and message["style_data"].get("selectedpoints") == [None] * len(map_view.figure.data)
+    ]
+    assert cleared, sent
+    assert map_view.selected_rows.size == 0 and map_view.queue_button.disabled
+
+
+def test_first_fit_draws_the_sample_first_and_reports_progress(blob_session):
+    from alwidget.embedding import MapProjector
+
+    view = MapView(
+        blob_session,
+        start=False,
+        projector=MapProjector(fit_sample_size=100, transform_chunk_rows=50, seed=0),
+    )
+    statuses, drawn = [], []
+    view.status.observe(lambda change: statuses.append(change["new"]), "value")
+    view.figure.observe(
+        lambda change: (
+            change["new"]
+            and 0 in change["new"]["style_traces"]
+            and drawn.append(len(view.figure.data[0].customdata))
+        ),
+        "_py2js_update",
+    )
+    try:
+        view.update().result(WAIT_S)
+        assert view.last_error == ""
+        assert drawn[:1] == [100] and drawn[-1] == 240  # the sample, then every item
+        assert "fitting UMAP on 100 of 240 items…" in statuses
+        assert "placing the rest…" in statuses
+        assert any(status.startswith("placing the rest: 140 of 140") for status in statuses)
+        assert statuses[-1] == "layout fitted for model v0"
+    finally:
+        view.close()
+
+
 def test_plot_width_follows_the_width_the_browser_reports(map_view):
     # The browser side of WidthProbe sets this trait; the figure must take that width,
     # also across redraws.
     map_view.width_probe.width = 455
     assert map_view.figure.layout.width == 455
+    narrow_height = map_view.figure.layout.height
     map_view.refresh_overlays()
     map_view.wait(WAIT_S)
     assert map_view.figure.layout.width == 455
+    # Wider: a taller plot, and the legend needs fewer rows below it.
+    map_view.width_probe.width = 900
+    assert map_view.figure.layout.height > narrow_height
+    assert map_view.figure.layout.margin.b <= 120
 
 
 def test_background_jobs_coalesce_waiting_jobs_of_one_kind_and_report_errors():

@@ -204,7 +204,7 @@ class MapProjector:
         """Rows in the current map (0 before the first fit)."""
         return 0 if self.coordinates_N_2 is None else int(self.coordinates_N_2.shape[0])
 
-    def fit(self, embeddings_N_D, keep=None) -> np.ndarray:
+    def fit(self, embeddings_N_D, keep=None, *, on_sample=None, progress=None) -> np.ndarray:
         """Fit a new map on a sample of the rows and place all of them.
 
         Parameters
@@ -213,6 +213,12 @@ class MapProjector:
             One feature row per pool item.
         keep : array-like of int or bool mask, optional
             Rows that must be in the fitted sample (labeled items, the current batch).
+        on_sample : callable, optional
+            ``on_sample(coordinates_N_2)`` once UMAP is fitted on the sample, before the other
+            rows are placed: the sample's rows have their positions, the others are NaN. Lets
+            a view draw the sample at once instead of waiting for the whole pool.
+        progress : callable, optional
+            ``progress(n_placed, n_to_place)`` after each block of rows placed on the map.
 
         Returns
         -------
@@ -222,10 +228,10 @@ class MapProjector:
         features = _as_feature_matrix(embeddings_N_D)
         keep_rows = _as_row_indices(keep, features.shape[0], "keep")
         self._display = SimilarityTransform.identity()
-        self.coordinates_N_2 = self._new_layout(features, keep_rows)
+        self.coordinates_N_2 = self._new_layout(features, keep_rows, on_sample, progress)
         return self.coordinates_N_2
 
-    def refresh(self, embeddings_N_D) -> np.ndarray:
+    def refresh(self, embeddings_N_D, *, progress=None) -> np.ndarray:
         """Re-place every row after a retrain without moving the landmarks.
 
         The new features are mapped onto the fitted ones by a ridge least-squares fit on the
@@ -236,6 +242,8 @@ class MapProjector:
         ----------
         embeddings_N_D : array-like, shape (N, D')
             New features for the same rows in the same order; D' may differ from D.
+        progress : callable, optional
+            ``progress(n_placed, n_rows)`` after each block of rows placed.
 
         Returns
         -------
@@ -257,10 +265,12 @@ class MapProjector:
             ridge=self.alignment_ridge,
         )
         self.alignment_r2 = alignment.r2
-        self.coordinates_N_2 = self._display.apply(self._transform(alignment.apply(features)))
+        self.coordinates_N_2 = self._display.apply(
+            self._transform(alignment.apply(features), progress)
+        )
         return self.coordinates_N_2
 
-    def refit(self, embeddings_N_D, keep=None) -> np.ndarray:
+    def refit(self, embeddings_N_D, keep=None, *, progress=None) -> np.ndarray:
         """Fit UMAP afresh on the current features, turned to match the previous map.
 
         The new layout is rotated or reflected, scaled and shifted (a similarity transform,
@@ -272,6 +282,8 @@ class MapProjector:
         embeddings_N_D : array-like, shape (N, D)
         keep : array-like of int or bool mask, optional
             Rows that must be in the fitted sample.
+        progress : callable, optional
+            ``progress(n_placed, n_to_place)`` after each block of rows placed.
 
         Returns
         -------
@@ -281,7 +293,7 @@ class MapProjector:
         keep_rows = _as_row_indices(keep, features.shape[0], "keep")
         previous = self.coordinates_N_2
         same_rows = previous is not None and previous.shape[0] == features.shape[0]
-        raw = self._new_layout(features, keep_rows)
+        raw = self._new_layout(features, keep_rows, progress=progress)
         self._display = (
             fit_similarity(raw, previous) if same_rows else SimilarityTransform.identity()
         )
@@ -321,23 +333,30 @@ class MapProjector:
             model.fit(features)
         return model
 
-    def _transform(self, features: np.ndarray) -> np.ndarray:
-        if self.metric == "euclidean":
-            return place_on_map(
-                self._umap,
-                self._reference_features,
-                features,
-                n_epochs=self.transform_epochs,
-                seed=self.seed,
-                chunk_rows=self.transform_chunk_rows,
-            )
+    def _transform(self, features: np.ndarray, progress=None) -> np.ndarray:
+        """Place rows on the fitted map block by block (each block only meets the fixed
+        landmarks, so blocks are independent), reporting progress after each."""
         chunks = []
+        n_rows = features.shape[0]
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*(disconnected|n_jobs).*")
-            for start in range(0, features.shape[0], self.transform_chunk_rows):
-                chunks.append(
-                    self._umap.transform(features[start : start + self.transform_chunk_rows])
-                )
+            for start in range(0, n_rows, self.transform_chunk_rows):
+                block = features[start : start + self.transform_chunk_rows]
+                if self.metric == "euclidean":
+                    chunks.append(
+                        place_on_map(
+                            self._umap,
+                            self._reference_features,
+                            block,
+                            n_epochs=self.transform_epochs,
+                            seed=self.seed,
+                            chunk_rows=self.transform_chunk_rows,
+                        )
+                    )
+                else:
+                    chunks.append(self._umap.transform(block))
+                if progress is not None:
+                    progress(min(start + block.shape[0], n_rows), n_rows)
         return np.concatenate(chunks).astype(np.float32)
 
     def _fit_reduction(self, features: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:
@@ -352,7 +371,7 @@ class MapProjector:
         basis = vt[:n_components].T
         return ((features - mean) @ basis).astype(np.float32)
 
-    def _new_layout(self, features, keep_rows) -> np.ndarray:
+    def _new_layout(self, features, keep_rows, on_sample=None, progress=None) -> np.ndarray:
         """Fit a layout and return every row's coordinates in UMAP's own frame."""
         self.alignment_r2 = None
         self.n_fits += 1
@@ -368,9 +387,11 @@ class MapProjector:
         self.method = "umap"
         self.fit_rows = fit_rows
         self._reference_features = features[fit_rows].copy()
-        coords = np.empty((features.shape[0], 2), dtype=np.float32)
+        coords = np.full((features.shape[0], 2), np.nan, dtype=np.float32)
         coords[fit_rows] = self._umap.embedding_
         rest = np.setdiff1d(np.arange(features.shape[0]), fit_rows, assume_unique=True)
+        if on_sample is not None and rest.size:
+            on_sample(self._display.apply(coords))
         if rest.size:
-            coords[rest] = self._transform(features[rest])
+            coords[rest] = self._transform(features[rest], progress)
         return coords

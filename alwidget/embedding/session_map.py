@@ -111,11 +111,23 @@ class SessionMap:
             return np.asarray(self.feature_fn(self.session))
         return self.session.embeddings()
 
-    def update(self, *, refit: bool = False) -> str:
+    def update(self, *, refit: bool = False, on_stage: Callable | None = None) -> str:
         """Bring layout and coverage up to date with the session.
 
         The layout is fitted the first time, refreshed in place when the model changed
         (no refit), and refitted only when ``refit`` is true or the pool changed size.
+
+        Parameters
+        ----------
+        refit : bool
+            Fit UMAP afresh even if a layout exists.
+        on_stage : callable, optional
+            ``on_stage(stage, info)`` as the work goes on, so a view can say what is happening
+            and draw early: ``"features"`` (computing the features), ``"fitting"``
+            (``info["n_fit"]`` sample rows of ``info["n_items"]``), ``"sample"`` (the sample
+            is placed: ``info["coordinates_N_2"]``, NaN for rows not placed yet),
+            ``"placing"`` (``info["done"]`` of ``info["total"]`` rows placed) and
+            ``"coverage"``.
 
         Returns
         -------
@@ -123,6 +135,7 @@ class SessionMap:
             ``"fitted"``, ``"refreshed"``, ``"refitted"`` or ``"unchanged"`` (layout), so
             callers and tests can see which path ran.
         """
+        report = on_stage or (lambda stage, info: None)
         version = self.session.model_version
         labels = self.labels_N()
         with self._lock:
@@ -136,16 +149,31 @@ class SessionMap:
             outcome = "refreshed"
         else:
             outcome = "unchanged"
-        features = (
-            self._features() if outcome != "unchanged" or self.feature_fn is not None else None
-        )
+        features = None
+        if outcome != "unchanged" or self.feature_fn is not None:
+            report("features", {"n_items": self.n_items})
+            features = self._features()
+
+        def placing(done, total):
+            report("placing", {"done": done, "total": total})
+
+        if outcome in ("fitted", "refitted"):
+            n_fit = min(max(self.projector.fit_sample_size, keep.size), self.n_items)
+            report("fitting", {"n_fit": n_fit, "n_items": self.n_items})
         if outcome == "fitted":
-            self.projector.fit(features, keep)
+            self.projector.fit(
+                features,
+                keep,
+                on_sample=lambda coords: report("sample", {"coordinates_N_2": coords}),
+                progress=placing,
+            )
         elif outcome == "refitted":
-            self.projector.refit(features, keep)
+            self.projector.refit(features, keep, progress=placing)
         elif outcome == "refreshed":
-            self.projector.refresh(features)
+            report("placing", {"done": 0, "total": self.n_items})
+            self.projector.refresh(features, progress=placing)
         self.layout_model_version = version
+        report("coverage", {})
         self.coverage = self._coverage(features, labels)
         return outcome
 
@@ -197,9 +225,10 @@ class SessionMap:
             self._hover = self.session.pool.item_kind.hover_texts(self.session.pool)
         return self._hover
 
-    def layers(self, color_by: str = "label") -> MapLayers:
-        """What to draw now (needs :meth:`update` to have run once)."""
-        if not self.projector.is_fitted:
+    def layers(self, color_by: str = "label", coordinates_N_2=None) -> MapLayers:
+        """What to draw now (needs :meth:`update` to have run once, unless
+        ``coordinates_N_2`` gives the positions, e.g. a sample placed while fitting)."""
+        if coordinates_N_2 is None and not self.projector.is_fitted:
             raise RuntimeError("the map has no layout yet: call update() first")
         predicted = scores = None
         if color_by in ("predicted", "score"):
@@ -212,7 +241,9 @@ class SessionMap:
         )
         spec = strategies.get_strategy(self.session.strategy)
         return MapLayers(
-            coordinates_N_2=self.projector.coordinates_N_2,
+            coordinates_N_2=(
+                self.projector.coordinates_N_2 if coordinates_N_2 is None else coordinates_N_2
+            ),
             class_names=list(self.session.classes),
             labels_N=self.labels_N(),
             predicted_N=predicted,
@@ -221,7 +252,11 @@ class SessionMap:
             uncovered_rows=uncovered,
             hover_N=self.hover_texts(),
             score_name=f"{spec.score_name} score",
-            title=f"{coverage_title(report)} · model v{self.layout_model_version}",
+            title=(
+                f"{coverage_title(report)} · model v{self.layout_model_version}"
+                if self.layout_model_version is not None
+                else "placing the map…"
+            ),
         )
 
     def figure(self, color_by: str = "label", **options):

@@ -28,6 +28,10 @@ class MapLink:
         map_view.on_queue = panel.queue_next
         map_view.on_bulk_label = panel.label_many
         map_view.follow(panel)
+        # Side by side when the notebook is wide enough for the panel and a readable map
+        # (the map's min width), else the map wraps onto its own line below the panel and
+        # takes the full width (its plot follows, through its WidthProbe).
+        panel.main_row.layout.flex_flow = "row wrap"
         panel.main_row.children = [*panel.main_row.children, map_view]
 
     def _focus_from_map(self, item_id) -> None:

@@ -1,9 +1,14 @@
 """``MapView``: the embedding map beside the labeling panel.
 
-A plotly ``FigureWidget`` (WebGL) of the pool's UMAP layout with labels, the current batch and
-the least covered items. Click a point to focus the item; lasso or box-select points to queue
-them next or to label them all with one class. Fitting, refreshing after a retrain and refits
-run in one background thread; errors appear in the view's own error box.
+One plotly ``FigureWidget``, created once and never replaced, holds the pool's UMAP layout
+(two WebGL traces, so the page keeps one WebGL context for the map), the current batch, the
+least covered items and one small SVG trace per class with its labeled items (see
+:mod:`alwidget.embedding.figure`). A label only resends the class trace that gained a point
+and the batch; a retrain resends the big traces once. Click a point to focus the item; lasso
+or box-select points to queue them next or to label them all with one class. Fitting (first
+on a sample, drawn at once, then the rest placed), refreshing after a retrain and refits run
+in one background thread, with a status line that says how far they are; errors appear in
+the view's own error box.
 
 The view talks to the outside only through callables (``on_focus``, ``on_queue``,
 ``on_bulk_label``) and the session's public methods, so it works beside any panel.
@@ -14,6 +19,7 @@ from __future__ import annotations
 import html
 import inspect
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 
@@ -21,7 +27,19 @@ import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
 
-from ..embedding.figure import COLOR_MODES
+from ..embedding.figure import (
+    COLOR_MODES,
+    FIRST_CLASS_TRACE,
+    TRACE_ORDER,
+    base_trace_updates,
+    choose_drawn_rows,
+    class_trace,
+    class_trace_update,
+    drawn_title,
+    empty_map_traces,
+    map_layout,
+    overlay_updates,
+)
 from ..embedding.session_map import SessionMap
 from .guard import ErrorGuard
 from .jobs import JobRunner
@@ -37,6 +55,29 @@ _COLOR_OPTIONS = (
 )
 
 
+_COLOR_OPTIONS = (
+    ("assigned label", "label"),
+    ("predicted class", "predicted"),
+    ("acquisition score", "score"),
+)
+
+# The status line while rows are placed changes at most this often (each change is a message).
+_PROGRESS_EVERY_S = 0.5
+
+
+def _as_wire(update: dict) -> dict:
+    """Trace properties with arrays in types plotly.js reads as typed arrays (rows as int32,
+    positions as float32): plotly.py sends them as binary, and it cannot encode an empty
+    int64 array."""
+    wire = dict(update)
+    if "customdata" in wire:
+        wire["customdata"] = np.asarray(wire["customdata"], dtype=np.int32)
+    for axis in ("x", "y"):
+        if axis in wire:
+            wire[axis] = np.asarray(wire[axis], dtype=np.float32)
+    return wire
+
+
 class MapView(widgets.VBox):
     """Interactive embedding map of a session's pool.
 
@@ -44,10 +85,13 @@ class MapView(widgets.VBox):
     ----------
     session : alwidget.Session
     color_by : {"label", "predicted", "score"}
+        Colour of the small points; labeled items are always drawn in their class's colour.
     max_points : int or None
         Points drawn at most (labeled, batch and least covered items always drawn).
-    height : int
-        Figure height in pixels.
+    height : int, optional
+        Height of the plot area in pixels; by default it follows the width the map gets in
+        the page (about 3/4 of it, between 300 and 620 px). The legend gets its own room
+        below.
     start : bool
         Fit the first layout in the background right away.
     on_focus : callable, optional
@@ -60,6 +104,12 @@ class MapView(widgets.VBox):
         Passed to :class:`alwidget.embedding.session_map.SessionMap`: ``projector`` (a
         :class:`MapProjector`: fit sample size, UMAP parameters, seed), ``feature_fn``,
         ``coverage_radius``, ``n_farthest``, ``prediction_sample_size``.
+
+    Attributes
+    ----------
+    paint_counts : dict
+        How often each part of the figure was sent to the browser (``"base"``: the big WebGL
+        traces; ``"overlays"``: class, batch or coverage traces), for tests and benchmarks.
     """
 
     def __init__(
@@ -68,7 +118,7 @@ class MapView(widgets.VBox):
         *,
         color_by: str = "label",
         max_points: int | None = 30_000,
-        height: int = 560,
+        height: int | None = None,
         start: bool = True,
         on_focus: Callable | None = None,
         on_queue: Callable | None = None,
@@ -79,6 +129,8 @@ class MapView(widgets.VBox):
             raise ValueError(
                 f"unknown color_by {color_by!r}; choose one of {', '.join(COLOR_MODES)}"
             )
+        if height is not None and (int(height) != height or height < 100):
+            raise ValueError(f"height must be None (follow the width) or >= 100 px, got {height!r}")
         known = set(inspect.signature(SessionMap).parameters) - {"session"}
         unknown = sorted(set(map_options) - known)
         if unknown:
@@ -86,9 +138,9 @@ class MapView(widgets.VBox):
                 f"MapView got unknown option(s) {', '.join(unknown)}; "
                 f"choose from {', '.join(sorted(known))}"
             )
-        # Beside a panel, take the width that is left (and let the plot autosize to it)
-        # rather than the figure's default width, which would overflow the notebook.
-        super().__init__(layout=widgets.Layout(flex="1 1 40%", min_width="380px"))
+        # Beside the panel when there is room for both (the panel's row wraps, see MapLink),
+        # else on a line of its own below it, taking the whole width.
+        super().__init__(layout=widgets.Layout(flex="1 1 420px", min_width="380px"))
         self.add_class("alwidget-map")
         self.session = session
         self.map = SessionMap(session, **map_options)
@@ -98,11 +150,18 @@ class MapView(widgets.VBox):
             lambda ids, name: session.label(list(ids), [name] * len(ids))
         )
         self.max_points = max_points
-        self.height = int(height)
+        self.height = None if height is None else int(height)
         self.last_error = ""
         self.last_outcome = ""
         self.selected_rows = np.zeros(0, dtype=np.int64)
+        self.paint_counts = {"base": 0, "overlays": 0}
         self._selection_by_trace: dict[int, np.ndarray] = {}
+        self._sent_rows: dict[int, np.ndarray] = {}  # trace index -> rows the browser has
+        self._drawn_rows = np.zeros(0, dtype=np.int64)
+        self._n_placed = 0
+        self._overlay_coordinates = None
+        self._title = "fitting the map…"
+        self._last_progress = 0.0
         self._guard = ErrorGuard(
             self._show_error, log_class="alwidget-map-errors", max_height="140px"
         )
@@ -112,16 +171,25 @@ class MapView(widgets.VBox):
             name="alwidget-map",
             on_error=lambda error, kind: self._guard.report(error, f"{kind} failed: "),
         )
-        self._draw_lock = threading.Lock()
+        self._draw_lock = threading.RLock()
         self._build(color_by)
         if start:
             self.update()
 
     # ------------------------------------------------------------------------ layout
     def _build(self, color_by: str) -> None:
+        classes = list(self.session.classes)
         self.figure = go.FigureWidget(
-            layout={"height": self.height, "title": {"text": "fitting the map…"}}
+            data=empty_map_traces(classes),
+            layout=map_layout(
+                self._title,
+                width=None,
+                n_legend_entries=FIRST_CLASS_TRACE + len(classes),
+                plot_height=self.height,
+            ),
         )
+        for trace in self.figure.data:
+            self._listen(trace)
         self.color_dropdown = widgets.Dropdown(
             options=_COLOR_OPTIONS, value=color_by, description="Colour by"
         )
@@ -148,6 +216,7 @@ class MapView(widgets.VBox):
         )
         self.item_pane.add_class("alwidget-map-item")
         self.selection_info = widgets.HTML(SELECTION_HINT)
+        self.selection_info.add_class("alwidget-map-selection")
         self.queue_button = widgets.Button(
             description="Label these next",
             icon="arrow-up",
@@ -155,9 +224,7 @@ class MapView(widgets.VBox):
             tooltip="put the selected unlabeled items at the front of the queue",
         )
         self.queue_button.on_click(lambda _b: self._guard.run(self.queue_selection))
-        self.bulk_class = widgets.Dropdown(
-            options=list(self.session.classes), layout=widgets.Layout(width="110px")
-        )
+        self.bulk_class = widgets.Dropdown(options=classes, layout=widgets.Layout(width="110px"))
         self.bulk_button = widgets.Button(
             description="Label all as",
             icon="tags",
@@ -180,9 +247,10 @@ class MapView(widgets.VBox):
             [self.color_dropdown, self.update_button, self.refit_button],
             layout=widgets.Layout(flex_flow="row wrap", align_items="center"),
         )
-        # The plot takes the map's full width (often half a notebook beside the panel); the
-        # item and the selection actions sit below it, never over the points. plotly's widget
-        # does not autosize to its box, so the probe measures the box and we set the width.
+        # The plot takes the map's full width (half a notebook beside the panel, all of it
+        # below); the item and the selection actions sit below it, never over the points.
+        # plotly's widget does not autosize to its box, so the probe measures the box and
+        # we size the figure (and the room its legend needs) from that.
         self.width_probe = WidthProbe()
         self.width_probe.observe(lambda change: self._fit_width(change["new"]), "width")
         plot = widgets.Box(
@@ -191,6 +259,12 @@ class MapView(widgets.VBox):
         )
         below = widgets.HBox([self.item_pane, actions], layout=widgets.Layout(flex_flow="row wrap"))
         self.children = [controls, self.status, plot, below, self.errors]
+
+    def _listen(self, trace) -> None:
+        trace.on_click(self._on_trace_click)
+        trace.on_hover(self._on_trace_hover)
+        trace.on_selection(self._on_trace_selection)
+        trace.on_deselect(self._on_trace_deselect)
 
     @property
     def color_by(self) -> str:
@@ -219,15 +293,36 @@ class MapView(widgets.VBox):
         """
         self._jobs.wait(timeout)
 
+    def _on_stage(self, stage: str, info: dict) -> None:
+        """Say what the layout job is doing; draw the fitted sample as soon as it exists."""
+        if stage == "features":
+            self._set_status(f"computing the features of {info['n_items']:,} items…")
+        elif stage == "fitting":
+            self._set_status(f"fitting UMAP on {info['n_fit']:,} of {info['n_items']:,} items…")
+        elif stage == "sample":
+            layers = self.map.layers("label", coordinates_N_2=info["coordinates_N_2"])
+            self._paint_base(layers, "label")
+            self._paint_overlays(layers)
+            self._set_status("placing the rest…")
+        elif stage == "placing":
+            now = time.monotonic()
+            if now - self._last_progress >= _PROGRESS_EVERY_S or info["done"] == info["total"]:
+                self._last_progress = now
+                self._set_status(
+                    f"placing the rest: {info['done']:,} of {info['total']:,} items…"
+                    if info["done"]
+                    else f"placing {info['total']:,} items on the map…"
+                )
+        elif stage == "coverage":
+            self._set_status("measuring how well the labels cover the pool…")
+
     def _layout_job(self, refit: bool) -> str:
-        self._set_status(
-            "fitting the layout…"
-            if refit or not self.map.projector.is_fitted
-            else "updating the map…"
-        )
-        outcome = self.map.update(refit=refit)
+        outcome = self.map.update(refit=refit, on_stage=self._on_stage)
         self.last_outcome = outcome
-        self._redraw_job()
+        if outcome != "unchanged" or not self._drawn_rows.size:
+            self._redraw_job()
+        else:
+            self._overlay_job()
         hint = ""
         r2 = self.map.projector.alignment_r2
         if outcome == "refreshed" and r2 is not None and r2 < 0.5:
@@ -239,27 +334,127 @@ class MapView(widgets.VBox):
         return outcome
 
     def _redraw_job(self) -> None:
+        """Send everything: the layout moved or the colour mode changed."""
         if not self.map.projector.is_fitted:
             return
-        new = self.map.figure(self.color_by, max_points=self.max_points, height=self.height)
-        if self.width_probe.width > 0:
-            new.update_layout(width=self.width_probe.width)
-        with self._draw_lock:
-            self._selection_by_trace = {}
-            self.figure.data = []
-            self.figure.layout = new.layout
-            self.figure.add_traces(list(new.data))
-            for trace in self.figure.data:
-                trace.on_click(self._on_trace_click)
-                trace.on_hover(self._on_trace_hover)
-                trace.on_selection(self._on_trace_selection)
-                trace.on_deselect(self._on_trace_deselect)
-        self.handle_selection([])
+        color_by = self.color_by
+        layers = self.map.layers(color_by)
+        self._paint_base(layers, color_by)
+        self._paint_overlays(layers)
+        self._clear_selection()
+
+    def _overlay_job(self) -> None:
+        """After labels or a new batch: resend the class and batch traces that changed,
+        then coverage (the rings and the title). No point moves."""
+        if not self.map.projector.is_fitted:
+            return
+        self._paint_overlays(self.map.layers("label"), coverage=False)
+        self.map.refresh_coverage()
+        self._paint_overlays(self.map.layers("label"))
 
     def _fit_width(self, width: int) -> None:
         if width > 0:
-            with self._draw_lock:
-                self.figure.layout.width = width
+            with self._draw_lock, self.figure.batch_update():
+                self._relayout(width)
+
+    # ---------------------------------------------------------------------- painting
+    def _relayout(self, width: int | None = None) -> None:
+        """Title and size (the legend's room depends on the width); call under the lock."""
+        width = width or self.width_probe.width or None
+        layout = map_layout(
+            self._title,
+            width=width,
+            n_legend_entries=len(self.figure.data),
+            plot_height=self.height,
+        )
+        self.figure.layout.title.text = layout["title"]["text"]
+        self.figure.layout.height = layout["height"]
+        self.figure.layout.margin.b = layout["margin"]["b"]
+        if width:
+            self.figure.layout.width = width
+
+    def _paint_base(self, layers, color_by: str) -> None:
+        rows = choose_drawn_rows(layers, self.max_points, getattr(self.session, "seed", 0) or 0)
+        updates = base_trace_updates(layers, rows, color_by)
+        placed = int(np.isfinite(layers.coordinates_N_2[rows]).all(axis=1).sum())
+        with self._draw_lock:
+            self._drawn_rows = rows
+            self._n_placed = placed
+            self._title = drawn_title(layers.title, placed, layers.n_items)
+            with self.figure.batch_update():
+                for index, update in enumerate(updates):
+                    self.figure.data[index].update(_as_wire(update))
+                    self._sent_rows[index] = np.asarray(update["customdata"])
+                self._relayout()
+            self.paint_counts["base"] += 1
+
+    def _paint_overlays(self, layers, *, coverage: bool = True) -> None:
+        """Resend the overlay traces whose points changed (all of them after the layout
+        moved, since their positions did)."""
+        self._add_missing_class_traces(layers.class_names)
+        updates = {
+            TRACE_ORDER.index("batch"): overlay_updates(layers)["batch"],
+        }
+        if coverage:
+            updates[TRACE_ORDER.index("uncovered")] = overlay_updates(layers)["uncovered"]
+        for class_index in range(len(layers.class_names)):
+            updates[FIRST_CLASS_TRACE + class_index] = class_trace_update(layers, class_index)
+        moved = self._sent_positions_changed(layers)
+        with self._draw_lock:
+            changed = {
+                index: update
+                for index, update in updates.items()
+                if moved or not np.array_equal(self._sent_rows.get(index, ()), update["customdata"])
+            }
+            if coverage and self._drawn_rows.size:
+                self._title = drawn_title(layers.title, self._n_placed, layers.n_items)
+            if not changed and not coverage:
+                return
+            with self.figure.batch_update():
+                for index, update in changed.items():
+                    self.figure.data[index].update(_as_wire(update))
+                    self._sent_rows[index] = np.asarray(update["customdata"])
+                if coverage:
+                    self.figure.layout.title.text = self._title
+            self.paint_counts["overlays"] += 1
+
+    def _sent_positions_changed(self, layers) -> bool:
+        """Whether the layout moved since the overlays were last sent."""
+        coordinates = layers.coordinates_N_2
+        if coordinates is self._overlay_coordinates:
+            return False
+        self._overlay_coordinates = coordinates
+        return True
+
+    def _add_missing_class_traces(self, class_names) -> None:
+        """A class added while labeling gets its trace (and a place in the bulk-label list)."""
+        with self._draw_lock:
+            n_shown = len(self.figure.data) - FIRST_CLASS_TRACE
+            if len(class_names) <= n_shown:
+                return
+            self.figure.add_traces(
+                [
+                    class_trace(index, class_names[index])
+                    for index in range(n_shown, len(class_names))
+                ]
+            )
+            for trace in self.figure.data[FIRST_CLASS_TRACE + n_shown :]:
+                self._listen(trace)
+        self.bulk_class.options = list(class_names)
+
+    def _clear_selection(self) -> None:
+        """Drop a lasso/box selection the browser still shows (its outline and the dimming
+        of the other points): after the points moved it no longer means anything."""
+        with self._draw_lock:
+            n_traces = len(self.figure.data)
+            # The browser sets these itself while selecting, so the Python side still holds
+            # None and would not send None again; the message is sent directly.
+            self.figure._send_update_msg(
+                {"selectedpoints": [None] * n_traces}, {"selections": []}, list(range(n_traces))
+            )
+            self.figure.layout.selections = ()
+        self._selection_by_trace = {}
+        self.handle_selection([])
 
     # ----------------------------------------------------------------- plotly events
     @staticmethod
@@ -329,17 +524,20 @@ class MapView(widgets.VBox):
             raise ValueError("select unlabeled points first (lasso or box select on the map)")
         self.on_bulk_label(ids, class_name)
         self._set_status(f"labeled {len(ids)} item(s) as {html.escape(str(class_name))}")
+        self._clear_selection()  # done with it: the outline would only invite a second go
         self.refresh_overlays()
         return ids
 
     def refresh_overlays(self) -> Future:
-        """Recompute coverage and redraw labels/batch without moving any point."""
-        return self._submit("overlays", lambda: (self.map.refresh_coverage(), self._redraw_job()))
+        """Redraw labels and the batch, then recompute coverage, without moving any point
+        (only the traces that changed are sent)."""
+        return self._submit("overlays", self._overlay_job)
 
     def set_batch(self, ids) -> Future:
-        """Mark the current batch (drawn as diamonds) and redraw in the background."""
+        """Mark the current batch (drawn as diamonds) and redraw the overlays in the
+        background."""
         self.map.set_batch(ids)
-        return self._submit("redraw", self._redraw_job)
+        return self._submit("overlays", self._overlay_job)
 
     def show_item(self, item_id) -> None:
         """Show one item (image or escaped text), its label and coverage in the side pane."""
