@@ -53,6 +53,9 @@ class LabelBook:
         self.lock = threading.RLock()
         self.targets: dict[int, int] = {}  # pool position -> class index, in labeling order
         self.priority: list = []  # item ids to put at the front of the next batches
+        # Positions marked "not a class" (see alwidget.session.cleaning): never queried,
+        # never labeled, so never trained on.
+        self.excluded: set[int] = set()
 
     # ---------------------------------------------------------------- look-ups
     def position(self, item_id) -> int:
@@ -93,7 +96,11 @@ class LabelBook:
         return mask
 
     def unlabeled_positions(self) -> np.ndarray:
-        return np.flatnonzero(~self.labeled_mask())
+        """Unlabeled items a query may hand out (those marked "not a class" left out)."""
+        mask = ~self.labeled_mask()
+        with self.lock:
+            mask[list(self.excluded)] = False
+        return np.flatnonzero(mask)
 
     def counts(self) -> dict:
         with self.lock:
@@ -121,6 +128,11 @@ class LabelBook:
             resolved, seen = [], set()
             for item_id, label in zip(id_list, label_list):
                 position = self.position(item_id)
+                if position in self.excluded:
+                    raise AlreadyLabeledError(
+                        f"item {item_id!r} is marked 'not a class'; unmark it first "
+                        "(session.unmark_not_a_class) to label it"
+                    )
                 self.check_can_label(position, annotator)
                 if position in seen:
                     raise AlreadyLabeledError(f"item {item_id!r} appears twice in one label() call")
@@ -262,7 +274,10 @@ class SoloLabelBook(LabelBook):
                 self._drop_priority(self.pool.ids[position])
 
     def needs_labels_mask(self) -> np.ndarray:
-        return ~self.labeled_mask()
+        mask = ~self.labeled_mask()
+        with self.lock:
+            mask[list(self.excluded)] = False
+        return mask
 
     def mine(self) -> dict:
         with self.lock:

@@ -251,6 +251,7 @@ class TeamLabelBook(LabelBook):
             for position, by in self.votes.items():
                 if self.annotator in by or len(by) >= self.settings.overlap:
                     mask[position] = False
+            mask[list(self.excluded)] = False
         return mask
 
     def complete(self, position: int) -> bool:
