@@ -32,6 +32,7 @@ from .checks import (
     check_seed,
     check_train_config,
 )  # fmt: skip
+from .cleaning import Cleaning, Suspect
 from .encoding import set_up_encoder
 from .parts import assemble, switch_strategy
 from .team_labels import team_settings
@@ -185,6 +186,7 @@ class Session:
         self.rounds, self.team_view, self._link = parts.rounds, parts.team_view, parts.link
         self.history: list[dict] = parts.history
         self.last_query_timings: dict = {}
+        self.cleaning = Cleaning(self)  # takes over the store's "not a class" marks and keeps
 
     # ------------------------------------------------------------ configuration
     @property
@@ -294,8 +296,12 @@ class Session:
     def unlabel(self, item_id) -> str:
         """Undo the label of ``item_id``; returns the class name it had.
 
-        In team mode only this annotator's own label is undone; teammates' stay.
+        In team mode only this annotator's own label is undone; teammates' stay. When this
+        session's last action on the item was a :meth:`relabel` or :meth:`keep`, that is
+        undone instead (a change gives the item its label before the change back).
         """
+        if self.cleaning.undoes_review(item_id):
+            return self.cleaning.undo_review(item_id)
         return self.book.unlabel(item_id)
 
     def prioritize(self, ids) -> None:
@@ -303,16 +309,23 @@ class Session:
         self.book.prioritize(check_id_list(ids))
 
     # ------------------------------------------------------------------ queries
-    def query(self, batch_size: int | None = None):
+    def query(self, batch_size: int | None = None, *, relabel: float | None = None):
         """The next batch to label, ranked by the session's strategy, with explanations.
 
         In team mode, exactly the items the team queue handed to this annotator. Raises
         :class:`PoolExhaustedError` when nothing is left (team mode: its subclass
-        :class:`alwidget.session.TeamQueueEmptyError`).
+        :class:`alwidget.session.TeamQueueEmptyError`). ``relabel`` (a share, default
+        :attr:`relabel_fraction`) puts that many label suspects (:meth:`label_issues`, each a
+        :class:`~alwidget.session.cleaning.SuspectDetail`) in front of the batch once the
+        model is trained; at least one item stays new.
         """
         size = self.batch_size if batch_size is None else check_count(batch_size, "batch_size")
+        # ``relabel``: this share of the batch goes to label suspects (see label_issues).
+        n_suspects = self.cleaning.suspect_slots(size, relabel)
+        size -= n_suspects
         batch, timings = self.parts.querier.query(size)
         self.last_query_timings = timings
+        batch = self.cleaning.mix(batch, n_suspects)
         self._link.remember_batch(batch, self.book.priority_ids())
         return batch
 
@@ -444,6 +457,96 @@ class Session:
     @team_publish_size.setter
     def team_publish_size(self, value: int) -> None:
         self.parts.querier.publish_size = int(value)
+
+    # ------------------------------------------------------------------ cleaning
+    def label_issues(
+        self, *, folds: int = 5, method: str = "prune_by_noise_rate",
+        rank_by: str = "self_confidence", include_kept: bool = False, refresh: bool = False,
+    ) -> list[Suspect]:  # fmt: skip
+        """Labeled items whose label is probably wrong, most suspect first.
+
+        The labels are split into ``folds`` stratified parts; a fresh model (the session's
+        architecture and training settings) trained on the others predicts each part, and
+        confident learning (:mod:`alwidget.strategies.label_issues`) flags the labels those
+        out-of-fold predictions contradict. The folds are trained once per model version
+        (``refresh=True`` trains them again); items reviewed since drop out. In team mode,
+        items whose annotators disagree come first.
+
+        Parameters
+        ----------
+        folds : int
+            Cross-validation folds (each costs one training on the labels).
+        method : str
+            ``"prune_by_noise_rate"``, ``"prune_by_class"``, ``"both"`` or
+            ``"confident_joint"``.
+        rank_by : str
+            ``"self_confidence"`` (1 − p(given label)) or ``"normalized_margin"``.
+        include_kept : bool
+            Also list suspects the user kept (:meth:`keep`) with the same label.
+        refresh : bool
+            Train the folds again even if this model version has them.
+
+        Returns
+        -------
+        list of Suspect
+            Each with the given label, the model's label and probabilities, how many fold
+            models agree and the reason (``"you said 3 · model says 8, p = 0.97, 4 of 5 folds
+            agree"``).
+        """
+        return self.cleaning.label_issues(
+            folds=folds, method=method, rank_by=rank_by, include_kept=include_kept,
+            refresh=refresh,
+        )  # fmt: skip
+
+    def relabel(self, item_id, label, *, annotator: str | None = None, reason: str | None = None):
+        """Change the label of a labeled item after review (the same label records a keep).
+
+        The change is one event in the store's log (who, when, from what to what, why);
+        :meth:`unlabel` right after undoes it and the earlier label returns. Returns the
+        :class:`alwidget.store.cleaning_log.CleaningRecord`.
+        """
+        return self.cleaning.relabel(item_id, label, annotator=annotator, reason=reason)
+
+    def keep(self, item_id, *, annotator: str | None = None, reason: str | None = None):
+        """Record that a suspect's label is right, so :meth:`label_issues` stops asking."""
+        return self.cleaning.keep(item_id, annotator=annotator, reason=reason)
+
+    @property
+    def relabel_fraction(self) -> float:
+        """Share of each :meth:`query` batch given to label suspects when ``relabel`` is not
+        passed (0 by default; the widget's batches follow it)."""
+        return self.cleaning.relabel_fraction
+
+    @relabel_fraction.setter
+    def relabel_fraction(self, value: float) -> None:
+        self.cleaning.suspect_slots(10, value)  # the same check as query(relabel=)
+        self.cleaning.relabel_fraction = float(value)
+
+    def out_of_distribution(self, n: int = 20, *, k: int = 10) -> list[dict]:
+        """The ``n`` unlabeled items least like the pool's bulk and the labeled items.
+
+        Scored on the encoder's features (or the model's penultimate layer): distance to
+        the ``k`` nearest items relative to a typical item's (``sparsity``), distance to the
+        nearest labeled item on that scale, and the model's mean entropy once trained.
+        Mark the ones that belong to no class with :meth:`mark_not_a_class`.
+        """
+        n = check_count(n, "n", 1, "items to list")
+        k = check_count(k, "k", 1, "neighbours")
+        return self.cleaning.out_of_distribution(n, k=k)
+
+    def mark_not_a_class(self, ids, *, reason: str | None = None) -> None:
+        """Mark unlabeled items as belonging to no class: stored, never queried again, and
+        refused by :meth:`label`, so they never train the model."""
+        self.cleaning.mark_not_a_class(check_id_list(ids), reason=reason)
+
+    def unmark_not_a_class(self, ids) -> None:
+        """Undo :meth:`mark_not_a_class` (recorded as an undo event in the store)."""
+        self.cleaning.unmark_not_a_class(check_id_list(ids))
+
+    @property
+    def not_a_class_ids(self) -> list:
+        """Items marked "not a class"."""
+        return self.cleaning.not_a_class_ids()
 
     def __repr__(self) -> str:
         return (
