@@ -17,7 +17,14 @@ from ..data import Pool
 from ..errors import AlwidgetError
 from ..training import TrainConfig, TrainReport
 
-__all__ = ["OracleRound", "OracleSetupError", "balanced_initial_ids", "oracle_labels", "run_oracle"]
+__all__ = [
+    "LabelNoise",
+    "OracleRound",
+    "OracleSetupError",
+    "balanced_initial_ids",
+    "oracle_labels",
+    "run_oracle",
+]
 
 
 class OracleSetupError(AlwidgetError, ValueError):
@@ -56,6 +63,44 @@ def balanced_initial_ids(pool: Pool, count: int, seed: int) -> list:
 def oracle_labels(pool: Pool, ids) -> list[int]:
     """The ground-truth class index of each id: what a perfect annotator would answer."""
     return [int(pool.targets[pool.position(item_id)]) for item_id in ids]
+
+
+NOISE_KINDS = ("symmetric", "class-dependent")
+
+
+class LabelNoise:
+    """A noisy annotator: answers wrongly with probability ``rate`` (seeded).
+
+    ``"symmetric"``: a wrong answer is any other class, uniformly. ``"class-dependent"``:
+    class ``c`` is always mistaken for the next class ``c + 1`` (mod C), as when two
+    classes look alike. :attr:`flipped` holds the ids whose current answer is wrong.
+    """
+
+    def __init__(self, rate: float, kind: str = "symmetric", seed: int = 0) -> None:
+        if not 0 <= float(rate) < 1:
+            raise OracleSetupError(f"label noise must be a rate in [0, 1), got {rate!r}")
+        if kind not in NOISE_KINDS:
+            raise OracleSetupError(f"noise kind must be one of {NOISE_KINDS}, got {kind!r}")
+        self.rate, self.kind = float(rate), kind
+        self.rng = np.random.default_rng([seed, 15])
+        self.flipped: set = set()
+
+    def settings(self) -> dict:
+        return {"label_noise": self.rate, "noise_kind": self.kind}
+
+    def answer(self, pool: Pool, ids) -> list[int]:
+        """The annotator's answer for each id (the truth, or a wrong class at ``rate``)."""
+        truth = oracle_labels(pool, ids)
+        n_classes = len(pool.classes)
+        answers = []
+        for item_id, true in zip(ids, truth):
+            given = true
+            if self.rng.random() < self.rate:
+                offset = 1 if self.kind == "class-dependent" else self.rng.integers(1, n_classes)
+                given = (true + int(offset)) % n_classes
+            (self.flipped.add if given != true else self.flipped.discard)(item_id)
+            answers.append(given)
+        return answers
 
 
 @dataclass(frozen=True)
