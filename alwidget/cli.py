@@ -130,6 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
         "(auto: for image pools only)",
     )
     simulate.add_argument(
+        "--pseudo-labels",
+        action="store_true",
+        help="train with pseudo-labels (confident unlabeled items with their predicted class); "
+        "the JSON reports their precision against the hidden targets",
+    )
+    simulate.add_argument(
+        "--semi-supervised",
+        choices=["fixmatch"],
+        default=None,
+        help="consistency training on unlabeled items (weak/strong views)",
+    )
+    simulate.add_argument(
         "--threads",
         type=_positive_int,
         default=None,
@@ -181,7 +193,12 @@ def _train_config(args, config_type):
         if args.max_steps is None
         else {"max_steps": args.max_steps, "min_steps": min(args.max_steps, config_type.min_steps)}
     )
-    return config_type(augment=args.augment, **steps)
+    return config_type(
+        augment=args.augment,
+        pseudo_labels=getattr(args, "pseudo_labels", False),
+        semi_supervised=getattr(args, "semi_supervised", None),
+        **steps,
+    )
 
 
 def _run_simulate(args, parser) -> int:

@@ -86,6 +86,13 @@ class BenchSettings:
         features, instead of ``model`` trained on the images.
     encoder_budget : float
         Seconds of self-supervised training (seed 0, the same encoder for every run).
+    pseudo_labels : bool
+        Train each run with pseudo-labels too (``TrainConfig.pseudo_labels``).
+    semi_supervised : str or None
+        ``"fixmatch"``: consistency training on unlabeled items
+        (``TrainConfig.semi_supervised``), with no time budget so runs repeat exactly.
+    weight_averaging : float or None
+        Keep a moving average of the weights with this decay (``TrainConfig.weight_averaging``).
     """
 
     dataset: str = "mnist"
@@ -106,6 +113,9 @@ class BenchSettings:
     model: str = "gal_cnn"
     encoder: str | None = None
     encoder_budget: float = 300.0
+    pseudo_labels: bool = False
+    semi_supervised: str | None = None
+    weight_averaging: float | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -130,6 +140,10 @@ class BenchSettings:
             validation_fraction=0.0,
             warm_start=warm,
             augment=None if self.encoder else self.augment,
+            pseudo_labels=self.pseudo_labels,
+            semi_supervised=self.semi_supervised,
+            consistency_seconds=None,
+            weight_averaging=self.weight_averaging,
         )
 
 
@@ -243,6 +257,7 @@ def run_one(settings: BenchSettings, strategy: str, seed: int, threads: int = 1,
     import torch
 
     from ..session import Session
+    from .simulate import pseudo_label_precision
 
     torch.set_num_threads(threads)
     started = time.perf_counter()
@@ -282,6 +297,8 @@ def run_one(settings: BenchSettings, strategy: str, seed: int, threads: int = 1,
                 "acquired": [_plain(item_id) for item_id in step.acquired],
             }
         )
+        if settings.pseudo_labels:
+            steps[-1]["pseudo_labels"] = pseudo_label_precision(session, pool)
         if log is not None:
             log(
                 f"  {settings.dataset} {strategy} seed {seed}: {step.n_labels} labels, "

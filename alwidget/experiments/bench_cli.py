@@ -120,6 +120,23 @@ def add_bench_arguments(parser) -> None:
         default=BenchSettings.encoder_budget,
         help="seconds of self-supervised encoder training (once, cached)",
     )
+    parser.add_argument(
+        "--pseudo-labels",
+        action="store_true",
+        help="train with pseudo-labels: confident unlabeled items with their predicted class",
+    )
+    parser.add_argument(
+        "--semi-supervised",
+        choices=["fixmatch"],
+        default=None,
+        help="consistency training on unlabeled items (weak/strong views, no time budget)",
+    )
+    parser.add_argument(
+        "--weight-averaging",
+        type=float,
+        default=None,
+        help="keep a moving average of the weights with this decay per step (e.g. 0.98)",
+    )
     parser.add_argument("--no-png", action="store_true", help="skip the PNG export of the figure")
     parser.add_argument(
         "--smoke",
@@ -184,6 +201,9 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
         "augment": args.augment,
         "encoder": args.encoder,
         "encoder_budget": args.encoder_budget,
+        "pseudo_labels": args.pseudo_labels,
+        "semi_supervised": args.semi_supervised,
+        "weight_averaging": args.weight_averaging,
     }
     if args.smoke:
         values.update(SMOKE)
@@ -269,6 +289,13 @@ def main_bench(args, parser) -> int:
             else ", no augmentation (the head sees features)"
         )
         + ", no validation split"
+        + (", pseudo-labels" if settings.pseudo_labels else "")
+        + (f", {settings.semi_supervised} consistency" if settings.semi_supervised else "")
+        + (
+            f", weights averaged (decay {settings.weight_averaging:g})"
+            if settings.weight_averaging is not None
+            else ""
+        )
     )
     model_note = (
         settings.model

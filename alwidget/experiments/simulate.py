@@ -12,7 +12,7 @@ from ..session import Session
 from ..training import TrainConfig
 from .oracle import OracleSetupError, run_oracle
 
-__all__ = ["simulate"]
+__all__ = ["pseudo_label_precision", "simulate"]
 
 
 def simulate(
@@ -57,7 +57,11 @@ def simulate(
     dict
         ``{"dataset", "strategy", "seed", ..., "rounds": [{"round", "n_labels",
         "accuracy", "train_seconds", "score_seconds", "select_seconds"}, ...],
-        "total_seconds"}``. Round 0 is the model trained on the initial labels.
+        "total_seconds"}``. Round 0 is the model trained on the initial labels. With
+        ``train_config.pseudo_labels``, each round has ``"pseudo_labels": {"n", "correct",
+        "precision"}`` (checked against the hidden targets) and the result
+        ``"pseudo_label_precision"`` over all rounds (``None`` when none were used);
+        ``"pseudo_labels"`` and ``"semi_supervised"`` record the training settings.
 
     Raises
     ------
@@ -94,6 +98,8 @@ def simulate(
             **step.query_seconds(),
             "train_steps": step.train.steps,
         }
+        if session.train_config.pseudo_labels:
+            record["pseudo_labels"] = pseudo_label_precision(session, pool)
         records.append(record)
         if on_round is not None:
             on_round(record)
@@ -110,10 +116,33 @@ def simulate(
         "encoder": encoder
         if encoder is None or isinstance(encoder, str)
         else type(encoder).__name__,
+        "pseudo_labels": session.train_config.pseudo_labels,
+        "semi_supervised": session.train_config.semi_supervised,
         "rounds": records,
+        "pseudo_label_precision": _overall_precision(records),
         "final_accuracy": records[-1]["accuracy"],
         "total_seconds": round(time.perf_counter() - started, 3),
     }
+
+
+def pseudo_label_precision(session, pool: Pool) -> dict:
+    """How many of the current model's pseudo-labels the hidden targets agree with."""
+    chosen = session.pseudo_labels(sample=None)["sample"]
+    correct = sum(
+        session.classes[pool.targets[pool.position(item["id"])]] == item["predicted"]
+        for item in chosen
+    )
+    return {
+        "n": len(chosen),
+        "correct": int(correct),
+        "precision": correct / len(chosen) if chosen else None,
+    }
+
+
+def _overall_precision(records: list[dict]) -> float | None:
+    used = [record["pseudo_labels"] for record in records if "pseudo_labels" in record]
+    total = sum(entry["n"] for entry in used)
+    return sum(entry["correct"] for entry in used) / total if total else None
 
 
 def _check_plan(pool: Pool, initial, batch_size, rounds) -> None:

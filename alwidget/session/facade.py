@@ -554,3 +554,34 @@ class Session:
             f"mc_samples={self.mc_samples}, ensemble={self.ensemble}, labels={self.n_labels}, "
             f"model_version={self.model_version})"
         )
+
+    # ------------------------------------------------------------ pseudo-labels
+    def pseudo_labels(self, sample: int | None = 12) -> dict:
+        """The pseudo-labels the current model was trained with (``TrainConfig(pseudo_labels=True)``).
+
+        They are never labels: not in :attr:`labels`, not in the store, and chosen afresh
+        for every training run (see :mod:`alwidget.session.pseudo_labels`).
+
+        Parameters
+        ----------
+        sample : int or None
+            How many to list, drawn at random (a quick way to spot a systematic mistake);
+            ``None`` lists them all.
+
+        Returns
+        -------
+        dict
+            ``{"n", "n_candidates", "chosen_by_version", "model_version", "counts": {class:
+            n}, "sample": [{"id", "predicted", "confidence", "bald"}, ...]}``; ``n`` is 0
+            when pseudo-labels are off or the current model was trained without any.
+        """
+        chosen = self.rounds.pseudo_labels
+        if sample is None:
+            sample = 0 if chosen is None else len(chosen)
+        sample = check_count(sample, "sample", 0, "pseudo-labels to list, or None for all")
+        if chosen is None:
+            summary = {"n": 0, "n_candidates": 0, "chosen_by_version": None,
+                       "counts": dict.fromkeys(self.classes, 0), "sample": []}  # fmt: skip
+        else:
+            summary = chosen.summary(self.pool, self.classes, sample, seed=self.seed)
+        return {**summary, "model_version": self.model_version}

@@ -275,10 +275,21 @@ class ModelState:
         should_stop: Callable[[], bool] | None,
         cv_folds: int,
         cross_validation: bool,
+        pseudo=None,
+        unlabeled_positions: np.ndarray | None = None,
     ) -> TrainReport:
-        """Train new members on the labels and install them; returns the report."""
+        """Train new members on the labels and install them; returns the report.
+
+        ``pseudo`` (:class:`~.pseudo_labels.PseudoLabels`) and ``unlabeled_positions`` (for
+        consistency training) add unlabeled items to the run (see :func:`train_model`).
+        """
         started = time.perf_counter()
         inputs = self.pool.inputs(positions)
+        extra = {}
+        if pseudo is not None and len(pseudo):
+            extra["pseudo"] = (self.pool.inputs(pseudo.positions), pseudo.classes)
+        if unlabeled_positions is not None and len(unlabeled_positions):
+            extra["unlabeled"] = self.pool.inputs(unlabeled_positions)
         members, reports = [], []
         for index in range(self.ensemble):
             model = self.fresh_member(index)
@@ -300,6 +311,7 @@ class ModelState:
                     device=self.device,
                     progress=member_progress,
                     should_stop=should_stop,
+                    **extra,
                 )  # fmt: skip
             )
             members.append(model)

@@ -8,10 +8,13 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..errors import NotEnoughClassesError, TrainingInProgressError
 from ..training import TrainConfig, TrainReport
 from .labels import LabelBook
 from .model_state import ModelState
+from .pseudo_labels import PseudoLabels, choose_pseudo_labels
 
 __all__ = ["COVERAGE_HISTORY_KEYS", "TrainingRounds"]
 
@@ -30,6 +33,7 @@ class TrainingRounds:
     """Runs :meth:`alwidget.Session.retrain` and keeps the learning history.
 
     ``history`` is the session's list (appended to in place); ``classes`` its shared names.
+    ``pseudo_labels`` are those the current model was trained with (``None`` when off).
     """
 
     book: LabelBook
@@ -39,6 +43,7 @@ class TrainingRounds:
     classes: list[str]
     # Held for a whole round; independent of every other lock (never waited on).
     training_lock: threading.Lock = field(default_factory=threading.Lock)
+    pseudo_labels: PseudoLabels | None = None
 
     def retrain(self, config: TrainConfig, *, cv_folds: int, track_coverage: bool,
                 progress: Callable[[dict], None] | None,
@@ -56,10 +61,19 @@ class TrainingRounds:
                     "training needs labels of at least two classes; labeled so far: "
                     f"{present or 'nothing'}"
                 )
+            run_seed = self.model.member_seed(0) + len(targets)
+            pseudo = (
+                choose_pseudo_labels(self.model, positions, config, run_seed)
+                if config.pseudo_labels
+                else None
+            )
             report = self.model.train(
                 positions, targets, config, progress=progress, should_stop=should_stop,
                 cv_folds=cv_folds, cross_validation=self.model.held_out is None,
+                pseudo=pseudo,
+                unlabeled_positions=self._unlabeled_sample(config, positions, run_seed),
             )  # fmt: skip
+            self.pseudo_labels = pseudo
             evaluation = self.model.evaluate()
             entry = {
                 "model_version": self.model.version,
@@ -70,6 +84,10 @@ class TrainingRounds:
                 "train_loss": report.train_loss,
                 "time": time.time(),
             }
+            if config.pseudo_labels:
+                entry["n_pseudo_labels"] = report.n_pseudo_labels
+            if config.semi_supervised:
+                entry["consistency_steps"] = report.consistency_steps
             self.book.annotate_round(entry)
             self.history.append(entry)
             self.link.record_round(entry)
@@ -85,6 +103,16 @@ class TrainingRounds:
             return report
         finally:
             self.training_lock.release()
+
+    def _unlabeled_sample(self, config: TrainConfig, labeled, seed: int) -> np.ndarray | None:
+        """A seeded random sample of the positions outside the training snapshot ``labeled``,
+        for consistency training."""
+        if config.semi_supervised is None:
+            return None
+        unlabeled = np.setdiff1d(np.arange(len(self.model.pool)), labeled)
+        take = min(len(unlabeled), config.unlabeled_sample)
+        chosen = np.random.default_rng(seed + 1).choice(unlabeled, size=take, replace=False)
+        return np.sort(chosen)
 
     def coverage(self, radius: float | None, *, n_farthest: int) -> dict:
         """The model's coverage report, also recorded in its history entry and the store."""
