@@ -212,7 +212,8 @@ class Cleaning:
         self._computed: _Computed | None = None
         #: Items reviewed since the issues were computed, dropped from them.
         self._reviewed: set = set()
-        #: item id -> the session's last review action on it ("change" or "keep"), for undo.
+        #: item id -> (the session's last review action on it, "change" or "keep", and by
+        #: whom), for undo.
         self._last_review: dict = {}
         self.kept: dict[str, str] = {}
         self.relabel_fraction = 0.0
@@ -369,11 +370,12 @@ class Cleaning:
             self.book.take_over({key: self.store.item_votes(key)})
         with self.lock:
             self._reviewed.add(item_id)
-            self._last_review[item_id] = "change"
+            self._last_review[item_id] = ("change", who)
         return change
 
     def keep(self, item_id, *, annotator: str | None = None, reason: str | None = None):
         """See :meth:`alwidget.Session.keep`."""
+        who = annotator or self.session.annotator
         with self.book.lock:
             position = self.book.position(item_id)
             if position not in self.book.targets:
@@ -381,13 +383,13 @@ class Cleaning:
             label = self.session.classes[self.book.targets[position]]
             key = str(self.session.pool.ids[position])
             record = self.store.record_decision(
-                key, "keep", annotator=annotator or self.session.annotator, label=label,
+                key, "keep", annotator=who, label=label,
                 reason=reason or self._reason_of(item_id),
             )  # fmt: skip
         with self.lock:
             self.kept[key] = label
             self._reviewed.add(item_id)
-            self._last_review[item_id] = "keep"
+            self._last_review[item_id] = ("keep", who)
         return record
 
     def _reason_of(self, item_id) -> str | None:
@@ -403,7 +405,7 @@ class Cleaning:
         """Undo the last change (the label before it returns) or keep; returns the label the
         item had before the undo."""
         with self.lock:
-            action = self._last_review.get(item_id)
+            action, who = self._last_review.get(item_id, (None, None))
         if action is None:
             raise NotLabeledError(f"item {item_id!r} has no change or keep of this session to undo")
         key = str(item_id)
@@ -411,10 +413,10 @@ class Cleaning:
             position = self.book.position(item_id)
             had = self.session.classes[self.book.targets[position]]
             if action == "change":
-                self.store.undo_change(key, annotator=self.session.annotator)
+                self.store.undo_change(key, annotator=who)
                 self.book.take_over({key: self.store.item_votes(key)})
             else:
-                self.store.undo_decision(key, "keep", annotator=self.session.annotator)
+                self.store.undo_decision(key, "keep", annotator=who)
         with self.lock:
             self._last_review.pop(item_id, None)
             self._reviewed.discard(item_id)
