@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 from ..errors import InvalidArgumentError, InvalidArgumentTypeError, PoolExhaustedError
 from ..session import Session
 from ..session.acquire import AcquisitionSettings, acquire
-from ..session.checks import check_count, check_strategy, mc_samples_for
+from ..session.checks import check_count, check_seed, check_strategy, mc_samples_for
 from .layout import pool_layout
 from .race import strategy_colour
 
@@ -56,11 +56,15 @@ def _check_strategies(strategies) -> list[str]:
     return names
 
 
-def pick_batches(session: Session, strategies, batch_size: int, seed: int = 0) -> list:
+def pick_batches(
+    session: Session, strategies, batch_size: int, seed: int = 0, mc_samples: int | None = None
+) -> list:
     """What each strategy would acquire now: one :class:`StrategyPicks` per strategy.
 
     Every strategy sees the same candidates (the unlabeled items, or the same random
     ``session.score_subset`` of them) and the same model version; the session is not changed.
+    ``mc_samples`` overrides the MC samples of the strategies that need samples (default:
+    each strategy's own, e.g. 20 for BALD and 50 for BatchBALD).
 
     Raises
     ------
@@ -86,8 +90,9 @@ def pick_batches(session: Session, strategies, batch_size: int, seed: int = 0) -
     results = []
     for name in names:
         spec = check_strategy(name)
+        wanted = mc_samples if spec.needs_samples else None
         samples = mc_samples_for(
-            spec, name, None, dropout=session.model.has_dropout, ensemble=session.ensemble,
+            spec, name, wanted, dropout=session.model.has_dropout, ensemble=session.ensemble,
             model_name=session.model_name,
         )  # fmt: skip
         settings = AcquisitionSettings(name, spec, samples, None, np.random.default_rng(seed))
@@ -137,6 +142,8 @@ class ComparePicks:
     seed : int
         Seeds random choices (``random``, the candidate subset) so a refresh of the same
         model shows the same picks.
+    mc_samples : int, optional
+        MC samples for the strategies that need them (default: each strategy's own).
 
     Attributes
     ----------
@@ -159,6 +166,7 @@ class ComparePicks:
         layout="auto",
         max_map_points: int = 3000,
         seed: int = 0,
+        mc_samples: int | None = None,
     ):
         if not isinstance(session, Session):
             raise InvalidArgumentTypeError(
@@ -169,7 +177,8 @@ class ComparePicks:
         self.batch_size = (
             session.batch_size if batch_size is None else check_count(batch_size, "batch_size")
         )
-        self.seed = seed
+        self.seed = check_seed(seed)
+        self.mc_samples = mc_samples
         self.coordinates_N_2, self.layout_name = pool_layout(session.pool, layout)
         rng = np.random.default_rng(seed)
         shown = min(len(session.pool), max(1, int(max_map_points)))
@@ -227,7 +236,9 @@ class ComparePicks:
     # ------------------------------------------------------------------ actions
     def refresh(self) -> list[StrategyPicks]:
         """Recompute every strategy's batch from the session's current model and redraw."""
-        self.picks = pick_batches(self.session, self.strategies, self.batch_size, self.seed)
+        self.picks = pick_batches(
+            self.session, self.strategies, self.batch_size, self.seed, self.mc_samples
+        )
         self.error = None
         self._draw()
         return self.picks

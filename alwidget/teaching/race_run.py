@@ -185,6 +185,7 @@ class RaceRun:
                     pool, model, strategy=name, mc_samples=mc_samples, seed=seed,
                     batch_size=batch_size, train_config=train_config,
                     score_subset=score_subset, store=False, progress=False,
+                    track_coverage=False,  # the race shows accuracy, not coverage
                 )  # fmt: skip
                 steps = run_oracle(
                     session, initial=initial, seed=seed, batch_size=batch_size, rounds=rounds
