@@ -37,11 +37,13 @@ def cross_validate(
     seed: int,
     device: torch.device,
     should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[dict], None] | None = None,
 ) -> dict | None:
     """Stratified ``folds``-fold estimate of accuracy from the labeled items alone.
 
     Returns ``None`` with fewer than two items per fold. Folds whose training part has a
-    single class are left out (their items are not counted).
+    single class are left out (their items are not counted). ``progress`` gets
+    ``{"fold", "folds", "step", "total_steps"}`` as the folds train.
     """
     if len(targets) < 2 * folds:
         return None
@@ -56,6 +58,12 @@ def cross_validate(
         if len(test_rows) == 0 or len(np.unique(targets[train_rows])) < 2:
             continue
         model = factory.build(seed)
+        fold_progress = None
+        if progress is not None:
+
+            def fold_progress(info, fold=fold):
+                progress({**info, "fold": fold, "folds": folds})
+
         train_model(
             model,
             inputs[train_rows],
@@ -64,7 +72,10 @@ def cross_validate(
             seed=seed + fold,
             device=device,
             should_stop=should_stop,
+            progress=fold_progress,
         )
+        if should_stop is not None and should_stop():
+            return None  # a half-trained fold would understate the accuracy
         held_out = inputs[test_rows]
         predictions.append(
             predict(

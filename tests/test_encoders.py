@@ -287,7 +287,7 @@ def test_the_widget_labels_retrains_and_maps_an_encoder_session(tmp_path):
                          store=False, cv_folds=0, cache_dir=tmp_path, progress=False)  # fmt: skip
     for index in (1, 2):  # an untrained model's batch may hold a single class
         session.label(pool.ids[index], pool.classes[pool.targets[index]])
-    widget = al.Widget(session, batch_size=5)
+    widget = al.Widget(session, batch_size=5).ready()
     try:
         widget.wait(timeout=60)
         for _ in range(9):

@@ -104,7 +104,7 @@ def test_registered_kind_is_detected_and_labeled_through_the_widget(signal_kind)
     session = al.Session(
         pool, model="mlp", strategy="entropy", store=False, seed=0, train_config=FAST_TRAINING
     )
-    widget = al.Widget(session, batch_size=4)
+    widget = al.Widget(session, batch_size=4).ready()
     try:
         card = widget.strip.cards[0]
         focused = widget.focused_item.id

@@ -247,7 +247,7 @@ def test_errors_from_callbacks_are_shown_in_the_view(blob_session):
 
 
 def test_follow_marks_the_panel_batch_and_tracks_labels(blob_session):
-    panel = al.Widget(blob_session)
+    panel = al.Widget(blob_session).ready()
     view = MapView(
         blob_session,
         on_focus=lambda item_id: panel.focus(0, item_key=str(item_id)),
@@ -287,7 +287,7 @@ def record_messages(view):
 
 
 def test_a_label_resends_only_the_overlays_that_changed(blob_session):
-    panel = al.Widget(blob_session, batch_size=5)
+    panel = al.Widget(blob_session, batch_size=5).ready()
     view = MapView(blob_session, start=False)
     try:
         panel.attach_map(view)

@@ -263,7 +263,7 @@ def test_the_widget_shows_the_timeout_and_keeps_the_item(pausable_server, databa
     gate = Gate()
     url = f"{pausable_server.url(database)}?alwidget_timeout={TIMEOUT:g}"
     session = gated_session(gate, store=url)
-    widget = al.Widget(session, batch_size=6)
+    widget = al.Widget(session, batch_size=6).ready()
     try:
         in_hand = widget.focused_item
         queue_before = [item.id for item in widget.queue]

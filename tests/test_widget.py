@@ -23,7 +23,7 @@ def gate():
 
 @pytest.fixture
 def widget(gate):
-    widget = al.Widget(gated_session(gate), batch_size=6)
+    widget = al.Widget(gated_session(gate), batch_size=6).ready()
     yield widget
     gate.opened.set()
     widget.wait(timeout=60)
@@ -172,7 +172,7 @@ def test_failed_training_shows_error_and_keeps_the_old_model(widget, gate):
 
 def test_training_with_one_class_reports_why(gate):
     session = gated_session(gate)
-    widget = al.Widget(session, batch_size=4)
+    widget = al.Widget(session, batch_size=4).ready()
     try:
         widget.label("a")
         widget.retrain_button.click()
@@ -185,7 +185,7 @@ def test_training_with_one_class_reports_why(gate):
 
 def test_auto_retrain_every_n_labels(gate):
     gate.opened.set()
-    widget = al.Widget(gated_session(gate), batch_size=6, auto_retrain_every=4)
+    widget = al.Widget(gated_session(gate), batch_size=6, auto_retrain_every=4).ready()
     try:
         for _ in range(4):
             widget.label(true_class(widget.session, widget.focused_item.id))
@@ -203,7 +203,8 @@ def test_auto_retrain_every_n_labels(gate):
 
 def test_why_pane_shows_probabilities_votes_and_bald_split(gate):
     gate.opened.set()
-    widget = al.Widget(gated_session(gate, strategy="bald", mc_samples=8), batch_size=5)
+    session = gated_session(gate, strategy="bald", mc_samples=8, cold_start=False)
+    widget = al.Widget(session, batch_size=5).ready()
     try:
         detail = widget.focused_item
         html = widget.why.value
@@ -229,7 +230,7 @@ def test_default_and_custom_key_maps():
 
 
 def test_custom_key_map_labels_through_keys(gate):
-    widget = al.Widget(gated_session(gate), key_map={"j": "a", "k": "b"})
+    widget = al.Widget(gated_session(gate), key_map={"j": "a", "k": "b"}).ready()
     try:
         assert {"j", "k", "s", "u"} <= set(widget.key_catcher.watched_keys)
         first = widget.focused_item
@@ -242,7 +243,7 @@ def test_custom_key_map_labels_through_keys(gate):
 
 def test_pool_exhaustion_is_shown(gate):
     session = gated_session(gate, pool=tabular_pool(n_items=5))
-    widget = al.Widget(session, batch_size=3, refill_below=1)
+    widget = al.Widget(session, batch_size=3, refill_below=1).ready()
     try:
         for _ in range(5):
             widget.wait(timeout=30)
@@ -258,7 +259,7 @@ def test_pool_exhaustion_is_shown(gate):
 
 
 def test_close_stops_a_running_training(gate):
-    widget = al.Widget(gated_session(gate), batch_size=6)
+    widget = al.Widget(gated_session(gate), batch_size=6).ready()
     for _ in range(4):
         widget.label(true_class(widget.session, widget.focused_item.id))
     widget.retrain()
@@ -275,7 +276,7 @@ def test_learning_curve_without_held_out_split_is_cross_validated(gate):
     rows = np.random.default_rng(3).normal(size=(90, 4)).astype(np.float32)
     targets = (rows[:, 0] > 0).astype(int)
     pool = al.Pool(rows, targets=targets, classes=["neg", "pos"])  # no test split
-    widget = al.Widget(gated_session(gate, pool=pool, cv_folds=3), batch_size=6)
+    widget = al.Widget(gated_session(gate, pool=pool, cv_folds=3), batch_size=6).ready()
     try:
         for _ in range(12):
             widget.label(true_class(widget.session, widget.focused_item.id))
@@ -293,7 +294,7 @@ def test_learning_curve_without_held_out_split_is_cross_validated(gate):
 
 def test_a_typed_new_class_gets_stored_a_button_and_a_key():
     session = al.Session(tabular_pool(), "mlp", strategy="entropy", seed=0, store=False)
-    widget = al.Widget(session, batch_size=4, allow_new_classes=True)
+    widget = al.Widget(session, batch_size=4, allow_new_classes=True).ready()
     try:
         first = widget.focused_item
         widget.new_class_text.value = "<i>weird</i>"

@@ -24,7 +24,7 @@ def decode(png: bytes) -> Image.Image:
 def make_widget(pool, **session_kwargs) -> al.Widget:
     session_kwargs.setdefault("strategy", "entropy")
     session = al.Session(pool, seed=0, train_config=FAST_TRAINING, **session_kwargs)
-    return al.Widget(session, batch_size=4)
+    return al.Widget(session, batch_size=4).ready()
 
 
 def test_grayscale_numpy_images_show_as_upscaled_pngs():
@@ -63,12 +63,16 @@ def test_image_files_show_and_a_corrupt_file_shows_a_clear_error(tmp_path):
         Image.fromarray(np.full((10, 10), index * 20, dtype=np.uint8)).save(path)
         paths.append(path)
     pool = al.Pool([str(p) for p in paths], targets=[0, 1] * 5, classes=["dark", "light"])
-    session = al.Session(pool, seed=0, strategy="entropy", train_config=FAST_TRAINING)
+    # Without the cold start the widget's first batch is the one queried here (entropy ranks
+    # deterministically); the cold start draws a fresh random sample for each query.
+    session = al.Session(
+        pool, seed=0, strategy="entropy", train_config=FAST_TRAINING, cold_start=False
+    )
     first_id = session.query(4).ids[0]
     paths[pool.position(first_id)].write_bytes(
         b"this is not a png"
     )  # breaks after the pool was built
-    widget = al.Widget(session, batch_size=4)
+    widget = al.Widget(session, batch_size=4).ready()
     try:
         assert widget.focused_item.id == first_id
         card = widget.strip.cards[0]
@@ -90,7 +94,7 @@ def test_text_items_and_class_names_are_escaped():
     pool = al.Pool(texts, targets=[PAYLOAD, "ok"] * 10, classes=[PAYLOAD, "ok"])
     session = al.Session(pool, seed=0, strategy="entropy", train_config=FAST_TRAINING)
     session.prioritize([0])
-    widget = al.Widget(session, batch_size=4)
+    widget = al.Widget(session, batch_size=4).ready()
     try:
         assert widget.focused_item.id == 0
         everything = (

@@ -13,7 +13,7 @@ from alwidget.errors import AlreadyLabeledError
 def widget():
     gate = Gate()
     gate.opened.set()
-    widget = al.Widget(gated_session(gate), batch_size=6)
+    widget = al.Widget(gated_session(gate), batch_size=6).ready()
     yield widget
     widget.wait(timeout=60)
     widget.close()

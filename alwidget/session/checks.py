@@ -95,10 +95,28 @@ def check_score_subset(score_subset) -> int | None:
         return None
     if not _is_integer(score_subset) or score_subset < 1:
         raise (InvalidArgumentError if _is_integer(score_subset) else InvalidArgumentTypeError)(
-            f"score_subset must be None (score every unlabeled item) or an integer ≥ 1 "
+            f'score_subset must be None (score every unlabeled item), "auto" or an integer ≥ 1 '
             f"(score a random subset of that many per query, e.g. 2000); got {score_subset!r}"
         )
     return int(score_subset)
+
+
+# Above this many pool items a model on raw inputs scores a random subset per query ...
+AUTO_SUBSET_ABOVE = 20_000
+# ... of this size: ~10 s of MC-dropout scoring for a small CNN on 2 cores, where all 60 000
+# MNIST images took 72 s.
+AUTO_SUBSET_SIZE = 10_000
+
+
+def auto_score_subset(score_subset, pool_size: int, *, on_features: bool) -> int | None:
+    """Resolve ``score_subset="auto"``: a random 10 000 per query for a pool above 20 000 items
+    scored through a model on raw inputs; every item for smaller pools and for a head on
+    cached encoder features (cheap per item). Anything else is checked as given."""
+    if isinstance(score_subset, str) and score_subset == "auto":
+        if on_features or pool_size <= AUTO_SUBSET_ABOVE:
+            return None
+        return AUTO_SUBSET_SIZE
+    return check_score_subset(score_subset)
 
 
 def check_flag(value, argument: str, allow_none: bool = False) -> bool | None:

@@ -15,13 +15,16 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..acquisition import build_batch
 from ..data import Pool
 from ..errors import InvalidArgumentTypeError
+from ..strategies import Selection
 from ..training import TrainConfig, TrainReport
 from .acquire import acquire
 from .checks import (
     MAX_ENSEMBLE,
     MAX_MC_SAMPLES,
+    auto_score_subset,
     check_annotator,
     check_callback,
     check_count,
@@ -29,6 +32,7 @@ from .checks import (
     check_flag,
     check_id_list,
     check_radius,
+    check_score_subset,
     check_seed,
     check_train_config,
 )  # fmt: skip
@@ -72,9 +76,17 @@ class Session:
         Training settings.
     device : str, optional
         ``"cpu"``, ``"cuda"``, ...; default CUDA when present.
-    score_subset : int, optional
+    score_subset : int, "auto" or None
         Score only a random subset of this many unlabeled items per query (Gal et al.
-        scored 2 000), to bound the cost on huge pools.
+        scored 2 000), to bound the cost on huge pools. ``"auto"`` (the default) scores
+        a random 10 000 when the pool holds more than 20 000 items and the model runs on
+        raw inputs, and every item otherwise (a head over cached encoder features scores
+        a million items in seconds); ``None`` scores every unlabeled item.
+    cold_start : bool
+        Until the model is trained and every class has two labels, queries pick typical,
+        diverse items (clusters of the encoder's features or of the inputs, see
+        :mod:`alwidget.session.cold_start`) instead of the strategy's ranking, which is
+        noise for an untrained model. :attr:`last_query_timings` says when a batch was one.
     chunk_size : int, optional
         Items per forward pass when predicting: 512 by default, 16 384 for a head over
         encoder features (small rows; fewer, larger passes are much faster).
@@ -133,7 +145,7 @@ class Session:
         batch_size: int = 10,
         train_config: TrainConfig | None = None,
         device: str | None = None,
-        score_subset: int | None = None,
+        score_subset: int | str | None = "auto",
         chunk_size: int | None = None,
         annotator: str | None = None,
         cv_folds: int = 3,
@@ -147,6 +159,7 @@ class Session:
         reset_weights: bool = False,
         cache_dir=None,
         progress=None,
+        cold_start: bool = True,
     ):
         if not isinstance(pool, Pool):
             raise InvalidArgumentTypeError(
@@ -173,8 +186,13 @@ class Session:
             pool, model, encoder, fine_tune=bool(fine_tune), seed=self.seed, device=device,
             cache_dir=cache_dir, progress=progress, n_classes=len(pool.classes),
         )  # fmt: skip
+        cold_start = check_flag(cold_start, "cold_start")
+        score_subset = auto_score_subset(
+            score_subset, len(pool), on_features=self.encoding.cache is not None
+        )
         parts = assemble(
             self.encoding.pool, self.encoding.model, reset_weights=reset_weights,
+            cold_start=cold_start,
             strategy=strategy, mc_samples=mc_samples, ensemble=self.ensemble,
             seed=self.seed, device=device, score_subset=score_subset,
             chunk_size=chunk_size or (16_384 if self.encoding.cache is not None else 512),
@@ -309,7 +327,13 @@ class Session:
         self.book.prioritize(check_id_list(ids))
 
     # ------------------------------------------------------------------ queries
-    def query(self, batch_size: int | None = None, *, relabel: float | None = None):
+    def query(
+        self,
+        batch_size: int | None = None,
+        *,
+        score_subset: int | None = None,
+        relabel: float | None = None,
+    ):
         """The next batch to label, ranked by the session's strategy, with explanations.
 
         In team mode, exactly the items the team queue handed to this annotator. Raises
@@ -317,17 +341,51 @@ class Session:
         :class:`alwidget.session.TeamQueueEmptyError`). ``relabel`` (a share, default
         :attr:`relabel_fraction`) puts that many label suspects (:meth:`label_issues`, each a
         :class:`~alwidget.session.cleaning.SuspectDetail`) in front of the batch once the
-        model is trained; at least one item stays new.
+        model is trained; at least one item stays new. ``score_subset`` scores a random
+        subset of that many items for this query only (a quick first batch; solo mode).
+        While the cold start lasts (see ``cold_start``) the batch holds typical, diverse
+        items; ``last_query_timings["mode"]`` is then ``"cold start"``.
         """
         size = self.batch_size if batch_size is None else check_count(batch_size, "batch_size")
         # ``relabel``: this share of the batch goes to label suspects (see label_issues).
         n_suspects = self.cleaning.suspect_slots(size, relabel)
         size -= n_suspects
-        batch, timings = self.parts.querier.query(size)
+        if score_subset is not None:
+            score_subset = check_score_subset(score_subset)
+        if self.team:
+            batch, timings = self.parts.querier.query(size)
+        else:
+            batch, timings = self.parts.querier.query(size, score_subset)
         self.last_query_timings = timings
         batch = self.cleaning.mix(batch, n_suspects)
         self._link.remember_batch(batch, self.book.priority_ids())
         return batch
+
+    def explain(self, ids) -> list:
+        """:class:`alwidget.ItemDetail` of ``ids`` under the current model and strategy (their
+        ``pool_rank`` counts among ``ids`` only), e.g. to refresh an item in hand after a
+        retrain."""
+        ids = check_id_list(ids)
+        positions = self._positions(ids)
+        if not len(positions):
+            return []
+        result = acquire(self.model, self.settings, positions, n_labels=len(self.book))
+        order = Selection(np.arange(len(positions)), result.scores_N.astype(np.float64))
+        return build_batch(
+            ids, result.log_probs_N_K_C, result.scores_N, order, self.classes, self.strategy,
+            self.model.version,
+        ).items  # fmt: skip
+
+    @property
+    def scores_on_features(self) -> bool:
+        """Whether the model is a head on cached encoder features, so that scoring the whole
+        pool costs seconds (no subset, no quick first pass needed)."""
+        return self.encoding.cache is not None
+
+    @property
+    def missing_classes(self) -> list[str]:
+        """Classes with no label yet (the model cannot learn them; accuracy ignores them)."""
+        return [name for name, count in self.book.counts().items() if count == 0]
 
     def score_items(self, ids=None) -> tuple[np.ndarray, np.ndarray]:
         """``(log_probs_N_K_C, scores_N)`` of ``ids`` (default: the whole pool) under the
@@ -365,12 +423,16 @@ class Session:
         self,
         progress: Callable[[dict], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        *,
+        cross_validate: bool = True,
     ) -> TrainReport:
         """Train on the current labels (fresh weights unless ``train_config.warm_start``).
 
         Safe to call from a background thread while labeling goes on: it trains new members
         on a snapshot of the labels and swaps them in at the end. ``progress`` gets dicts
-        with ``member``, ``step``, ``total_steps`` and ``loss``.
+        with ``member``, ``step``, ``total_steps`` and ``loss``. ``cross_validate=False``
+        leaves the accuracy estimate for a later :meth:`cross_validate` (the widget shows the
+        new batch first).
 
         Raises
         ------
@@ -381,6 +443,26 @@ class Session:
         return self.rounds.retrain(
             check_train_config(self.train_config), cv_folds=self.cv_folds,
             track_coverage=self.track_coverage, progress=progress, should_stop=should_stop,
+            cross_validate=check_flag(cross_validate, "cross_validate"),
+        )  # fmt: skip
+
+    def cross_validate(
+        self,
+        progress: Callable[[dict], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> dict | None:
+        """Estimate the current model's accuracy by ``cv_folds``-fold cross-validation.
+
+        Needed only after ``retrain(cross_validate=False)``; the result becomes
+        :meth:`evaluate`'s answer and the model's ``accuracy`` in :attr:`history`. ``None``
+        with a held-out split, ``cv_folds`` < 2, too few labels, or when stopped. ``progress``
+        gets ``fold``, ``folds``, ``step`` and ``total_steps``.
+        """
+        check_callback(progress, "progress")
+        check_callback(should_stop, "should_stop")
+        return self.rounds.cross_validate(
+            check_train_config(self.train_config), cv_folds=self.cv_folds,
+            progress=progress, should_stop=should_stop,
         )  # fmt: skip
 
     def evaluate(self) -> dict | None:

@@ -11,7 +11,7 @@ import importlib
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,10 +26,14 @@ from ..strategies import StrategySpec
 from ..strategies.kcenter import coverage_report
 from ..training import TrainConfig, TrainReport, combine_reports, train_model
 
-__all__ = ["ModelState", "ScoringCache", "MAX_FIT_DROP"]
+__all__ = ["ModelState", "ScoringCache", "MAX_FIT_DROP", "SCORING_CHUNK_ROWS"]
 
 #: How much worse (accuracy on the labels) a new model may fit than the current one.
 MAX_FIT_DROP = 0.25
+
+#: Items per step of a chunked scoring pass (rounded up to whole forward passes, so every item
+#: meets the same forward-pass batches as in one unchunked call and gets the same log-probs).
+SCORING_CHUNK_ROWS = 32_768
 
 
 @dataclass
@@ -39,6 +43,10 @@ class ScoringCache:
     ``row_of`` maps a pool position to its row in the arrays (-1: not scored);
     ``n_labels`` is how many labels the session had when the ranking was last served,
     which tells the widget whether labels arrived since (``Session.stale``).
+
+    A streamed pass (a row-wise strategy on a large pool) keeps log-probs for a few rows
+    only, and instead ``scores_by_position`` (NaN: not scored) from ``score_function``, so a
+    second query of the same model selects again without predicting the pool again.
     """
 
     model_version: int
@@ -47,6 +55,8 @@ class ScoringCache:
     log_probs_N_K_C: np.ndarray
     embeddings_N_D: np.ndarray | None
     n_labels: int
+    scores_by_position: np.ndarray | None = None
+    score_function: Callable | None = None
 
     def rows(self, positions: np.ndarray, want_embeddings: bool) -> np.ndarray | None:
         """Rows of ``positions`` when every one was scored (with embeddings if wanted)."""
@@ -164,10 +174,20 @@ class ModelState:
             self._embeddings = None
 
     # -------------------------------------------------------------- prediction
-    def predict(self, positions, *, mc_samples: int, embeddings: bool, inputs=None) -> Prediction:
-        """Predict ``positions`` of the pool (or of ``inputs``, a rows -> tensor function)."""
+    def snapshot(self) -> tuple[list[torch.nn.Module], int]:
+        """The current members and their version, read together (a retrain swaps both)."""
         with self.lock:
-            members, version = list(self.members), self.version
+            return list(self.members), self.version
+
+    def predict(
+        self, positions, *, mc_samples: int, embeddings: bool, inputs=None, snapshot=None
+    ) -> Prediction:
+        """Predict ``positions`` of the pool (or of ``inputs``, a rows -> tensor function).
+
+        ``snapshot`` (from :meth:`snapshot`) pins the members, so the chunks of one pass
+        all come from one model even if a retrain ends meanwhile.
+        """
+        members, version = snapshot if snapshot is not None else self.snapshot()
         return predict(
             members,
             inputs or self.pool.inputs,
@@ -179,12 +199,43 @@ class ModelState:
             return_embeddings=embeddings,
         )
 
+    def scoring_chunk_rows(self) -> int:
+        """Items per step of a chunked pass: :data:`SCORING_CHUNK_ROWS` in whole forward passes."""
+        return -(-SCORING_CHUNK_ROWS // self.chunk_size) * self.chunk_size
+
+    def predict_chunks(
+        self, positions: np.ndarray, *, mc_samples: int, embeddings: bool, snapshot
+    ) -> Iterator[tuple[int, Prediction]]:
+        """``(start, prediction of positions[start:start + step])`` for consecutive chunks.
+
+        Each chunk is one :func:`predict` call with the same seed and whole forward passes,
+        so the rows come out exactly as from one call over every position.
+        """
+        step = self.scoring_chunk_rows()
+        for start in range(0, len(positions), step):
+            chunk = positions[start : start + step]
+            part = self.predict(
+                chunk, mc_samples=mc_samples, embeddings=embeddings, snapshot=snapshot
+            )
+            yield start, part
+
     def scoring_pass(
-        self, positions: np.ndarray, *, mc_samples: int, want_embeddings: bool, n_labels: int
+        self,
+        positions: np.ndarray,
+        *,
+        mc_samples: int,
+        want_embeddings: bool,
+        n_labels: int,
+        on_chunk: Callable[[int, Prediction], None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Log-probs (and embeddings) of ``positions``, reusing this model's last pass."""
+        """Log-probs (and embeddings) of ``positions``, reusing this model's last pass.
+
+        A new pass predicts chunk by chunk and calls ``on_chunk(start, prediction)`` after
+        each (not when the last pass is reused), so a caller can score and report progress.
+        """
         with self.lock:
-            cached, version = self.scoring, self.version
+            cached, snapshot = self.scoring, (list(self.members), self.version)
+        version = snapshot[1]
         if cached is not None and (cached.model_version, cached.mc_samples) == (
             version,
             mc_samples,
@@ -194,16 +245,80 @@ class ModelState:
                 cached.n_labels = n_labels
                 embeddings = None if cached.embeddings_N_D is None else cached.embeddings_N_D[rows]
                 return cached.log_probs_N_K_C[rows], embeddings
-        prediction = self.predict(positions, mc_samples=mc_samples, embeddings=want_embeddings)
+        if on_chunk is None or len(positions) == 0:
+            prediction = self.predict(
+                positions, mc_samples=mc_samples, embeddings=want_embeddings, snapshot=snapshot
+            )
+            log_probs, embeddings = prediction.log_probs_N_K_C, prediction.embeddings_N_D
+        else:
+            log_probs = embeddings = None
+            for start, part in self.predict_chunks(
+                positions, mc_samples=mc_samples, embeddings=want_embeddings, snapshot=snapshot
+            ):
+                stop = start + len(part.log_probs_N_K_C)
+                if log_probs is None:
+                    log_probs = np.empty(
+                        (len(positions),) + part.log_probs_N_K_C.shape[1:], np.float32
+                    )
+                log_probs[start:stop] = part.log_probs_N_K_C
+                if part.embeddings_N_D is not None:
+                    if embeddings is None:
+                        embeddings = np.empty(
+                            (len(positions), part.embeddings_N_D.shape[1]), np.float32
+                        )
+                    embeddings[start:stop] = part.embeddings_N_D
+                on_chunk(start, part)
         row_of = np.full(len(self.pool), -1, dtype=np.int64)
         row_of[positions] = np.arange(len(positions))
         with self.lock:
             if self.version == version:
                 self.scoring = ScoringCache(
-                    version, mc_samples, row_of, prediction.log_probs_N_K_C,
-                    prediction.embeddings_N_D, n_labels,
+                    version, mc_samples, row_of, log_probs, embeddings, n_labels
+                )
+        return log_probs, embeddings
+
+    def remember_scores(
+        self, snapshot, *, mc_samples: int, positions: np.ndarray, scores_N: np.ndarray,
+        score_function: Callable | None, kept_positions: np.ndarray,
+        kept_log_probs_M_K_C: np.ndarray, n_labels: int,
+    ) -> None:  # fmt: skip
+        """Record a streamed pass: scores of ``positions`` (when ``score_function`` is
+        deterministic, else None) and the log-probs of the few rows that were kept."""
+        version = snapshot[1]
+        row_of = np.full(len(self.pool), -1, dtype=np.int64)
+        row_of[kept_positions] = np.arange(len(kept_positions))
+        scores_by_position = None
+        if score_function is not None:
+            scores_by_position = np.full(len(self.pool), np.nan)
+            scores_by_position[positions] = scores_N
+        with self.lock:
+            if self.version == version:
+                self.scoring = ScoringCache(
+                    version, mc_samples, row_of, kept_log_probs_M_K_C, None, n_labels,
+                    scores_by_position, score_function,
                 )  # fmt: skip
-        return prediction.log_probs_N_K_C, prediction.embeddings_N_D
+
+    def remembered_scores(
+        self, snapshot, *, mc_samples: int, positions: np.ndarray, score_function: Callable,
+        n_labels: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:  # fmt: skip
+        """``(scores_N, kept_positions, kept_log_probs_M_K_C)`` from a streamed pass of this
+        model with ``score_function`` that scored every one of ``positions``, else None."""
+        with self.lock:
+            cached = self.scoring
+        if (
+            cached is None
+            or cached.scores_by_position is None
+            or cached.score_function is not score_function
+            or (cached.model_version, cached.mc_samples) != (snapshot[1], mc_samples)
+        ):
+            return None
+        scores = cached.scores_by_position[positions]
+        if np.isnan(scores).any():
+            return None
+        cached.n_labels = n_labels
+        kept = np.flatnonzero(cached.row_of >= 0)
+        return scores, kept, cached.log_probs_N_K_C[cached.row_of[kept]]
 
     def cached_scoring(self) -> ScoringCache | None:
         """The last scoring pass when it belongs to the current model, else None."""
@@ -325,13 +440,26 @@ class ModelState:
             self.last_train_report = report
             self.forget_predictions()
         if cross_validation and cv_folds >= 2:
-            result = cross_validate(
-                self.factory, inputs, targets, config, folds=cv_folds,
-                seed=self.member_seed(0), device=self.device, should_stop=should_stop,
-            )  # fmt: skip
-            with self.lock:
-                self.last_cross_validation = result
+            self.cross_validate(inputs, targets, config, cv_folds=cv_folds,
+                                should_stop=should_stop, version=self.version)  # fmt: skip
         return report
+
+    def cross_validate(self, inputs, targets: np.ndarray, config: TrainConfig, *, cv_folds: int,
+                       version: int, should_stop: Callable[[], bool] | None = None,
+                       progress: Callable[[dict], None] | None = None) -> dict | None:  # fmt: skip
+        """Estimate model ``version``'s accuracy by ``cv_folds``-fold cross-validation.
+
+        Kept as :meth:`evaluate`'s answer unless a newer model has replaced ``version``
+        meanwhile (its estimate would describe the wrong model).
+        """
+        result = cross_validate(
+            self.factory, inputs, targets, config, folds=cv_folds, seed=self.member_seed(0),
+            device=self.device, should_stop=should_stop, progress=progress,
+        )  # fmt: skip
+        with self.lock:
+            if self.version == version:
+                self.last_cross_validation = result
+        return result
 
     def _fit_accuracy(self, members, inputs, targets) -> float:
         """Mean accuracy of ``members`` (dropout off) on the labeled items."""

@@ -14,6 +14,7 @@ from ..errors import InvalidArgumentError, NotEnoughClassesError, UnsupportedMod
 from ..models import ModelFactory
 from .acquire import AcquisitionSettings
 from .checks import check_class_name, check_device, check_model, check_strategy, mc_samples_for
+from .cold_start import ColdStart
 from .labels import LabelBook, SoloLabelBook
 from .model_state import ModelState
 from .persistence import open_link, restore_session
@@ -87,7 +88,7 @@ def switch_strategy(model: ModelState, settings: AcquisitionSettings, name: str,
     model.forget_predictions()
 
 
-def assemble(pool, model, *, reset_weights: bool = False, strategy, mc_samples, ensemble, seed, device, score_subset,
+def assemble(pool, model, *, reset_weights: bool = False, cold_start: bool = True, strategy, mc_samples, ensemble, seed, device, score_subset,
              chunk_size, annotator: str, store, team: TeamSettings | None) -> SessionParts:  # fmt: skip
     """Build and connect the parts; the store is closed again if anything fails."""
     names = list(pool.classes)
@@ -113,7 +114,9 @@ def assemble(pool, model, *, reset_weights: bool = False, strategy, mc_samples, 
         classes.grow([name for name in link.classes if name not in names])
         if team is None:
             book = SoloLabelBook(pool, names, link, annotator)
-            querier = SoloQuery(pool, book, state, settings, names)
+            querier = SoloQuery(
+                pool, book, state, settings, names, ColdStart(pool, enabled=cold_start)
+            )
         else:
             if not link.is_shared:
                 raise InvalidArgumentError(

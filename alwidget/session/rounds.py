@@ -47,7 +47,8 @@ class TrainingRounds:
 
     def retrain(self, config: TrainConfig, *, cv_folds: int, track_coverage: bool,
                 progress: Callable[[dict], None] | None,
-                should_stop: Callable[[], bool] | None) -> TrainReport:  # fmt: skip
+                should_stop: Callable[[], bool] | None,
+                cross_validate: bool = True) -> TrainReport:  # fmt: skip
         if not self.training_lock.acquire(blocking=False):
             raise TrainingInProgressError(
                 "a training run is already in progress; wait for it to finish"
@@ -69,7 +70,8 @@ class TrainingRounds:
             )
             report = self.model.train(
                 positions, targets, config, progress=progress, should_stop=should_stop,
-                cv_folds=cv_folds, cross_validation=self.model.held_out is None,
+                cv_folds=cv_folds,
+                cross_validation=cross_validate and self.model.held_out is None,
                 pseudo=pseudo,
                 unlabeled_positions=self._unlabeled_sample(config, positions, run_seed),
             )  # fmt: skip
@@ -103,6 +105,36 @@ class TrainingRounds:
             return report
         finally:
             self.training_lock.release()
+
+    def cross_validate(self, config: TrainConfig, *, cv_folds: int,
+                       progress: Callable[[dict], None] | None,
+                       should_stop: Callable[[], bool] | None) -> dict | None:  # fmt: skip
+        """Cross-validate the current model's recipe on the first labels, as many as it was
+        trained on.
+
+        The estimate goes into that model's history entry (and the store) as ``accuracy``.
+        Returns None without labels enough (fewer than two per fold), with a held-out split,
+        or when ``should_stop`` stopped it.
+        """
+        if self.model.held_out is not None or cv_folds < 2:
+            return None
+        with self.training_lock:  # never beside a training run: the two would share 2 cores
+            version = self.model.version
+            entry = next(
+                (e for e in reversed(self.history) if e.get("model_version") == version), None
+            )
+            if version == 0 or entry is None:
+                return None
+            positions, targets = self.book.snapshot()
+            positions, targets = positions[: entry["n_labels"]], targets[: entry["n_labels"]]
+            result = self.model.cross_validate(
+                self.model.pool.inputs(positions), targets, config, cv_folds=cv_folds,
+                version=version, should_stop=should_stop, progress=progress,
+            )  # fmt: skip
+            if result is not None and self.model.version == version:
+                entry["accuracy"] = result["accuracy"]
+                self.link.update_round(entry)
+            return result
 
     def _unlabeled_sample(self, config: TrainConfig, labeled, seed: int) -> np.ndarray | None:
         """A seeded random sample of the positions outside the training snapshot ``labeled``,

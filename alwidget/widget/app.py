@@ -32,6 +32,7 @@ import traitlets
 
 from ..errors import AlreadyLabeledError, AlwidgetError, TrainingInProgressError
 from . import keys as keymod
+from . import suspects
 from .feed import BatchFeed
 from .guard import ErrorGuard
 from .jobs import JobRunner
@@ -87,6 +88,12 @@ class Widget(widgets.VBox):
     auto_retrain_every = traitlets.Int(0)
     status = traitlets.Unicode("")
     last_error = traitlets.Unicode("")
+    scoring_note = traitlets.Unicode(
+        "", help="how the queued batch was chosen: cold start, or a subset of a large pool"
+    )
+    evaluated_version = traitlets.Int(
+        0, help="the model version whose cross-validated accuracy arrived last"
+    )
 
     def __init__(
         self,
@@ -123,7 +130,7 @@ class Widget(widgets.VBox):
         self.children = self._views.children
         self.auto_retrain_every = int(auto_retrain_every)
         self._feed.sync_counts()
-        self._feed.fetch_now()
+        self._feed.start()  # in the background: the panel shows at once
 
     def __getattr__(self, name):
         # The child widgets (widget.strip, widget.retrain_button, ...) belong to the views;
@@ -165,7 +172,7 @@ class Widget(widgets.VBox):
             The labeled item's id.
         """
         detail = self._focused_or_raise("label")
-        self.session.label(detail.id, class_name)
+        suspects.label_or_relabel(self.session, detail, class_name)  # a suspect: relabel
         self._remove([detail.id], "label", f"labeled item {detail.id} as {class_name!r}")
         self._maybe_auto_retrain()
         return detail.id
@@ -271,6 +278,20 @@ class Widget(widgets.VBox):
         except BaseException:
             self.training = False
             raise
+
+    def ready(self, timeout: float | None = None):
+        """Block until the first batch is queued (or the pool turned out to have nothing left),
+        then return the widget: ``al.Widget(session).ready()`` in scripts and tests. The widget
+        itself never blocks the notebook; it scores in the background.
+
+        Raises
+        ------
+        TimeoutError
+            If the first batch is not there within ``timeout`` seconds.
+        """
+        if not self._feed.first_batch.wait(timeout):
+            raise TimeoutError(f"no first batch within {timeout} s; the session is still scoring")
+        return self
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until background training/refills are done and applied (for scripts and tests)."""

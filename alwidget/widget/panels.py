@@ -41,12 +41,25 @@ def why_html(detail, *, strategy: str, ranked_by: int | None, current_model_vers
         for name, p in probabilities
     )
     n_votes = sum(detail.votes.values())
+    if strategy.startswith("cold start"):
+        reason = (
+            "<div><b>Why this item?</b> Cold start: it is a typical item of a region of the "
+            "pool that no label covers yet (the model's scores are not worth much before it "
+            "has seen every class); the model's current score is "
+            f"{detail.score:.4f}"
+            + (" (you prioritized it)" if detail.prioritized else "")
+            + "</div>"
+        )
+    else:
+        reason = (
+            f"<div><b>Why this item?</b> strategy <code>{_escape(strategy)}</code>, "
+            f"score {detail.score:.4f}, pool rank {detail.pool_rank} of {detail.n_scored} scored"
+            + (" (you prioritized it)" if detail.prioritized else "")
+            + "</div>"
+        )
     parts = [
         '<div class="alwidget-why">',
-        f"<div><b>Why this item?</b> strategy <code>{_escape(strategy)}</code>, "
-        f"score {detail.score:.4f}, pool rank {detail.pool_rank} of {detail.n_scored} scored"
-        + (" (you prioritized it)" if detail.prioritized else "")
-        + "</div>",
+        reason,
         f"<div>Predicted <b>{_escape(detail.predicted)}</b>"
         + (
             f" · ranked by model v{ranked_by} (now v{current_model_version}; retrained since)"
@@ -84,9 +97,15 @@ def counts_html(
     accuracy: float | None,
     accuracy_name: str = "held-out accuracy",
 ) -> str:
-    """Labeled count per class, labels since the last retrain, and whether the ranking is stale."""
+    """Labeled count per class, labels since the last retrain, and whether the ranking is stale.
+
+    Classes without a label are flagged: the model cannot predict them, and an accuracy
+    measured without them (cross-validation on the labels) is marked unreliable.
+    """
+    missing = [name for name, count in counts.items() if count == 0]
     cells = "".join(
-        f'<span class="alwidget-count"><span class="alwidget-class">{_escape(name)}</span>: '
+        f'<span class="alwidget-count{" alwidget-count-missing" if count == 0 else ""}"'
+        f' title="{_escape(name)}"><span class="alwidget-class">{_escape(name)}</span>: '
         f"<b>{count}</b></span>"
         for name, count in counts.items()
     )
@@ -95,6 +114,17 @@ def counts_html(
         ""
         if accuracy is None or (isinstance(accuracy, float) and math.isnan(accuracy))
         else (f", {_escape(accuracy_name)} {accuracy:.1%}")
+    )
+    if score and missing and accuracy_name != "held-out accuracy":
+        score += (
+            f' <span class="alwidget-stale">(unreliable: {len(missing)} class(es) unlabeled)</span>'
+        )
+    missing_note = (
+        f'<div class="alwidget-missing">No labels yet for {len(missing)} class(es): '
+        f"{_escape(', '.join(missing[:12]))}{' …' if len(missing) > 12 else ''} — the model "
+        "cannot predict them; the cold start looks for them (or find one on the map).</div>"
+        if missing
+        else ""
     )
     stale_note = (
         f'<div class="alwidget-stale">Ranking stale: {since_retrain} label(s) arrived after '
@@ -105,7 +135,7 @@ def counts_html(
     return (
         f'<div class="alwidget-progress"><div><b>{n_labels}</b> labeled · '
         f"{since_retrain} since last retrain · "
-        f"{model}{score}</div><div>{cells}</div>{stale_note}</div>"
+        f"{model}{score}</div><div>{cells}</div>{missing_note}{stale_note}</div>"
     )
 
 
@@ -117,6 +147,8 @@ STYLE = """
 .alwidget-count { display: inline-block; margin: 2px 6px 2px 0; padding: 0 6px; border-radius: 8px;
   background: var(--jp-layout-color2, #eee); }
 .alwidget-stale { color: var(--jp-warn-color0, #b26a00); }
+.alwidget-missing { color: var(--jp-warn-color0, #b26a00); }
+.alwidget-count-missing { outline: 1px dashed var(--jp-warn-color0, #b26a00); }
 .alwidget-text { white-space: pre-wrap; font-size: 14px; max-width: 560px; max-height: 260px;
   overflow: auto;
   padding: 8px; border: 1px solid var(--jp-border-color2, #ddd); }

@@ -72,6 +72,7 @@ class QueueBook:
 
     rendered: dict = field(default_factory=dict)  # item id -> RenderedItem
     ranked_by: dict = field(default_factory=dict)  # item id -> model version that ranked it
+    picked_by: dict = field(default_factory=dict)  # item id -> strategy of its batch
     # Undo stack: ("label" | "skip", ItemDetail, queue index) or ("bulk", item id, None).
     history: list = field(default_factory=list)
     skipped: set = field(default_factory=set)

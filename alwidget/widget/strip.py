@@ -18,9 +18,13 @@ function card(data, index, focused, model) {
   node.className = 'alwidget-card ' + kindClass
     + (index === focused ? ' alwidget-card-focused' : '')
     + (data.thumbnail ? '' : ' alwidget-card-text');
-  node.dataset.index = String(index);
+  // The queue position (the strip may show a window of a longer queue).
+  const queueIndex = data.index === undefined ? index : data.index;
+  node.dataset.index = String(queueIndex);
   node.dataset.itemId = data.key;
-  node.title = 'item ' + data.key + ', predicted ' + data.predicted;
+  node.title = 'item ' + data.key + ' \u00b7 #' + data.rank + ' in the queue'
+    + (data.pool_rank ? ' \u00b7 pool rank ' + data.pool_rank : '')
+    + ' \u00b7 score ' + data.score + ' \u00b7 predicted ' + data.predicted;
   if (data.thumbnail) {
     const img = document.createElement('img');
     img.src = data.thumbnail;
@@ -34,8 +38,13 @@ function card(data, index, focused, model) {
   }
   const meta = document.createElement('div');
   meta.className = 'alwidget-card-meta';
-  meta.textContent = '#' + data.rank + ' \u00b7 ' + data.score + ' \u00b7 \u2192 ' + data.predicted;
+  meta.textContent = '#' + data.rank + ' \u00b7 ' + data.score;
   node.appendChild(meta);
+  const predicted = document.createElement('div');
+  predicted.className = 'alwidget-card-meta alwidget-card-predicted';
+  predicted.textContent = '\u2192 ' + data.predicted;
+  predicted.title = 'predicted: ' + data.predicted;
+  node.appendChild(predicted);
   node.addEventListener('click', () => {
     // A custom message, not a state sync: ipywidgets may hold back state updates while
     // the kernel is busy, which would let a following key press overtake the click.
@@ -43,7 +52,7 @@ function card(data, index, focused, model) {
       other.classList.remove('alwidget-card-focused');
     }
     node.classList.add('alwidget-card-focused');
-    model.send({ event: 'focus', index: index, key: data.key });
+    model.send({ event: 'focus', index: queueIndex, key: data.key });
   });
   return node;
 }
@@ -54,6 +63,13 @@ function render({ model, el }) {
     const cards = model.get('cards');
     const focused = model.get('focused');
     el.replaceChildren(...cards.map((data, index) => card(data, index, focused, model)));
+    const more = model.get('more');
+    if (more > 0) {
+      const tail = document.createElement('div');
+      tail.className = 'alwidget-strip-more';
+      tail.textContent = '+' + more + ' more queued';
+      el.appendChild(tail);
+    }
     if (!cards.length) {
       const empty = document.createElement('div');
       empty.className = 'alwidget-strip-empty';
@@ -64,6 +80,7 @@ function render({ model, el }) {
   model.on('change:cards', draw);
   model.on('change:focused', draw);
   model.on('change:empty_message', draw);
+  model.on('change:more', draw);
   draw();
 }
 
@@ -95,13 +112,18 @@ _CSS = """
 .alwidget-card-text { width: 150px; }
 .alwidget-card-text .alwidget-snippet { width: 142px; height: 56px; font-size: 11px; }
 .alwidget-strip-empty { color: var(--jp-ui-font-color2, #555); padding: 8px; }
+.alwidget-strip-more { flex: 0 0 auto; align-self: center; font-size: 11px; padding: 0 8px;
+  color: var(--jp-ui-font-color2, #555); }
+.alwidget-card-predicted { font-weight: 600; color: var(--jp-ui-font-color1, #222); }
 """
 
 
 class BatchStrip(anywidget.AnyWidget):
     """Cards for the queued items; ``focused`` is the index of the large item.
 
-    ``cards`` holds dicts with ``key`` (the item id as text), ``rank``, ``score`` (formatted),
+    ``cards`` holds dicts with ``key`` (the item id as text), ``index`` (its queue position;
+    the cards may be a window of the queue, and ``focused`` indexes the cards), ``rank``
+    (position + 1), ``pool_rank`` (text), ``score`` (formatted),
     ``predicted``, ``kind`` (the item kind's name, or ``"error"``; the card gets the CSS class
     ``alwidget-kind-<kind>``) and either ``thumbnail`` (a PNG data URL) or ``snippet`` (plain
     text).
@@ -111,6 +133,7 @@ class BatchStrip(anywidget.AnyWidget):
     _css = _CSS
     cards = traitlets.List(traitlets.Dict()).tag(sync=True)
     focused = traitlets.Int(0).tag(sync=True)
+    more = traitlets.Int(0, help="queued items after the last card shown").tag(sync=True)
     empty_message = traitlets.Unicode("No items queued.").tag(sync=True)
 
     def __init__(self, **kwargs):
@@ -123,8 +146,11 @@ class BatchStrip(anywidget.AnyWidget):
         self._focus_handlers.append(handler)
 
     def click(self, index: int) -> None:
-        """Act as if card ``index`` had been clicked in the browser."""
-        self._receive(self, {"event": "focus", "index": index, "key": self.cards[index]["key"]}, [])
+        """Act as if card ``index`` (of the cards shown) had been clicked in the browser."""
+        card = self.cards[index]
+        self._receive(
+            self, {"event": "focus", "index": card.get("index", index), "key": card["key"]}, []
+        )
 
     def _receive(self, _widget, content, _buffers) -> None:
         if isinstance(content, dict) and content.get("event") == "focus":
