@@ -217,7 +217,8 @@ class Cleaning:
         self._last_review: dict = {}
         self.kept: dict[str, str] = {}
         self.relabel_fraction = 0.0
-        self._suspect_detail: dict = {}  # item id -> Suspect, of the last mixed batch
+        self._suspect_detail: dict = {}  # item id -> Suspect handed out, not reviewed yet
+        self._answered: dict = {}  # item id -> Suspect reviewed (kept for undo)
         for record in self.store.cleaning_records():
             if record.kind == "not_a_class":
                 self.book.excluded.add(self.session.pool.position(self._item_id(record.item_key)))
@@ -371,6 +372,7 @@ class Cleaning:
         with self.lock:
             self._reviewed.add(item_id)
             self._last_review[item_id] = ("change", who)
+            self._answer(item_id)
         return change
 
     def keep(self, item_id, *, annotator: str | None = None, reason: str | None = None):
@@ -390,11 +392,21 @@ class Cleaning:
             self.kept[key] = label
             self._reviewed.add(item_id)
             self._last_review[item_id] = ("keep", who)
+            self._answer(item_id)
         return record
 
     def _reason_of(self, item_id) -> str | None:
         suspect = self._suspect_detail.get(item_id)
         return None if suspect is None else suspect.reason
+
+    def _answer(self, item_id) -> None:
+        if item_id in self._suspect_detail:
+            self._answered[item_id] = self._suspect_detail.pop(item_id)
+
+    def awaiting_review(self) -> set:
+        """Suspects handed out in a batch and not reviewed yet."""
+        with self.lock:
+            return set(self._suspect_detail)
 
     def undoes_review(self, item_id) -> bool:
         """Whether the session's last action on ``item_id`` was a change or a keep."""
@@ -420,6 +432,8 @@ class Cleaning:
         with self.lock:
             self._last_review.pop(item_id, None)
             self._reviewed.discard(item_id)
+            if item_id in self._answered:
+                self._suspect_detail[item_id] = self._answered.pop(item_id)
             if action == "keep":
                 self.kept.pop(key, None)
         return had
@@ -524,7 +538,8 @@ class Cleaning:
         if not chosen:
             return batch
         details = [self._detail(suspect, rank) for rank, suspect in enumerate(chosen, 1)]
-        self._suspect_detail = {detail.id: detail.suspect for detail in details}
+        with self.lock:
+            self._suspect_detail.update((detail.id, detail.suspect) for detail in details)
         items = details + [replace(item, rank=item.rank + len(details)) for item in batch.items]
         return Batch(
             ids=[item.id for item in items],
