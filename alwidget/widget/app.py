@@ -88,12 +88,6 @@ class Widget(widgets.VBox):
     auto_retrain_every = traitlets.Int(0)
     status = traitlets.Unicode("")
     last_error = traitlets.Unicode("")
-    scoring_note = traitlets.Unicode(
-        "", help="how the queued batch was chosen: cold start, or a subset of a large pool"
-    )
-    evaluated_version = traitlets.Int(
-        0, help="the model version whose cross-validated accuracy arrived last"
-    )
 
     def __init__(
         self,
@@ -130,7 +124,7 @@ class Widget(widgets.VBox):
         self.children = self._views.children
         self.auto_retrain_every = int(auto_retrain_every)
         self._feed.sync_counts()
-        self._feed.start()  # in the background: the panel shows at once
+        self._feed.fetch_now()
 
     def __getattr__(self, name):
         # The child widgets (widget.strip, widget.retrain_button, ...) belong to the views;
@@ -278,20 +272,6 @@ class Widget(widgets.VBox):
         except BaseException:
             self.training = False
             raise
-
-    def ready(self, timeout: float | None = None):
-        """Block until the first batch is queued (or the pool turned out to have nothing left),
-        then return the widget: ``al.Widget(session).ready()`` in scripts and tests. The widget
-        itself never blocks the notebook; it scores in the background.
-
-        Raises
-        ------
-        TimeoutError
-            If the first batch is not there within ``timeout`` seconds.
-        """
-        if not self._feed.first_batch.wait(timeout):
-            raise TimeoutError(f"no first batch within {timeout} s; the session is still scoring")
-        return self
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until background training/refills are done and applied (for scripts and tests)."""
