@@ -228,3 +228,25 @@ def test_retrain_refreshes_the_explanation_of_the_item_in_hand():
         assert widget.focused_item.probabilities == pytest.approx(fresh.probabilities, abs=1e-5)
     finally:
         widget.close()
+
+
+def test_strategy_picker_reranks_the_queue_behind_the_item_in_hand():
+    session = al.Session(
+        tabular_pool(200), seed=0, store=False, cold_start=False, train_config=FAST_TRAINING
+    )
+    widget = al.Widget(session, batch_size=6).ready(timeout=120)
+    try:
+        assert widget.strategy_picker.value == "entropy"
+        assert "bald" in widget.strategy_picker.options
+        in_hand = widget.focused_item
+        widget.strategy_picker.value = "bald"  # as a click in the browser would
+        widget.wait(timeout=120)
+        assert session.strategy == "bald"
+        assert widget.focused_item.id == in_hand.id
+        widget.focus(1)  # an item of the new ranking
+        assert "strategy <code>bald</code>" in widget.why.value
+        with pytest.raises(ValueError, match="unknown strategy"):
+            widget.set_strategy("no-such-strategy")
+        assert widget.strategy_picker.value == "bald"
+    finally:
+        widget.close()

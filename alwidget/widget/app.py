@@ -88,6 +88,12 @@ class Widget(widgets.VBox):
     auto_retrain_every = traitlets.Int(0)
     status = traitlets.Unicode("")
     last_error = traitlets.Unicode("")
+    scoring_note = traitlets.Unicode(
+        "", help="how the queued batch was chosen: cold start, or a subset of a large pool"
+    )
+    evaluated_version = traitlets.Int(
+        0, help="the model version whose cross-validated accuracy arrived last"
+    )
 
     def __init__(
         self,
@@ -124,7 +130,7 @@ class Widget(widgets.VBox):
         self.children = self._views.children
         self.auto_retrain_every = int(auto_retrain_every)
         self._feed.sync_counts()
-        self._feed.fetch_now()
+        self._feed.start()  # in the background: the panel shows at once
 
     def __getattr__(self, name):
         # The child widgets (widget.strip, widget.retrain_button, ...) belong to the views;
@@ -247,6 +253,22 @@ class Widget(widgets.VBox):
         elif key == keymod.PREVIOUS_KEY:
             self.focus(self.focused - 1)
 
+    def set_strategy(self, name: str) -> Future:
+        """Rank with strategy ``name`` from now on (the session's too), and re-rank the queue
+        behind the item in hand in the background.
+
+        Raises
+        ------
+        ValueError, UnsupportedModelError
+            An unknown strategy, or one the model cannot serve (e.g. BALD without dropout).
+        """
+        self.session.set_strategy(name)
+        with self._lock:
+            self.status = f"re-ranking with {name}…"
+            if self._views.strategy_picker.value != name:
+                self._views.strategy_picker.value = name
+        return self._feed.refine()
+
     # ------------------------------------------------------------ training, lifecycle
     def retrain(self) -> Future:
         """Train in the background, then rescore and refresh the queue; labeling goes on meanwhile.
@@ -272,6 +294,20 @@ class Widget(widgets.VBox):
         except BaseException:
             self.training = False
             raise
+
+    def ready(self, timeout: float | None = None):
+        """Block until the first batch is queued (or the pool turned out to have nothing left),
+        then return the widget: ``al.Widget(session).ready()`` in scripts and tests. The widget
+        itself never blocks the notebook; it scores in the background.
+
+        Raises
+        ------
+        TimeoutError
+            If the first batch is not there within ``timeout`` seconds.
+        """
+        if not self._feed.first_batch.wait(timeout):
+            raise TimeoutError(f"no first batch within {timeout} s; the session is still scoring")
+        return self
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until background training/refills are done and applied (for scripts and tests)."""

@@ -18,6 +18,25 @@ from .queue import QueueBook, clamp_focus
 from .strip import BatchStrip
 
 
+def strategy_names(current: str) -> list[str]:
+    """Every registered strategy (the session's own included, even if registered later)."""
+    from ..strategies import available
+
+    names = available()
+    return names if current in names else [current, *names]
+
+
+# Cards the strip shows at most: a long queue ("label these next" on a big lasso) scrolls
+# through a window that follows the focus instead of drawing hundreds of thumbnails.
+MAX_CARDS = 30
+
+
+def strip_window(focused: int, length: int, size: int = MAX_CARDS) -> tuple[int, int]:
+    """``(first, stop)`` of the queue positions shown: the focus, two before it, then on."""
+    first = max(0, min(focused - 2, length - size))
+    return first, min(length, first + size)
+
+
 class PanelViews:
     """Builds the child widgets of :class:`alwidget.widget.app.Widget` and renders its traits.
 
@@ -54,6 +73,8 @@ class PanelViews:
         "counts",
         "learning_curve",
         "status_label",
+        "strategy_picker",
+        "scoring_note",
         "error_banner",
         "errors",
     )
@@ -122,14 +143,26 @@ class PanelViews:
         self.counts = widgets.HTML()
         self.learning_curve = LearningCurve()
         self.status_label = widgets.Label("")
+        self.strategy_picker = widgets.Dropdown(
+            options=strategy_names(self._session.strategy),
+            value=self._session.strategy,
+            layout=widgets.Layout(width="150px"),
+            tooltip="the strategy that ranks the next batches",
+        )
+        self.strategy_picker.observe(self._pick_strategy, names=["value"])
+        self.scoring_note = widgets.HTML(layout=widgets.Layout(margin="0 0 0 4px"))
         self.error_banner = widgets.HTML()
         self.errors = self._guard.log
 
     def _layout(self) -> list:
         session, panel = self._session, self._panel
-        title = widgets.HTML(
-            f"<b>alwidget</b> · strategy <code>{html.escape(session.strategy)}</code> · "
-            f"{len(session.pool)} items · batch of {panel.batch_size}"
+        title = widgets.HBox(
+            [
+                widgets.HTML("<b>alwidget</b> · strategy"),
+                self.strategy_picker,
+                widgets.HTML(f"· {len(session.pool):,} items · batch of {panel.batch_size}"),
+            ],
+            layout=widgets.Layout(align_items="center"),
         )
         focus_box = widgets.VBox(
             [self.focus_image, self.focus_html],
@@ -171,6 +204,7 @@ class PanelViews:
             [
                 header,
                 self.strip,
+                self.scoring_note,
                 widgets.HBox([left, self.why]),
                 training_row,
                 auto_row,
@@ -197,7 +231,10 @@ class PanelViews:
         # first (say on model_version, from the kernel's thread) left the chart blank in
         # JupyterLab.
         observe(self._render_curve, names=["validation_points"])
+        observe(self._render_curve, names=["evaluated_version"])
+        observe(self._render_counts, names=["evaluated_version"])
         observe(self._render_status, names=["status"])
+        observe(self._render_scoring_note, names=["scoring_note"])
         observe(self._render_error, names=["last_error"])
 
     def _button(self, description: str, icon: str, action) -> widgets.Button:
@@ -234,10 +271,14 @@ class PanelViews:
         panel = self._panel
         with self._lock:
             queue, index = list(panel.queue), clamp_focus(panel.focused, len(panel.queue))
-            cards = [self._card(item) for item in queue]
+            first, last = strip_window(index, len(queue))
+            cards = [
+                self._card(item, rank) for rank, item in enumerate(queue) if first <= rank < last
+            ]
             self.strip.empty_message = "" if queue else panel.empty_message
+            self.strip.more = len(queue) - last
             self.strip.cards = cards
-            self.strip.focused = index
+            self.strip.focused = index - first
             detail = queue[index] if queue else None
             rendered = self._book.rendered.get(detail.id) if detail is not None else None
             if rendered is not None and rendered.focus_png:
@@ -250,7 +291,9 @@ class PanelViews:
             ranked_by = None if detail is None else self._book.ranked_by.get(detail.id)
             self.why.value = suspects.badge_html(detail) + why_html(
                 detail,
-                strategy=self._session.strategy,
+                strategy=self._book.picked_by.get(
+                    None if detail is None else detail.id, self._session.strategy
+                ),
                 ranked_by=ranked_by,
                 current_model_version=self._session.model_version,
             )
@@ -259,11 +302,15 @@ class PanelViews:
             if detail is None:
                 self.key_catcher.request_focus()  # see _render_training
 
-    def _card(self, item) -> dict:
+    def _card(self, item, position: int) -> dict:
         rendered = self._book.rendered[item.id]
         return {
             "key": str(item.id),
-            "rank": item.pool_rank,
+            "index": position,
+            # The place in the queue: unique and in order (pool ranks of batches fetched at
+            # different times repeat); the pool rank is in the tooltip and "Why this item?".
+            "rank": position + 1,
+            "pool_rank": f"{item.pool_rank} of {item.n_scored}",
             "score": f"{item.score:.3f}",
             "predicted": item.predicted,
             **suspects.card_fields(item),
@@ -294,12 +341,29 @@ class PanelViews:
             self.train_status.value = (
                 f"{member}step {info['step']}/{info['total_steps']} · loss {info['loss']:.3f}"
             )
+        elif phase == "scoring":
+            self.train_progress.value = 1.0
+            self.train_status.value = "trained; ranking the pool with the new model…"
         elif phase == "done":
             self.train_progress.value = 1.0
             self.train_progress.bar_style = "success"
             self.train_status.value = (
                 f"model v{info['model_version']}: {info['n_labels']} labels, "
                 f"{info['steps']} steps, loss {info['train_loss']:.3f}, {info['seconds']:.1f} s"
+            )
+        elif phase == "cross-validating":
+            self.train_progress.bar_style = "info"
+            self.train_progress.value = info["fraction"]
+            self.train_status.value = (
+                f"estimating accuracy: fold {info['member'] + 1}/{info['members']}, "
+                f"step {info['step']}/{info['total_steps']}…"
+            )
+        elif phase == "validated":
+            self.train_progress.value = 1.0
+            self.train_progress.bar_style = "success"
+            self.train_status.value = (
+                f"model v{info['model_version']}: {info['n_labels']} labels, "
+                f"{info['folds']}-fold cross-validated accuracy {info['accuracy']:.1%}"
             )
         elif phase == "failed":
             self.train_progress.bar_style = "danger"
@@ -321,6 +385,20 @@ class PanelViews:
     def _render_curve(self, _change=None) -> None:
         self.learning_curve.update(
             self._session.history, self._panel.validation_points, held_out=self._has_held_out
+        )
+
+    def _pick_strategy(self, change) -> None:
+        name = change["new"]
+        if name == self._session.strategy:
+            return
+        self._guard.run(self._panel.set_strategy, name)
+        if self._session.strategy != name:
+            self.strategy_picker.value = self._session.strategy  # refused: show what ranks
+
+    def _render_scoring_note(self, change) -> None:
+        note = change["new"]
+        self.scoring_note.value = (
+            f'<div class="alwidget-status">{html.escape(note)}</div>' if note else ""
         )
 
     def _render_status(self, change) -> None:
