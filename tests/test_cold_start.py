@@ -250,3 +250,25 @@ def test_strategy_picker_reranks_the_queue_behind_the_item_in_hand():
         assert widget.strategy_picker.value == "bald"
     finally:
         widget.close()
+
+
+def test_panel_shows_the_pseudo_labels_the_model_trained_with():
+    config = al.TrainConfig(min_steps=15, max_steps=30, max_epochs=5, pseudo_labels=True)
+    session = al.Session(
+        tabular_pool(300), seed=0, store=False, cold_start=False, train_config=config
+    )
+    widget = al.Widget(session, batch_size=6).ready(timeout=120)
+    try:
+        assert widget.pseudo_labels.value == ""  # untrained: none yet
+        ids = list(session.pool.ids[:24])
+        session.label(ids, [int(session.pool.targets[session.pool.position(i)]) for i in ids])
+        for _ in range(2):  # pseudo-labels come from the previous model's predictions
+            widget.retrain().result(timeout=120)
+            widget.wait(timeout=120)
+        summary = session.pseudo_labels(sample=12)
+        assert summary["n"] > 0
+        assert f"<b>{summary['n']}</b> pseudo-labels" in widget.pseudo_labels.value
+        assert "never stored as labels" in widget.pseudo_labels.value
+        assert session.n_labels == 24
+    finally:
+        widget.close()

@@ -139,6 +139,42 @@ def counts_html(
     )
 
 
+def pseudo_labels_html(summary: dict, pictures: dict) -> str:
+    """The pseudo-labels the current model trained with: how many, per class, and a sample.
+
+    Parameters
+    ----------
+    summary : dict
+        :meth:`alwidget.Session.pseudo_labels` (``n``, ``n_candidates``, ``counts``,
+        ``sample``).
+    pictures : dict
+        Item id → ``("img", data URL)`` or ``("text", snippet)``.
+    """
+    if not summary.get("n"):
+        return ""
+    counts = ", ".join(
+        f"{_escape(name)}: {count}" for name, count in summary["counts"].items() if count
+    )
+    cards = []
+    for entry in summary["sample"]:
+        form, picture = pictures.get(entry["id"], ("text", ""))
+        label = (
+            f"→ {_escape(entry['predicted'])} · p {entry['confidence']:.2f}"
+            f"<br><small>item {_escape(entry['id'])}</small>"
+        )
+        if form == "img":
+            body = f'<img src="{picture}" alt="item {_escape(entry["id"])}">'
+        else:
+            body = f'<div class="alwidget-snippet">{_escape(picture)}</div>'
+        cards.append(f'<div class="alwidget-pseudo-card">{body}<div>{label}</div></div>')
+    return (
+        '<details class="alwidget-pseudo"><summary>'
+        f"<b>{summary['n']}</b> pseudo-labels of {summary['n_candidates']} unlabeled items "
+        f"helped train this model ({counts}) — never stored as labels. A sample:</summary>"
+        f'<div class="alwidget-pseudo-cards">{"".join(cards)}</div></details>'
+    )
+
+
 STYLE = """
 <style>
 .alwidget-why, .alwidget-progress { font-size: 12px; line-height: 1.45; }
@@ -148,6 +184,11 @@ STYLE = """
   background: var(--jp-layout-color2, #eee); }
 .alwidget-stale { color: var(--jp-warn-color0, #b26a00); }
 .alwidget-missing { color: var(--jp-warn-color0, #b26a00); }
+.alwidget-pseudo { font-size: 12px; margin-top: 4px; }
+.alwidget-pseudo-cards { display: flex; flex-wrap: wrap; gap: 6px; max-width: 560px; }
+.alwidget-pseudo-card { width: 76px; font-size: 10px; text-align: center; }
+.alwidget-pseudo-card img { width: 64px; height: 64px; object-fit: contain;
+  image-rendering: pixelated; }
 .alwidget-count-missing { outline: 1px dashed var(--jp-warn-color0, #b26a00); }
 .alwidget-text { white-space: pre-wrap; font-size: 14px; max-width: 560px; max-height: 260px;
   overflow: auto;

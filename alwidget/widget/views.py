@@ -13,8 +13,16 @@ import ipywidgets as widgets
 
 from . import keys as keymod
 from . import suspects
-from .panels import STYLE, LearningCurve, accuracy_name, counts_html, why_html
+from .panels import (
+    STYLE,
+    LearningCurve,
+    accuracy_name,
+    counts_html,
+    pseudo_labels_html,
+    why_html,
+)
 from .queue import QueueBook, clamp_focus
+from .render import render_pool_item
 from .strip import BatchStrip
 
 
@@ -71,6 +79,7 @@ class PanelViews:
         "auto_retrain_box",
         "why",
         "counts",
+        "pseudo_labels",
         "learning_curve",
         "status_label",
         "strategy_picker",
@@ -141,6 +150,7 @@ class PanelViews:
         widgets.link((panel, "auto_retrain_every"), (self.auto_retrain_box, "value"))
         self.why = widgets.HTML(layout=widgets.Layout(width="360px"))
         self.counts = widgets.HTML()
+        self.pseudo_labels = widgets.HTML()
         self.learning_curve = LearningCurve()
         self.status_label = widgets.Label("")
         self.strategy_picker = widgets.Dropdown(
@@ -208,7 +218,9 @@ class PanelViews:
                 widgets.HBox([left, self.why]),
                 training_row,
                 auto_row,
-                widgets.HBox([self.counts, self.learning_curve.figure]),
+                widgets.HBox(
+                    [widgets.VBox([self.counts, self.pseudo_labels]), self.learning_curve.figure]
+                ),
                 self.errors,
             ]
         )
@@ -233,6 +245,7 @@ class PanelViews:
         observe(self._render_curve, names=["validation_points"])
         observe(self._render_curve, names=["evaluated_version"])
         observe(self._render_counts, names=["evaluated_version"])
+        observe(self._render_pseudo_labels, names=["model_version"])
         observe(self._render_status, names=["status"])
         observe(self._render_scoring_note, names=["scoring_note"])
         observe(self._render_error, names=["last_error"])
@@ -394,6 +407,20 @@ class PanelViews:
         self._guard.run(self._panel.set_strategy, name)
         if self._session.strategy != name:
             self.strategy_picker.value = self._session.strategy  # refused: show what ranks
+
+    def _render_pseudo_labels(self, _change=None) -> None:
+        summary = self._session.pseudo_labels(sample=12)
+        pictures = {}
+        for entry in summary["sample"]:
+            rendered = self._book.rendered.get(entry["id"]) or render_pool_item(
+                self._session.pool, entry["id"]
+            )
+            pictures[entry["id"]] = (
+                ("img", rendered.thumbnail_data_url)
+                if rendered.thumbnail_data_url
+                else ("text", rendered.snippet)
+            )
+        self.pseudo_labels.value = pseudo_labels_html(summary, pictures)
 
     def _render_scoring_note(self, change) -> None:
         note = change["new"]
