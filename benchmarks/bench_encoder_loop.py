@@ -1,7 +1,7 @@
 """Retrain → fresh ranked batch with a frozen encoder and a head, against the from-scratch CNN.
 
     python benchmarks/bench_encoder_loop.py --data-root ../shared/data [--limit N]
-        [--encoder conv|self-supervised] [--skip-scratch] [--million]
+        [--encoder conv|self-supervised] [--skip-scratch] [--million] [--only-million]
 
 On the MNIST pool (60 000 images by default) it prints, from one run:
   * the one-time encoder pass: seconds, items/s, its GFLOP/s beside a 2048² float32 matmul
@@ -9,7 +9,12 @@ On the MNIST pool (60 000 images by default) it prints, from one run:
   * a second session on the same pool and encoder (the cache is found: no encoder pass);
   * with 100 labels: head retrain + ``query(10)`` with full-pool BALD at T=20 (seconds);
   * the same for the from-scratch Gal CNN (unless ``--skip-scratch``);
-  * ``--million``: a synthetic 1 000 000 × 128 feature pool scored by the head (BALD T=20).
+  * ``--million``: synthetic 250 000 / 500 000 / 1 000 000 × 128 feature pools (each in its
+    own process) through a real session: head retrain, then a full-pool BALD T=20
+    ``query(10)`` (streamed: chunk by chunk, only scores kept), its peak RSS over the RSS
+    before it, the time to the first scored chunk, and a second query of the same model
+    (remembered scores); at 250 000 also the unstreamed pass, for the ratio.
+    ``--only-million`` skips the MNIST part.
   * ``--memory``: peak RSS of the encoder pass at several pool sizes, each in its own process.
   * ``--variants``: the encoder's throughput on 4 096 items in float32, channels-last, bf16
     autocast and ``torch.compile``, with how far each moves the features.
@@ -20,11 +25,14 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -50,6 +58,37 @@ def conv_encoder(seed: int = 0) -> nn.Module:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (on a shared machine, steadier than wall time)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def current_rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class RssSampler:
+    """Highest resident set size seen (every 10 ms) while the block runs."""
+
+    def __enter__(self):
+        self.before = self.peak = current_rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, current_rss_mb())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, current_rss_mb())
 
 
 def encoder_flops_per_item(encoder: nn.Module, pool) -> float:
@@ -99,6 +138,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-scratch", action="store_true")
     parser.add_argument("--million", action="store_true")
+    parser.add_argument("--only-million", action="store_true")
+    parser.add_argument("--million-sizes", default="250000,500000,1000000")
+    parser.add_argument("--million-child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--variants", action="store_true")
     parser.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
@@ -106,6 +148,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.memory_child is not None:
         memory_child(args.data_root, args.memory_child)
+        return
+    if args.million_child is not None:
+        print(json.dumps(million_child(args.million_child)))
+        return
+    if args.only_million:
+        print(f"torch {torch.__version__}, {args.threads} threads")
+        million(args)
         return
     pool = al.datasets.load_mnist(args.data_root, limit=args.limit)
     print(f"pool: {len(pool)} MNIST images; torch {torch.__version__}, {args.threads} threads")
@@ -153,7 +202,7 @@ def main() -> None:
     if args.variants:
         variants(encoder, pool, peak, flops)
     if args.million:
-        million(cache_dir)
+        million(args)
     if args.memory:
         for limit in (10_000, 30_000, 60_000):
             out = subprocess.run(
@@ -212,31 +261,98 @@ def variants(encoder: nn.Module, pool, peak: float, flops: float, n_items: int =
         )
 
 
-def million(cache_dir: str, n_items: int = 1_000_000, width: int = 128) -> None:
-    """A synthetic pool of feature vectors, scored by the head through a real session."""
+def million_child(n_items: int, width: int = 128) -> dict:
+    """A synthetic pool of ``n_items`` feature vectors through a real session (one process)."""
+    acquire_module = importlib.import_module("alwidget.session.acquire")
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(10, width)).astype(np.float32) * 3
     targets = rng.integers(10, size=n_items)
     features = centres[targets] + rng.normal(size=(n_items, width)).astype(np.float32)
-    pool = al.Pool(features, targets=targets, name="synthetic-1M")
+    pool = al.Pool(features, targets=targets, name=f"synthetic-{n_items}")
+    del features
     started = time.perf_counter()
-    session = al.Session(
-        pool, encoder=nn.Identity(), strategy="bald", mc_samples=20, store=False,
-        cache_dir=cache_dir, progress=False, track_coverage=False,
-    )  # fmt: skip
-    ready = time.perf_counter() - started
-    label_balanced(session, pool, 100, seed=1)
-    started = time.perf_counter()
-    session.retrain()
-    trained = time.perf_counter() - started
-    started = time.perf_counter()
-    session.query(10)
-    scored = time.perf_counter() - started
-    print(
-        f"1 000 000 × {width} features: session ready {ready:.1f} s (encoding = caching), head "
-        f"retrain {trained:.2f} s, full-pool BALD T=20 query {scored:.1f} s; peak RSS "
-        f"{peak_rss_mb():.0f} MB"
-    )
+    with tempfile.TemporaryDirectory() as cache_dir:
+        session = al.Session(
+            pool, encoder=nn.Identity(), strategy="bald", mc_samples=20, store=False,
+            cache_dir=cache_dir, progress=False, track_coverage=False, score_subset=None,
+        )  # fmt: skip
+        ready = time.perf_counter() - started
+        label_balanced(session, pool, 100, seed=1)
+        started, cpu_started = time.perf_counter(), cpu_seconds()
+        session.retrain()
+        trained, trained_cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
+        first_chunk = []
+        unlabeled = session.book.unlabeled_positions()
+        started, cpu_started = time.perf_counter(), cpu_seconds()
+
+        def note_first(update):
+            if not first_chunk:
+                first_chunk.append((time.perf_counter() - started, update.done))
+
+        with RssSampler() as rss:
+            result = acquire_module.acquire(
+                session.model, session.settings, unlabeled, batch_size=10,
+                n_labels=len(session.book), progress=note_first,
+            )  # fmt: skip
+        acquired, acquired_cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
+        started = time.perf_counter()
+        session.query(10)
+        query_after = time.perf_counter() - started
+        row = {
+            "n_items": n_items, "ready_s": ready, "retrain_s": trained, "acquire_s": acquired,
+            "retrain_cpu_s": trained_cpu, "acquire_cpu_s": acquired_cpu,
+            "first_chunk_s": first_chunk[0][0], "first_chunk_items": first_chunk[0][1],
+            "timings": result.timings, "rss_before_mb": rss.before, "rss_peak_mb": rss.peak,
+            "second_query_s": query_after, "second_query": session.last_query_timings,
+            "selected": [int(p) for p in unlabeled[result.selection.indices]],
+        }  # fmt: skip
+        if n_items <= 250_000:
+            session.model.forget_predictions()
+            started, cpu_started = time.perf_counter(), cpu_seconds()
+            with RssSampler() as whole_rss:
+                whole = acquire_module.acquire(
+                    session.model, session.settings, unlabeled, batch_size=10, stream=False
+                )
+            row["unstreamed_s"] = time.perf_counter() - started
+            row["unstreamed_cpu_s"] = cpu_seconds() - cpu_started
+            row["unstreamed_rss_peak_mb"] = whole_rss.peak
+            row["unstreamed_rss_before_mb"] = whole_rss.before
+            row["same_selection"] = bool(
+                np.array_equal(whole.selection.indices, result.selection.indices)
+                and np.array_equal(whole.scores_N, result.scores_N)
+            )
+    return row
+
+
+def million(args) -> None:
+    """:func:`million_child` at each size, each in its own process (its own peak RSS)."""
+    print(f"matmul 2048² float32: {matmul_gflops():.1f} GFLOP/s; load average {os.getloadavg()}")
+    for size in (int(text) for text in args.million_sizes.split(",")):
+        out = subprocess.run(
+            [sys.executable, __file__, "--million-child", str(size), "--threads",
+             str(args.threads)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        timing = row["timings"]
+        print(
+            f"{size:>9,} × 128 features: session ready {row['ready_s']:.1f} s, head retrain "
+            f"{row['retrain_s']:.1f} s ({row['retrain_cpu_s']:.1f} CPU s); full-pool BALD T=20 "
+            f"acquire(10) {row['acquire_s']:.1f} s, {row['acquire_cpu_s']:.1f} CPU s "
+            f"(streamed={timing['streamed']}: predict {timing['predict_seconds']:.1f} s, score "
+            f"{timing['score_seconds']:.1f} s), first {row['first_chunk_items']} scored after "
+            f"{row['first_chunk_s']:.2f} s; RSS {row['rss_before_mb']:.0f} MB before, peak "
+            f"{row['rss_peak_mb']:.0f} MB during (+{row['rss_peak_mb'] - row['rss_before_mb']:.0f}"
+            f" MB); next query(10) of the same model {row['second_query_s']:.2f} s; load "
+            f"average {os.getloadavg()[0]:.1f}"
+        )
+        if "unstreamed_s" in row:
+            print(
+                f"{'':>9}   same pool unstreamed (whole log-probs array): "
+                f"{row['unstreamed_s']:.1f} s, {row['unstreamed_cpu_s']:.1f} CPU s, peak +"
+                f"{row['unstreamed_rss_peak_mb'] - row['unstreamed_rss_before_mb']:.0f} MB; "
+                f"identical scores and selection: {row['same_selection']}"
+            )
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from .registry import (
     available,
     get_strategy,
     register_strategy,
+    score_uses_rng,
     score_with,
     unregister_strategy,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "register_strategy",
     "unregister_strategy",
     "score_with",
+    "score_uses_rng",
     "checked_scores",
     "explain",
     "select_top_k",

@@ -38,6 +38,7 @@ __all__ = [
     "available",
     "get_strategy",
     "register_strategy",
+    "score_uses_rng",
     "score_with",
     "unregister_strategy",
 ]
@@ -98,6 +99,12 @@ class StrategySpec:
     mc_samples : int, optional
         MC samples per member to draw by default; ``None`` means 20 when
         ``needs_samples`` and 1 otherwise.
+    row_wise : bool
+        Each item's score depends on that item's log-probs alone, and the selector reads
+        only ``scores_N`` (and ``inputs.rng``). A pool is then scored chunk by chunk and a
+        large pool's ``log_probs_N_K_C`` need never be held whole (see
+        :func:`alwidget.session.acquire.acquire`). Strategies whose selector reads the
+        candidates' log-probs or embeddings (BatchBALD, BADGE, core-set) are not row-wise.
     """
 
     score: str | Callable
@@ -107,6 +114,14 @@ class StrategySpec:
     needs_samples: bool = False
     needs_labeled_embeddings: bool = False
     mc_samples: int | None = None
+    row_wise: bool = False
+
+    def __post_init__(self) -> None:
+        if self.row_wise and (self.needs_embeddings or self.needs_labeled_embeddings):
+            raise ValueError(
+                "StrategySpec: a row-wise strategy scores chunk by chunk and keeps no "
+                "embeddings, so it cannot also need them; drop row_wise or the embeddings"
+            )
 
     @property
     def default_mc_samples(self) -> int:
@@ -130,24 +145,34 @@ class StrategySpec:
 
 
 STRATEGIES: dict[str, StrategySpec] = {
-    "random": StrategySpec("random", "top_k", "uniformly at random (baseline)"),
-    "least_confidence": StrategySpec("least_confidence", "top_k", "lowest top-class probability"),
-    "margin": StrategySpec("margin", "top_k", "smallest gap between the two likeliest classes"),
-    "entropy": StrategySpec("entropy", "top_k", "highest predictive entropy"),
+    "random": StrategySpec("random", "top_k", "uniformly at random (baseline)", row_wise=True),
+    "least_confidence": StrategySpec(
+        "least_confidence", "top_k", "lowest top-class probability", row_wise=True
+    ),
+    "margin": StrategySpec(
+        "margin", "top_k", "smallest gap between the two likeliest classes", row_wise=True
+    ),
+    "entropy": StrategySpec("entropy", "top_k", "highest predictive entropy", row_wise=True),
     "bald": StrategySpec(
         "bald",
         "top_k",
         "highest mutual information between label and weights (MC dropout)",
         needs_samples=True,
+        row_wise=True,
     ),
     "variation_ratios": StrategySpec(
-        "variation_ratios", "top_k", "most disagreement among MC votes", needs_samples=True
+        "variation_ratios",
+        "top_k",
+        "most disagreement among MC votes",
+        needs_samples=True,
+        row_wise=True,
     ),
     "mean_std": StrategySpec(
         "mean_std",
         "top_k",
         "largest spread of class probabilities across MC samples",
         needs_samples=True,
+        row_wise=True,
     ),
     # A BatchBALD batch can learn at most log K nats about the weights, so with K = 20 the
     # last picks of a batch of 10 are close to arbitrary; 50 keeps them informative.
@@ -183,6 +208,7 @@ STRATEGIES: dict[str, StrategySpec] = {
         "stochastic_power",
         "BALD sampled without replacement, probability proportional to score",
         needs_samples=True,
+        row_wise=True,
     ),
     "typicality": StrategySpec(
         "entropy",
@@ -236,6 +262,7 @@ def register_strategy(
     needs_embeddings: bool = False,
     needs_labeled_embeddings: bool = False,
     mc_samples: int | None = None,
+    row_wise: bool = False,
     replace: bool = False,
 ) -> StrategySpec:
     """Add a strategy under ``name``; sessions can then use ``strategy=name``.
@@ -253,6 +280,11 @@ def register_strategy(
         One line for users.
     needs_samples, needs_embeddings, needs_labeled_embeddings, mc_samples
         What the strategy needs (see :class:`StrategySpec`).
+    row_wise : bool
+        Declare that ``score`` scores each item from its own log-probs and ``selector``
+        reads only the scores, so large pools are scored chunk by chunk (see
+        :class:`StrategySpec`). Leave False when unsure: a row-wise pass of a score that
+        compares items (e.g. normalises over the pool) would score each chunk alone.
     replace : bool
         Allow replacing an existing strategy of that name.
 
@@ -291,6 +323,7 @@ def register_strategy(
         needs_samples=bool(needs_samples),
         needs_labeled_embeddings=bool(needs_labeled_embeddings),
         mc_samples=None if mc_samples is None else int(mc_samples),
+        row_wise=bool(row_wise),
     )
     STRATEGIES[name] = spec
     return spec
@@ -302,6 +335,14 @@ def unregister_strategy(name: str) -> None:
     del STRATEGIES[name]
 
 
+def score_uses_rng(spec: StrategySpec) -> bool:
+    """Whether the strategy's score takes ``rng=`` (so it differs from call to call)."""
+    try:
+        return "rng" in inspect.signature(spec.score_function).parameters
+    except (TypeError, ValueError):  # some builtins and C callables have no signature
+        return False
+
+
 def score_with(spec: StrategySpec, log_probs_N_K_C, rng: np.random.Generator) -> np.ndarray:
     """Run a strategy's score, giving it ``rng`` when it takes one, and check what it returns.
 
@@ -311,11 +352,7 @@ def score_with(spec: StrategySpec, log_probs_N_K_C, rng: np.random.Generator) ->
         The score returned something other than one finite number per item.
     """
     function = spec.score_function
-    try:
-        takes_rng = "rng" in inspect.signature(function).parameters
-    except (TypeError, ValueError):  # some builtins and C callables have no signature
-        takes_rng = False
-    raw = function(log_probs_N_K_C, rng=rng) if takes_rng else function(log_probs_N_K_C)
+    raw = function(log_probs_N_K_C, rng=rng) if score_uses_rng(spec) else function(log_probs_N_K_C)
     scores = np.asarray(raw, dtype=np.float64)
     n_items = np.shape(log_probs_N_K_C)[0]
     if scores.shape != (n_items,) or not np.isfinite(scores).all():
