@@ -272,3 +272,14 @@ def test_panel_shows_the_pseudo_labels_the_model_trained_with():
         assert session.n_labels == 24
     finally:
         widget.close()
+
+
+def test_query_reports_how_far_scoring_is():
+    pool = separated_pool(n_classes=3, per_class=2_000, n_features=4)
+    session = al.Session(pool, seed=0, store=False, cold_start=False, chunk_size=512)
+    seen = []
+    session.query(5, progress=lambda step: seen.append((step.done, step.total)))
+    assert seen[-1] == (6_000, 6_000)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    with pytest.raises(al.errors.AlwidgetError, match="progress"):
+        session.query(5, progress="not callable")

@@ -333,6 +333,7 @@ class Session:
         *,
         score_subset: int | None = None,
         relabel: float | None = None,
+        progress: Callable | None = None,
     ):
         """The next batch to label, ranked by the session's strategy, with explanations.
 
@@ -344,8 +345,11 @@ class Session:
         model is trained; at least one item stays new. ``score_subset`` scores a random
         subset of that many items for this query only (a quick first batch; solo mode).
         While the cold start lasts (see ``cold_start``) the batch holds typical, diverse
-        items; ``last_query_timings["mode"]`` is then ``"cold start"``.
+        items; ``last_query_timings["mode"]`` is then ``"cold start"``. ``progress`` receives
+        a :class:`alwidget.session.acquire.ScoringProgress` (``done``, ``total``) after each
+        chunk of a new scoring pass (solo mode).
         """
+        check_callback(progress, "progress")
         size = self.batch_size if batch_size is None else check_count(batch_size, "batch_size")
         # ``relabel``: this share of the batch goes to label suspects (see label_issues).
         n_suspects = self.cleaning.suspect_slots(size, relabel)
@@ -355,7 +359,7 @@ class Session:
         if self.team:
             batch, timings = self.parts.querier.query(size)
         else:
-            batch, timings = self.parts.querier.query(size, score_subset)
+            batch, timings = self.parts.querier.query(size, score_subset, progress)
         self.last_query_timings = timings
         batch = self.cleaning.mix(batch, n_suspects)
         self._link.remember_batch(batch, self.book.priority_ids())

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -72,8 +73,11 @@ class SoloQuery:
             return unlabeled[~np.isnan(by_position[unlabeled])]
         return unlabeled[cached.row_of[unlabeled] >= 0]
 
-    def query(self, size: int, score_subset: int | None = None) -> tuple[Batch, dict]:
-        """The next batch; ``score_subset`` overrides the session's for this query only."""
+    def query(
+        self, size: int, score_subset: int | None = None, progress: Callable | None = None
+    ) -> tuple[Batch, dict]:
+        """The next batch; ``score_subset`` overrides the session's for this query only;
+        ``progress`` gets :class:`~alwidget.session.acquire.ScoringProgress` per chunk."""
         with self.book.lock:
             unlabeled = self.book.unlabeled_positions()
             priority = list(self.book.priority)
@@ -93,7 +97,7 @@ class SoloQuery:
         candidates = self.candidates(unlabeled, priority, score_subset)
         result = acquire(
             self.model, self.settings, candidates, batch_size=size,
-            labeled_positions=labeled, n_labels=n_labels,
+            labeled_positions=labeled, n_labels=n_labels, progress=progress,
         )  # fmt: skip
         batch = build_batch(
             [self.pool.ids[p] for p in candidates], result.log_probs_N_K_C, result.scores_N,

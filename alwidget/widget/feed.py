@@ -8,10 +8,11 @@ redraw from those traits; training progress, too, travels as the ``training_prog
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import PoolExhaustedError
 from . import suspects
@@ -21,6 +22,10 @@ from .render import RenderedItem, render_pool_item
 PROGRESS_INTERVAL_S = 0.15
 # Skipped items may come back after a retrain, so a query asks for this many more at most.
 MAX_SKIPPED_IN_QUERY = 200
+# A first batch comes from a random sample of this many items when the session would score
+# many more (a model on raw inputs): on 60k MNIST a few seconds instead of a minute. The full
+# ranking refines the queue when it arrives.
+QUICK_SUBSET = 2000
 
 
 @dataclass
@@ -29,6 +34,8 @@ class FetchedBatch:
 
     batch: object | None  # alwidget.Batch, or None when the pool is exhausted
     rendered: dict
+    timings: dict = field(default_factory=dict)  # session.last_query_timings
+    quick: bool = False  # from a quick sample; a full ranking follows
 
 
 @dataclass
@@ -36,12 +43,48 @@ class TrainingResult:
     report: object
     fetched: FetchedBatch
     seconds: float
+    explained: dict  # item id -> ItemDetail of the queued items under the new model
 
 
-def fetch_batch(session, batch_size: int, rendered_cache: dict) -> FetchedBatch:
+def quick_subset(session) -> int | None:
+    """Items a quick first pass scores, or None when the full query is quick already."""
+    if session.team or session.scores_on_features:
+        return None
+    unlabeled = len(session.pool) - session.n_labels
+    limit = unlabeled if session.score_subset is None else min(unlabeled, session.score_subset)
+    return QUICK_SUBSET if limit > 2 * QUICK_SUBSET else None
+
+
+def scoring_note(session, timings: dict) -> str:
+    """One line on how the last batch was chosen (cold start, subset), for the panel."""
+    if not timings:
+        return ""
+    if timings.get("mode") == "cold start":
+        return (
+            "Cold start: typical, diverse items (clusters of the pool) until the model is "
+            f"trained and every class has 2 labels — {timings.get('reason', '')}."
+        )
+    scored, unlabeled = timings.get("n_scored", 0), timings.get("n_unlabeled", 0)
+    if unlabeled and scored < unlabeled:
+        why = (
+            "a quick first pass; the full ranking follows"
+            if timings.get("quick")
+            else "large pool; Session(score_subset=None) scores every item"
+        )
+        return f"Ranked a random {scored:,} of {unlabeled:,} unlabeled items ({why})."
+    return ""
+
+
+def fetch_batch(
+    session,
+    batch_size: int,
+    rendered_cache: dict,
+    score_subset: int | None = None,
+    progress: Callable | None = None,
+) -> FetchedBatch:
     """``session.query`` plus rendering of the items not rendered yet (only reads the cache)."""
     try:
-        batch = session.query(batch_size)
+        batch = session.query(batch_size, score_subset=score_subset, progress=progress)
     except PoolExhaustedError:
         return FetchedBatch(None, {})
     rendered: dict[object, RenderedItem] = {}
@@ -50,7 +93,39 @@ def fetch_batch(session, batch_size: int, rendered_cache: dict) -> FetchedBatch:
         rendered[item_id] = (
             cached if cached is not None else render_pool_item(session.pool, item_id)
         )
-    return FetchedBatch(batch, rendered)
+    timings = dict(session.last_query_timings)
+    quick = score_subset is not None and timings.get("mode") != "cold start"
+    timings["quick"] = quick
+    return FetchedBatch(batch, rendered, timings, quick)
+
+
+class ScoringStatus:
+    """Shows how far a scoring pass is ("scoring 4,096 / 10,000 items…") at most every
+    ``interval`` seconds, in the panel's status and, while the strip is empty, in the strip."""
+
+    def __init__(self, panel, interval: float = 0.3, *, after_training: bool = False):
+        self._panel = panel
+        self._interval = interval
+        self._after_training = after_training
+        self._last = 0.0
+
+    def __call__(self, progress) -> None:
+        now = time.monotonic()
+        if progress.done < progress.total and now - self._last < self._interval:
+            return
+        self._last = now
+        if self._after_training:  # the training progress bar goes on with the rescoring
+            self._panel.training_progress = {
+                "phase": "scoring",
+                "fraction": progress.done / max(1, progress.total),
+                "done": progress.done,
+                "total": progress.total,
+            }
+            return
+        text = f"scoring {progress.done:,} / {progress.total:,} items…"
+        self._panel.status = text
+        if not self._panel.queue:
+            self._panel.empty_message = text[0].upper() + text[1:]
 
 
 class ThrottledProgress:
@@ -105,6 +180,8 @@ class BatchFeed:
     """
 
     def __init__(self, panel, book: QueueBook, runner, lock, guard):
+        # Set once the first fetch is applied (or failed): what Widget.ready() waits for.
+        self.first_batch = threading.Event()
         self._panel = panel
         self._session = panel.session
         self._book = book
@@ -135,9 +212,37 @@ class BatchFeed:
     def _skipped_to_offer(self) -> int:
         return min(len(self._book.skipped), MAX_SKIPPED_IN_QUERY)
 
-    def fetch_now(self) -> None:
-        """Query and apply a first batch in this thread (the panel is not shown yet)."""
-        self._apply_refill(fetch_batch(self._session, self._panel.batch_size, self._book.rendered))
+    def start(self) -> Future:
+        """Fetch the first batch in the background (quickly from a sample when the pool is
+        large, then refined); the panel shows at once, saying what it is doing."""
+        panel, session = self._panel, self._session
+        quick = quick_subset(session)
+        scored = "a sample of the pool" if quick else f"{len(session.pool):,} items"
+        panel.empty_message = f"Scoring {scored} for a first batch…"
+        panel.status = "scoring…"
+        return self._runner.submit(
+            "refill",
+            lambda: fetch_batch(
+                session, panel.batch_size, self._book.rendered, quick, ScoringStatus(panel)
+            ),
+            lane="scoring",
+            on_done=self._on_refill,
+            coalesce=False,
+        )
+
+    def refine(self) -> Future:
+        """Rank with the session's full scoring and replace the queue behind the item in hand."""
+        size = self._panel.batch_size + self._skipped_to_offer()
+        self._panel.status = "refining the ranking…"
+        return self._runner.submit(
+            "refine",
+            lambda: fetch_batch(
+                self._session, size, self._book.rendered, progress=ScoringStatus(self._panel)
+            ),
+            lane="scoring",
+            on_done=self._on_refined,
+            coalesce=True,
+        )
 
     def refill(self, extra: int) -> Future:
         """Fetch a batch plus ``extra`` items in the background; merge the new ones into the queue.
@@ -147,7 +252,9 @@ class BatchFeed:
         size = self._panel.batch_size + extra
         return self._runner.submit(
             "refill",
-            lambda: fetch_batch(self._session, size, self._book.rendered),
+            lambda: fetch_batch(
+                self._session, size, self._book.rendered, progress=ScoringStatus(self._panel)
+            ),
             lane="scoring",
             on_done=self._on_refill,
             coalesce=False,
@@ -162,9 +269,19 @@ class BatchFeed:
 
         def train_and_rescore() -> TrainingResult:
             started = time.perf_counter()
-            report = session.retrain(progress=progress, should_stop=lambda: self._runner.closing)
-            fetched = fetch_batch(session, size, self._book.rendered)
-            return TrainingResult(report, fetched, time.perf_counter() - started)
+            report = session.retrain(
+                progress=progress,
+                should_stop=lambda: self._runner.closing,
+                cross_validate=False,  # after the new batch is on screen, see _on_trained
+            )
+            self._panel.training_progress = {"phase": "scoring", "fraction": 1.0}
+            fetched = fetch_batch(
+                session, size, self._book.rendered, quick_subset(session),
+                ScoringStatus(self._panel, after_training=True),
+            )  # fmt: skip
+            queued = [item.id for item in self._panel.queue]
+            explained = {item.id: item for item in session.explain(self._still_unlabeled(queued))}
+            return TrainingResult(report, fetched, time.perf_counter() - started, explained)
 
         return self._runner.submit(
             "training", train_and_rescore, lane="training", on_done=self._on_trained, coalesce=False
@@ -173,10 +290,64 @@ class BatchFeed:
     def _show_progress(self, info: dict) -> None:
         self._panel.training_progress = {"phase": "running", **info}
 
+    def _still_unlabeled(self, ids: list) -> list:
+        labeled = self._done_ids()
+        return [item_id for item_id in ids if item_id not in labeled]
+
+    def cross_validate(self) -> Future | None:
+        """Estimate the new model's accuracy in the background (after its batch is shown);
+        a retrain asked for meanwhile stops it."""
+        session, panel = self._session, self._panel
+        if session.pool.test is not None or session.cv_folds < 2:
+            return None
+        throttled = ThrottledProgress(self._show_fold_progress)
+
+        def progress(info: dict) -> None:
+            throttled({**info, "member": info["fold"], "members": info["folds"]})
+
+        def stop() -> bool:
+            return self._runner.closing or panel.training
+
+        return self._runner.submit(
+            "cross-validation",
+            lambda: session.cross_validate(progress=progress, should_stop=stop),
+            lane="training",
+            on_done=self._on_cross_validated,
+            coalesce=False,
+        )
+
+    def _show_fold_progress(self, info: dict) -> None:
+        if self._panel.training:
+            return  # a retrain took over the progress bar
+        self._panel.training_progress = {"phase": "cross-validating", **info}
+
+    def _on_cross_validated(self, future: Future) -> None:
+        panel, session = self._panel, self._session
+        if future.cancelled() or self._runner.closing:
+            return
+        error = future.exception()
+        if error is not None:
+            self._guard.report(error, "cross-validation failed (the model is kept): ")
+            return
+        result = future.result()
+        with self._lock:
+            if result is None or panel.training:
+                return
+            entry = session.history[-1] if session.history else {}
+            panel.training_progress = {
+                "phase": "validated",
+                "model_version": session.model_version,
+                "n_labels": entry.get("n_labels", session.n_labels),
+                "accuracy": result["accuracy"],
+                "folds": session.cv_folds,
+            }
+            panel.evaluated_version = session.model_version
+
     def _apply_refill(self, fetched: FetchedBatch) -> None:
         panel, book, session = self._panel, self._book, self._session
         with self._lock:
             book.rendered.update(fetched.rendered)
+            panel.status = ""
             if fetched.batch is None:
                 panel.exhausted = not panel.queue and session.n_labels >= len(session.pool)
                 if not panel.queue:
@@ -188,6 +359,7 @@ class BatchFeed:
                 return
             if fetched.batch.model_version < session.model_version:
                 return  # ranked by a model a retrain has replaced; the refresh brings newer items
+            panel.scoring_note = scoring_note(session, fetched.timings)
             book.labeled = self._done_ids()
             queue = list(panel.queue)
             new_items = list(fetched.batch.items)
@@ -199,6 +371,7 @@ class BatchFeed:
                 merged = merge_refill(queue, new_items, book.is_excluded)[: panel.batch_size]
             for item in merged[len(queue) :]:
                 book.ranked_by[item.id] = fetched.batch.model_version
+                book.picked_by[item.id] = fetched.batch.strategy
             prioritized = [
                 item for item in new_items if item.prioritized and not book.is_excluded(item.id)
             ]
@@ -218,9 +391,42 @@ class BatchFeed:
         if future.cancelled() or self._runner.closing:
             return
         try:
-            self._apply_refill(future.result())
+            fetched = future.result()
+            self._apply_refill(fetched)
+            if fetched.quick and fetched.batch is not None:
+                self.refine()
         except Exception as error:  # noqa: BLE001 - shown to the user
+            self._panel.status = ""
             self._guard.report(error, "fetching the next batch failed: ")
+        finally:
+            self.first_batch.set()
+        self.top_up()
+
+    def _on_refined(self, future: Future) -> None:
+        panel, book, session = self._panel, self._book, self._session
+        if future.cancelled() or self._runner.closing:
+            return
+        try:
+            fetched = future.result()
+            with self._lock:
+                book.rendered.update(fetched.rendered)
+                panel.status = ""
+                batch = fetched.batch
+                if batch is None or batch.model_version < session.model_version:
+                    return
+                book.labeled = self._done_ids()
+                queue, index = refreshed_queue(
+                    panel.focused_item, list(batch.items)[: panel.batch_size], book.is_excluded
+                )
+                for item in batch.items:
+                    book.ranked_by[item.id] = batch.model_version
+                    book.picked_by[item.id] = batch.strategy
+                panel.queue = queue
+                panel.focused = index
+                panel.scoring_note = scoring_note(session, fetched.timings)
+        except Exception as error:  # noqa: BLE001 - shown to the user
+            self._panel.status = ""
+            self._guard.report(error, "ranking the whole pool failed: ")
         self.top_up()
 
     def _on_trained(self, future: Future) -> None:
@@ -243,9 +449,14 @@ class BatchFeed:
             book.rendered.update(result.fetched.rendered)
             batch = result.fetched.batch
             new_items = [] if batch is None else list(batch.items)[: panel.batch_size]
-            queue, index = refreshed_queue(panel.focused_item, new_items, book.is_excluded)
+            in_hand = panel.focused_item
+            if in_hand is not None:
+                in_hand = result.explained.get(in_hand.id, in_hand)  # the new model's reasons
+            queue, index = refreshed_queue(in_hand, new_items, book.is_excluded)
             for item in queue:
-                book.ranked_by.setdefault(item.id, session.model_version)
+                book.ranked_by[item.id] = session.model_version
+            for item in new_items:
+                book.picked_by[item.id] = batch.strategy
             panel.queue = queue
             panel.focused = index
             report = result.report
@@ -263,6 +474,10 @@ class BatchFeed:
                 (report.n_labels, report.validation_accuracy),
             ]
             panel.status = "retrained; batch refreshed"
+            panel.scoring_note = scoring_note(session, result.fetched.timings)
+        self.cross_validate()
+        if result.fetched.quick and result.fetched.batch is not None:
+            self.refine()
         self.top_up()
 
     def _done_ids(self) -> set:

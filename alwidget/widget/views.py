@@ -355,8 +355,9 @@ class PanelViews:
                 f"{member}step {info['step']}/{info['total_steps']} · loss {info['loss']:.3f}"
             )
         elif phase == "scoring":
-            self.train_progress.value = 1.0
-            self.train_status.value = "trained; ranking the pool with the new model…"
+            self.train_progress.value = info.get("fraction", 1.0)
+            counted = f" {info['done']:,} / {info['total']:,}" if "total" in info else ""
+            self.train_status.value = f"trained; ranking the pool with the new model…{counted}"
         elif phase == "done":
             self.train_progress.value = 1.0
             self.train_progress.bar_style = "success"
