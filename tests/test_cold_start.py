@@ -283,3 +283,22 @@ def test_query_reports_how_far_scoring_is():
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
     with pytest.raises(al.errors.AlwidgetError, match="progress"):
         session.query(5, progress="not callable")
+
+
+def test_compare_strategies_shows_each_strategys_batch_from_the_same_model():
+    session = al.Session(
+        tabular_pool(200), seed=0, store=False, cold_start=False, train_config=FAST_TRAINING
+    )
+    widget = al.Widget(session, batch_size=4).ready(timeout=120)
+    try:
+        widget.compare_button.value = True  # as a click would
+        widget.wait(timeout=120)
+        comparison = widget._comparison
+        assert [picks.strategy for picks in comparison.picks] == ["entropy", "random", "bald"]
+        assert all(len(picks.ids) == 4 for picks in comparison.picks)
+        assert widget.compare_box.children == (comparison.widget,)
+        assert session.strategy == "entropy"  # comparing never changes what ranks the queue
+        widget.compare_button.value = False
+        assert widget.compare_box.layout.display == "none"
+    finally:
+        widget.close()

@@ -41,6 +41,15 @@ from .queue import QueueBook, clamp_focus, focus_after_removal, take_out
 from .views import PanelViews
 
 
+def compared_strategies(current: str) -> list[str]:
+    """The session's strategy and two others to set beside it (random first: the baseline)."""
+    chosen = [current]
+    for name in ("random", "bald", "batchbald", "entropy"):
+        if name not in chosen and len(chosen) < 3:
+            chosen.append(name)
+    return chosen
+
+
 class Widget(widgets.VBox):
     """The labeling widget for an :class:`alwidget.Session`.
 
@@ -117,6 +126,7 @@ class Widget(widgets.VBox):
         self.key_map = keymod.build_key_map(session.classes, key_map)
         self.allow_new_classes = bool(allow_new_classes)
         self.map_view = None
+        self._comparison = None  # ComparePicks, built on first use
         self._lock = threading.RLock()
         self._book = QueueBook()
         self._guard = ErrorGuard(
@@ -268,6 +278,47 @@ class Widget(widgets.VBox):
             if self._views.strategy_picker.value != name:
                 self._views.strategy_picker.value = name
         return self._feed.refine()
+
+    def show_comparison(self, show: bool = True) -> Future | None:
+        """Show (or hide) what other strategies would pick now from the same model: the
+        session's strategy beside two others, as strips and on a shared map
+        (:class:`alwidget.teaching.compare.ComparePicks`), computed in the background.
+        Showing it again recomputes it for the current model."""
+        box = self._views.compare_box
+        if not show:
+            box.layout.display = "none"
+            return None
+        box.layout.display = None
+        if self._comparison is not None:
+            self._comparison.refresh_in_background()
+            return None
+        self.status = "working out what each strategy would pick…"
+
+        def build():
+            # The comparison view lives with the teaching views; load it only when asked for.
+            from ..teaching.compare import ComparePicks
+
+            return ComparePicks(
+                self.session,
+                compared_strategies(self.session.strategy),
+                batch_size=self.batch_size,
+                seed=self.session.seed,
+            )
+
+        def on_built(future: Future) -> None:
+            if future.cancelled() or self._runner.closing:
+                return
+            error = future.exception()
+            self.status = ""
+            if error is not None:
+                self._guard.report(error, "comparing strategies failed: ")
+                return
+            self._comparison = future.result()
+            box.children = [self._comparison.widget]
+
+        return self._runner.submit(
+            "comparison", build, lane="scoring", on_done=on_built, coalesce=True
+        )
 
     # ------------------------------------------------------------ training, lifecycle
     def retrain(self) -> Future:

@@ -83,6 +83,8 @@ class PanelViews:
         "learning_curve",
         "status_label",
         "strategy_picker",
+        "compare_button",
+        "compare_box",
         "scoring_note",
         "error_banner",
         "errors",
@@ -160,6 +162,16 @@ class PanelViews:
             tooltip="the strategy that ranks the next batches",
         )
         self.strategy_picker.observe(self._pick_strategy, names=["value"])
+        self.compare_button = widgets.ToggleButton(
+            description="Compare strategies",
+            icon="columns",
+            tooltip="what two more strategies would pick now, from the same model",
+        )
+        self.compare_button.observe(
+            lambda change: self._guard.run(self._panel.show_comparison, change["new"]),
+            names=["value"],
+        )
+        self.compare_box = widgets.VBox()
         self.scoring_note = widgets.HTML(layout=widgets.Layout(margin="0 0 0 4px"))
         self.error_banner = widgets.HTML()
         self.errors = self._guard.log
@@ -171,6 +183,7 @@ class PanelViews:
                 widgets.HTML("<b>alwidget</b> · strategy"),
                 self.strategy_picker,
                 widgets.HTML(f"· {len(session.pool):,} items · batch of {panel.batch_size}"),
+                self.compare_button,
             ],
             layout=widgets.Layout(align_items="center"),
         )
@@ -218,6 +231,7 @@ class PanelViews:
                 widgets.HBox([left, self.why]),
                 training_row,
                 auto_row,
+                self.compare_box,
                 widgets.HBox(
                     [widgets.VBox([self.counts, self.pseudo_labels]), self.learning_curve.figure]
                 ),
