@@ -10,4 +10,4 @@ export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$PWD/.venv/numba-cache}"
 # Every test that needs a browser or a database must run, not skip.
 export ALWIDGET_REQUIRE_ALL=1
 mkdir -p artifacts
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -q -p no:cacheprovider --durations=30 "$@"
