@@ -274,7 +274,7 @@ def million_child(n_items: int, width: int = 128) -> dict:
     with tempfile.TemporaryDirectory() as cache_dir:
         session = al.Session(
             pool, encoder=nn.Identity(), strategy="bald", mc_samples=20, store=False,
-            cache_dir=cache_dir, progress=False, track_coverage=False, score_subset=None,
+            cache_dir=cache_dir, progress=False, track_coverage=False, score_subset=None, cv_folds=0,
         )  # fmt: skip
         ready = time.perf_counter() - started
         label_balanced(session, pool, 100, seed=1)

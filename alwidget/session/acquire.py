@@ -266,6 +266,32 @@ def acquire(
     )
 
 
+def row_predictor(model: ModelState, positions: np.ndarray, mc_samples: int, snapshot):
+    """``rows -> log_probs`` of ``positions[rows]``, exactly as a chunked pass predicted them.
+
+    Each row's whole forward batch is predicted again, as the pass met it (batches of
+    ``model.chunk_size`` from the first candidate): a batch of another size may round
+    differently.
+    """
+
+    def predict_rows(rows: np.ndarray) -> np.ndarray:
+        batch = model.chunk_size
+        out = None
+        for block in np.unique(rows // batch):
+            start = int(block) * batch
+            log_probs = model.predict(
+                positions[start : start + batch], mc_samples=mc_samples, embeddings=False,
+                snapshot=snapshot,
+            ).log_probs_N_K_C  # fmt: skip
+            inside = (rows // batch) == block
+            if out is None:
+                out = np.empty((len(rows), *log_probs.shape[1:]), dtype=np.float32)
+            out[inside] = log_probs[rows[inside] - start]
+        return out
+
+    return predict_rows
+
+
 def _acquire_whole(
     model, settings, positions, batch_size, labeled_positions, n_labels, progress
 ) -> Acquisition:
@@ -278,12 +304,7 @@ def _acquire_whole(
     best = None
     if chunk_scores is not None:
         best = KeptLogProbs(
-            total,
-            lambda rows: (
-                model.predict(
-                    positions[rows], mc_samples=settings.mc_samples, embeddings=False
-                ).log_probs_N_K_C
-            ),
+            total, row_predictor(model, positions, settings.mc_samples, model.snapshot())
         )
     score_seconds = 0.0
     scored_by_chunk = False
@@ -350,24 +371,7 @@ def _acquire_streamed(model, settings, positions, batch_size, n_labels, progress
     mc_samples = settings.mc_samples
     total, keep = len(positions), max(int(batch_size), KEEP_AT_LEAST)
 
-    def predict_rows(rows: np.ndarray) -> np.ndarray:
-        # Predicting each row's whole forward batch again, as the pass met it, gives the
-        # pass's exact log-probs (a batch of other sizes may round differently).
-        batch = model.chunk_size
-        out = None
-        for block in np.unique(rows // batch):
-            start = int(block) * batch
-            log_probs = model.predict(
-                positions[start : start + batch], mc_samples=mc_samples, embeddings=False,
-                snapshot=snapshot,
-            ).log_probs_N_K_C  # fmt: skip
-            inside = (rows // batch) == block
-            if out is None:
-                out = np.empty((len(rows), *log_probs.shape[1:]), dtype=np.float32)
-            out[inside] = log_probs[rows[inside] - start]
-        return out
-
-    kept = KeptLogProbs(total, predict_rows)
+    kept = KeptLogProbs(total, row_predictor(model, positions, mc_samples, snapshot))
     # A score that draws random numbers must draw them anew each query, as an unstreamed
     # pass would; only deterministic scores are remembered.
     score_function = None if strategies.score_uses_rng(spec) else spec.score_function
