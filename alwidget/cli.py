@@ -155,6 +155,25 @@ def build_parser() -> argparse.ArgumentParser:
         "MC-dropout head on its features; --model then names the head (default: head)",
     )
     simulate.add_argument(
+        "--label-noise",
+        type=float,
+        default=0.0,
+        help="the oracle answers wrongly at this rate (seeded), e.g. 0.2",
+    )
+    simulate.add_argument(
+        "--noise-kind",
+        choices=["symmetric", "class-dependent"],
+        default="symmetric",
+        help="symmetric: any other class; class-dependent: always the next class",
+    )
+    simulate.add_argument(
+        "--relabel-fraction",
+        type=float,
+        default=0.0,
+        help="share of each batch spent on label suspects (session.label_issues), answered "
+        "again by the oracle; the JSON scores the final suspects against the wrong labels",
+    )
+    simulate.add_argument(
         "--json", action="store_true", help="print one JSON object (the only stdout output)"
     )
 
@@ -237,6 +256,9 @@ def _run_simulate(args, parser) -> int:
             encoder=args.encoder,
             on_round=on_round,
             train_config=_train_config(args, TrainConfig),
+            label_noise=args.label_noise,
+            noise_kind=args.noise_kind,
+            relabel_fraction=args.relabel_fraction,
         )
     except AlwidgetError as error:  # a setting the pool or the session refused
         progress.close()

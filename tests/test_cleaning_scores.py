@@ -124,3 +124,24 @@ def test_an_isolated_item_scores_most_out_of_distribution():
     assert result["scores_N"].argmax() == 200
     assert result["sparsity_N"][200] > 5 and np.median(result["sparsity_N"][:200]) < 1.3
     assert result["labeled_distance_N"][200] > result["labeled_distance_N"][:200].max()
+
+
+def test_the_noisy_oracle_is_seeded_and_flips_as_told():
+    import alwidget as al
+    from alwidget.experiments.oracle import LabelNoise, OracleSetupError
+
+    targets = np.arange(2000) % 4
+    pool = al.Pool(np.zeros((2000, 2), dtype=np.float32), targets=targets, classes=list("abcd"))
+    ids = list(range(2000))
+    noise = LabelNoise(0.2, "symmetric", seed=1)
+    answers = np.array(noise.answer(pool, ids))
+    wrong = answers != targets
+    assert set(np.flatnonzero(wrong).tolist()) == noise.flipped
+    assert 0.17 < wrong.mean() < 0.23
+    assert len(set(((answers - targets) % 4)[wrong].tolist())) == 3  # any other class
+    assert LabelNoise(0.2, "symmetric", seed=1).answer(pool, ids) == answers.tolist()
+    pairs = LabelNoise(0.3, "class-dependent", seed=0)
+    shifted = np.array(pairs.answer(pool, ids))
+    assert set(((shifted - targets) % 4)[shifted != targets].tolist()) == {1}
+    with pytest.raises(OracleSetupError, match="rate"):
+        LabelNoise(1.5)

@@ -157,6 +157,8 @@ def run_oracle(
     rounds: int | None = None,
     budget: int | None = None,
     train_config_for_round: Callable[[int], TrainConfig] | None = None,
+    noise: LabelNoise | None = None,
+    relabel: float = 0.0,
 ) -> Iterator[OracleRound]:
     """Label ``initial`` balanced items, then alternate training and oracle-answered queries.
 
@@ -177,6 +179,11 @@ def run_oracle(
     train_config_for_round : callable, optional
         ``round index -> TrainConfig`` set on the session before each retrain (e.g. a long
         first training, then short warm-started ones).
+    noise : LabelNoise, optional
+        A noisy annotator answers instead of the ground truth.
+    relabel : float
+        Share of each queried batch given to label suspects (``session.query(relabel=)``);
+        the annotator answers each again and the session relabels (or keeps) it.
 
     Yields
     ------
@@ -187,7 +194,8 @@ def run_oracle(
         raise OracleSetupError("run_oracle needs rounds or budget, or it would never stop")
     pool = session.pool
     acquired = balanced_initial_ids(pool, initial, seed)
-    session.label(acquired, oracle_labels(pool, acquired))
+    answer = oracle_labels if noise is None else noise.answer
+    session.label(acquired, answer(pool, acquired))
     query_timings: dict = {}
     index = 0
     while True:
@@ -208,8 +216,11 @@ def run_oracle(
         remaining = batch_size if budget is None else budget - session.n_labels
         if index == rounds or remaining <= 0:
             return
-        batch = session.query(min(batch_size, remaining))
+        batch = session.query(min(batch_size, remaining), relabel=relabel)
         query_timings = dict(session.last_query_timings)
-        acquired = list(batch.ids)
-        session.label(acquired, oracle_labels(pool, acquired))
+        reviewed = [item.id for item in batch.items if getattr(item, "suspect", None)]
+        for item_id, class_index in zip(reviewed, answer(pool, reviewed)):
+            session.relabel(item_id, class_index)  # the same answer records a keep
+        acquired = [item_id for item_id in batch.ids if item_id not in set(reviewed)]
+        session.label(acquired, answer(pool, acquired))
         index += 1

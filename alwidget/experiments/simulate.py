@@ -8,11 +8,12 @@ from collections.abc import Callable
 import numpy as np
 
 from ..data import Pool
+from ..errors import AlwidgetError
 from ..session import Session
 from ..training import TrainConfig
-from .oracle import OracleSetupError, run_oracle
+from .oracle import LabelNoise, OracleSetupError, run_oracle
 
-__all__ = ["pseudo_label_precision", "simulate"]
+__all__ = ["cleaning_scores", "pseudo_label_precision", "simulate"]
 
 
 def simulate(
@@ -31,6 +32,9 @@ def simulate(
     device: str | None = None,
     encoder=None,
     on_round: Callable[[dict], None] | None = None,
+    label_noise: float = 0.0,
+    noise_kind: str = "symmetric",
+    relabel_fraction: float = 0.0,
 ) -> dict:
     """Run the loop: label ``initial`` balanced items, then ``rounds`` × (query, oracle, retrain).
 
@@ -51,6 +55,14 @@ def simulate(
         Seed of the session and of the initial choice.
     on_round : callable, optional
         Called with each round's record as soon as it is known (e.g. a progress bar).
+    label_noise, noise_kind : float, str
+        The oracle answers wrongly at this rate (seeded by ``seed``): ``"symmetric"`` (any
+        other class) or ``"class-dependent"`` (always the next class), see
+        :class:`~alwidget.experiments.oracle.LabelNoise`.
+    relabel_fraction : float
+        Share of each batch given to label suspects, answered again by the oracle. With
+        ``label_noise``, the result's ``"cleaning"`` scores the final
+        :meth:`~alwidget.Session.label_issues` against the labels still wrong.
 
     Returns
     -------
@@ -87,9 +99,11 @@ def simulate(
         store=False,  # an oracle's labels need no file, and a rerun must not resume this one
     )
     records = []
+    noise = LabelNoise(label_noise, noise_kind, seed) if label_noise else None
     for step in run_oracle(
-        session, initial=initial, seed=seed, batch_size=batch_size, rounds=rounds
-    ):
+        session, initial=initial, seed=seed, batch_size=batch_size, rounds=rounds,
+        noise=noise, relabel=relabel_fraction,
+    ):  # fmt: skip
         record = {
             "round": step.index,
             "n_labels": step.n_labels,
@@ -120,6 +134,10 @@ def simulate(
         "semi_supervised": session.train_config.semi_supervised,
         "rounds": records,
         "pseudo_label_precision": _overall_precision(records),
+        "label_noise": label_noise,
+        "noise_kind": noise_kind,
+        "relabel_fraction": relabel_fraction,
+        "cleaning": None if noise is None else cleaning_scores(session, noise),
         "final_accuracy": records[-1]["accuracy"],
         "total_seconds": round(time.perf_counter() - started, 3),
     }
@@ -136,6 +154,22 @@ def pseudo_label_precision(session, pool: Pool) -> dict:
         "n": len(chosen),
         "correct": int(correct),
         "precision": correct / len(chosen) if chosen else None,
+    }
+
+
+def cleaning_scores(session, noise: LabelNoise) -> dict:
+    """Precision and recall of ``session.label_issues()`` against the labels still wrong."""
+    wrong = noise.flipped & set(session.labeled_ids)
+    try:
+        found = {suspect.id for suspect in session.label_issues()}
+    except AlwidgetError as error:  # too few labels for the folds
+        return {"labels_wrong": len(wrong), "error": str(error)}
+    hits = len(found & wrong)
+    return {
+        "labels_wrong": len(wrong),
+        "suspects": len(found),
+        "precision": hits / len(found) if found else None,
+        "recall": hits / len(wrong) if wrong else None,
     }
 
 
