@@ -42,7 +42,7 @@ def test_notebook_runs_at_small_size(name, tmp_path, monkeypatch, request):
         monkeypatch.setenv("ALWIDGET_MNIST_ROOT", str(request.getfixturevalue("mnist_root")))
     notebook = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     client = NotebookClient(
-        notebook, timeout=240, kernel_name="python3", store_widget_state=True,
+        notebook, timeout=900, kernel_name="python3", store_widget_state=True,
         resources={"metadata": {"path": str(tmp_path)}},
     )  # fmt: skip
     started = time.perf_counter()
