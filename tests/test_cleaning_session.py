@@ -120,3 +120,26 @@ def test_a_not_a_class_item_is_never_queried_nor_labeled_nor_trained_on(tmp_path
     reopened.unmark_not_a_class([60])
     assert 60 in reopened.unlabeled_ids
     reopened.close()
+
+
+def test_in_team_mode_items_annotators_disagree_on_are_suspects_first(tmp_path):
+    url = f"sqlite:///{tmp_path / 'team.db'}"
+    pool = blobs_pool()
+
+    def member(name):
+        return al.Session(
+            pool, model="mlp", store=url, annotator=name, team=True, overlap=2,
+            train_config=FAST, cv_folds=0, seed=0, track_coverage=False,
+        )  # fmt: skip
+
+    alice, bob = member("alice"), member("bob")
+    alice.label(list(range(60)), ["abc"[i // 20] for i in range(60)])
+    bob.label([5, 6], ["c", "a"])  # item 5 disagrees with alice, item 6 agrees
+    alice.refresh_labels()
+    suspects = alice.label_issues(folds=3)
+    assert suspects[0].id == 5 and suspects[0].source == "annotators disagree"
+    assert suspects[0].votes == {"alice": "a", "bob": "c"}
+    assert "annotators disagree" in suspects[0].reason
+    assert 6 not in {s.id for s in suspects}
+    alice.close()
+    bob.close()
