@@ -32,6 +32,7 @@ import argparse
 import datetime
 import io
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -100,6 +101,21 @@ def write_shape_pngs(folder: Path, n_images: int, size: int = 96, seed: int = 0)
     good = (folder / f"circle/{0:05d}.png").read_bytes()
     (folder / TRUNCATED_FILE).write_bytes(good[: len(good) // 2])
     return truth
+
+
+def shape_truth(folder: Path, n_images: int) -> dict[str, str] | None:
+    """``{id: class}`` of a folder :func:`write_shape_pngs` wrote before, or None if it holds
+    another set (then it is written again)."""
+    truth = {
+        f"{SHAPE_CLASSES[index % len(SHAPE_CLASSES)]}/{index:05d}.png": SHAPE_CLASSES[
+            index % len(SHAPE_CLASSES)
+        ]
+        for index in range(n_images)
+    }
+    files = (
+        {str(p.relative_to(folder)) for p in folder.glob("*/*.png")} if folder.is_dir() else set()
+    )
+    return truth if files == set(truth) | {TRUNCATED_FILE} else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -232,6 +248,10 @@ CELL_ERRORS_JS = """() => window.jupyterapp.shell.currentWidget.content.widgets
     .filter(o => o.output_type === 'error')
     .map(o => o.ename + ': ' + o.evalue)"""
 
+ANY_CELL_ERROR_JS = """() => window.jupyterapp.shell.currentWidget.content.widgets
+    .some(c => c.model.type === 'code'
+               && c.model.outputs.toJSON().some(o => o.output_type === 'error'))"""
+
 CELL_STDERR_JS = """() => window.jupyterapp.shell.currentWidget.content.widgets
     .filter(c => c.model.type === 'code')
     .flatMap(c => c.model.outputs.toJSON())
@@ -292,6 +312,7 @@ class Figures:
     retrain_done_s: float | None = None
     retrain_refreshed_s: float | None = None
     console: list = field(default_factory=list)  # (type, text)
+    console_at_run_all: int = 0  # messages logged while JupyterLab loaded, before run-all
     cell_errors: list = field(default_factory=list)
     stderr_tail: str = ""
     notes: list = field(default_factory=list)
@@ -344,16 +365,26 @@ class BrowserRun:
         return None if value is None else (value - t0) / 1000.0
 
     def _wait(self, page, expression: str, figures: Figures, what: str, arg=None) -> bool:
+        """Wait for ``expression``; False on a timeout; raises if a cell fails meanwhile."""
         try:
-            page.wait_for_function(expression, arg=arg, timeout=self.step_timeout_ms, polling=100)
-            return True
+            page.wait_for_function(
+                f"(arg) => ({ANY_CELL_ERROR_JS})() || ({expression})(arg)",
+                arg=arg,
+                timeout=self.step_timeout_ms,
+                polling=100,
+            )
         except Exception as error:
             if "Timeout" not in type(error).__name__ and "Timeout" not in str(error):
                 raise
             figures.notes.append(f"timeout ({self.step_timeout_ms / 1000:.0f} s): {what}")
             return False
+        errors = page.evaluate(CELL_ERRORS_JS)
+        if errors:
+            raise RuntimeError(f"a notebook cell failed while waiting for {what}: {errors}")
+        return True
 
     def _run_all(self, page, figures: Figures) -> None:
+        figures.console_at_run_all = len(figures.console)
         page.evaluate(PROBE_JS)
         page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
         self._wait(page, "() => 'first_card' in window.__bench.first", figures, "first batch")
@@ -469,7 +500,7 @@ def mnist_scenarios(data_root: Path, strategy: str) -> list[Scenario]:
 
 
 def png_scenarios(folder: Path, n_images: int, size: int, strategy: str) -> list[Scenario]:
-    truth = write_shape_pngs(folder, n_images, size=size)
+    truth = shape_truth(folder, n_images) or write_shape_pngs(folder, n_images, size=size)
     keys = {item_id: str(SHAPE_CLASSES.index(name) + 1) for item_id, name in truth.items()}
     code = (
         f"pool = al.Pool({str(folder)!r}, classes={list(SHAPE_CLASSES)!r}, on_error='skip')\n"
@@ -547,15 +578,11 @@ def report(figures: Figures, n_items: int, head: bool) -> str:
     goal = GOALS["retrain_head_s"] if head else None
     add(f"  Retrain click → training done   {_seconds(figures.retrain_done_s)}")
     add(f"  Retrain click → batch refreshed {_seconds(figures.retrain_refreshed_s, goal)}")
-    errors = [text for kind, text in figures.console if kind in ("error", "pageerror")]
-    warnings = [text for kind, text in figures.console if kind == "warning"]
-    add(f"  browser console: {len(errors)} errors, {len(warnings)} warnings (goal: none)")
-    for kind, texts in (("error", errors), ("warning", warnings)):
-        counts: dict[str, int] = {}
-        for text in texts:
-            counts[text[:300]] = counts.get(text[:300], 0) + 1
-        for text, count in counts.items():
-            add(f"    {kind} ×{count}: {text}")
+    for when, messages in (
+        ("while JupyterLab loaded", figures.console[: figures.console_at_run_all]),
+        ("from run-all on", figures.console[figures.console_at_run_all :]),
+    ):
+        lines.extend(console_summary(when, messages))
     for error in figures.cell_errors:
         add(f"  cell error: {error}")
     if figures.stderr_tail.strip():
@@ -563,6 +590,42 @@ def report(figures: Figures, n_items: int, head: bool) -> str:
     for note in figures.notes:
         add(f"  note: {note}")
     return "\n".join(lines)
+
+
+def alwidget_source() -> str:
+    """Where the notebook kernels import alwidget from (``PYTHONPATH`` can point elsewhere)."""
+    return subprocess.run(
+        [sys.executable, "-c", "import alwidget, os; print(os.path.dirname(alwidget.__file__))"],
+        capture_output=True,
+        text=True,
+        cwd=tempfile.gettempdir(),
+    ).stdout.strip()
+
+
+# JupyterLab's own timing notes, logged by the dozen while it loads on a busy machine.
+SLOW_PLUGIN = re.compile(r"^Plugin .* (took [\d.]+ ?ms to activate|is taking too long to activate)")
+
+
+def console_summary(when: str, messages: list) -> list[str]:
+    """Count errors and warnings; list each distinct text with its count (JupyterLab's slow
+    plugin notes as one line)."""
+    errors = [text for kind, text in messages if kind in ("error", "pageerror")]
+    warnings = [text for kind, text in messages if kind == "warning"]
+    lines = [f"  browser console {when}: {len(errors)} errors, {len(warnings)} warnings"]
+    for kind, texts in (("error", errors), ("warning", warnings)):
+        counts: dict[str, int] = {}
+        slow_plugins = 0
+        for text in texts:
+            if SLOW_PLUGIN.match(text):
+                slow_plugins += 1
+            else:
+                counts[text[:300]] = counts.get(text[:300], 0) + 1
+        if slow_plugins:
+            lines.append(
+                f"    {kind} ×{slow_plugins}: JupyterLab 'Plugin … to activate' timing notes"
+            )
+        lines += [f"    {kind} ×{count}: {text}" for text, count in counts.items()]
+    return lines
 
 
 def header(args) -> str:
@@ -585,7 +648,8 @@ def header(args) -> str:
     return "\n".join(
         [
             f"bench_browser_realsize · {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
-            f"commit {commit}",
+            f"commit {commit} (HEAD of {REPO})",
+            f"alwidget imported from {alwidget_source()}",
             f"{chromium}; " + ", ".join(f"{k} {v}" for k, v in versions.items()),
             f"args: {' '.join(sys.argv[1:])}",
             f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
@@ -606,6 +670,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data-root", type=Path, default=Path("/work/shared/data"))
     parser.add_argument("--png-count", type=int, default=5000)
     parser.add_argument("--png-size", type=int, default=96)
+    parser.add_argument("--png-dir", type=Path, default=None,
+                        help="generate the PNGs here, or reuse the ones an earlier run wrote")  # fmt: skip
     parser.add_argument("--strategy", default="bald")
     parser.add_argument("--step-timeout", type=float, default=900.0)
     parser.add_argument("--output", type=Path, default=None, help="also write the report here")
@@ -622,18 +688,21 @@ def main(argv=None) -> int:
         # A first-time user: an empty feature cache, so the encoder pass runs (and shows).
         os.environ["ALWIDGET_CACHE"] = str(temp / "feature-cache")
         os.environ.pop("ALWIDGET_STORE", None)
-        os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".venv" / "numba-cache"))
+        # Absolute: the kernel runs in the notebook's folder, where a relative cache path
+        # would be a new, empty cache (umap's JIT compiled again, minutes on a busy machine).
+        numba_cache = os.environ.get("NUMBA_CACHE_DIR", str(REPO / ".venv" / "numba-cache"))
+        os.environ["NUMBA_CACHE_DIR"] = str(Path(numba_cache).resolve())
         scenarios: list[Scenario] = []
         if args.pool in ("mnist", "both"):
             scenarios += mnist_scenarios(args.data_root, args.strategy)
         if args.pool in ("pngs", "both"):
             started = time.perf_counter()
-            scenarios += png_scenarios(
-                temp / "shapes", args.png_count, args.png_size, args.strategy
-            )
+            folder = args.png_dir or temp / "shapes"
+            scenarios += png_scenarios(folder, args.png_count, args.png_size, args.strategy)
             lines.append(
-                f"generated {args.png_count} RGB {args.png_size}×{args.png_size} PNGs + 1 "
-                f"truncated ({TRUNCATED_FILE}) in {time.perf_counter() - started:.1f} s"
+                f"{args.png_count} RGB {args.png_size}×{args.png_size} PNGs + 1 truncated "
+                f"({TRUNCATED_FILE}) in {folder}, written or found in "
+                f"{time.perf_counter() - started:.1f} s"
             )
             print(lines[-1], flush=True)
         scenarios = [s for s in scenarios if s.name.split("-", 1)[1] in setups]
