@@ -228,3 +228,34 @@ def test_wide_features_are_reduced_before_umap_and_refresh_still_aligns():
     assert projector.alignment_r2 > 0.99 and mean_displacement(coords, refreshed) < 0.05
     with pytest.raises(ValueError, match="pca_components"):
         MapProjector(pca_components=1)
+
+
+def test_staged_fit_computes_the_sample_first_and_draws_it_before_the_rest(blobs, fitted):
+    """A fit from a features function asks for the sample's rows, hands the placed sample
+    out (the rest NaN), then asks for everything; the map equals a fit from the array."""
+    from alwidget.embedding import StagedFeatures
+
+    features, _ = blobs
+    events = []
+
+    def features_of(rows):
+        events.append("all" if rows is None else len(rows))
+        return features if rows is None else features[rows]
+
+    def on_sample(coords):
+        events.append(("sample", int(np.isfinite(coords).all(axis=1).sum())))
+
+    progress = []
+    projector = MapProjector(fit_sample_size=150, seed=0, transform_chunk_rows=100)
+    coords = projector.fit(
+        StagedFeatures(features_of, n_rows=400),
+        keep=[5, 390, 391],
+        on_sample=on_sample,
+        progress=lambda done, total: progress.append((done, total)),
+    )
+    assert events == [150, ("sample", 150), "all"]
+    assert progress == [(100, 250), (200, 250), (250, 250)]
+    assert np.isfinite(coords).all()
+    np.testing.assert_allclose(coords[projector.fit_rows], fitted[1][projector.fit_rows])
+    with pytest.raises(ValueError, match="returned 3 rows for 150 items"):
+        MapProjector(fit_sample_size=150).fit(StagedFeatures(lambda rows: features[:3], n_rows=400))

@@ -18,7 +18,7 @@ from .figure import (
     choose_drawn_rows,
     text_hover,
 )
-from .projection import EXACT_NEIGHBOURS_MAX_ROWS, MIN_ROWS_FOR_UMAP, MapProjector
+from .projection import EXACT_NEIGHBOURS_MAX_ROWS, MIN_ROWS_FOR_UMAP, MapProjector, StagedFeatures
 
 __all__ = [
     "COLOR_MODES",
@@ -26,6 +26,7 @@ __all__ = [
     "MIN_ROWS_FOR_UMAP",
     "MapLayers",
     "MapProjector",
+    "StagedFeatures",
     "build_map_figure",
     "choose_drawn_rows",
     "fit_linear_alignment",

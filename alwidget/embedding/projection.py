@@ -24,7 +24,7 @@ from .alignment import SimilarityTransform, fit_linear_alignment, fit_similarity
 from .landmarks import place_on_map
 from .umap_loader import import_umap
 
-__all__ = ["EXACT_NEIGHBOURS_MAX_ROWS", "MIN_ROWS_FOR_UMAP", "MapProjector"]
+__all__ = ["EXACT_NEIGHBOURS_MAX_ROWS", "MIN_ROWS_FOR_UMAP", "MapProjector", "StagedFeatures"]
 
 # Below this many rows a neighbour graph says nothing; the map falls back to the first two
 # principal components so a brand-new project still shows its handful of items.
@@ -209,8 +209,9 @@ class MapProjector:
 
         Parameters
         ----------
-        embeddings_N_D : array-like, shape (N, D)
-            One feature row per pool item.
+        embeddings_N_D : array-like, shape (N, D), or StagedFeatures
+            One feature row per pool item (a :class:`StagedFeatures` computes the sample's
+            rows first, so ``on_sample`` comes before the whole pool's features are ready).
         keep : array-like of int or bool mask, optional
             Rows that must be in the fitted sample (labeled items, the current batch).
         on_sample : callable, optional
@@ -225,8 +226,12 @@ class MapProjector:
         np.ndarray, shape (N, 2)
             The map coordinates (also stored as ``coordinates_N_2``).
         """
-        features = _as_feature_matrix(embeddings_N_D)
-        keep_rows = _as_row_indices(keep, features.shape[0], "keep")
+        features = (
+            embeddings_N_D
+            if isinstance(embeddings_N_D, StagedFeatures)
+            else StagedFeatures(embeddings_N_D)
+        )
+        keep_rows = _as_row_indices(keep, features.n_rows, "keep")
         self._display = SimilarityTransform.identity()
         self.coordinates_N_2 = self._new_layout(features, keep_rows, on_sample, progress)
         return self.coordinates_N_2
@@ -359,39 +364,84 @@ class MapProjector:
                     progress(min(start + block.shape[0], n_rows), n_rows)
         return np.concatenate(chunks).astype(np.float32)
 
-    def _fit_reduction(self, features: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:
-        """Project onto the fitted sample's leading principal components (when asked and
-        the features are wider), the usual step before UMAP; returns the projected rows."""
+    def _fit_reduction(self, sample: np.ndarray):
+        """The fitted sample's leading principal components (when asked and the features are
+        wider), the usual step before UMAP: a function projecting rows onto them."""
         n_components = self.pca_components
-        if n_components is None or features.shape[1] <= n_components:
-            return features
-        sample = features[fit_rows].astype(np.float64)
+        if n_components is None or sample.shape[1] <= n_components:
+            return lambda rows: rows
+        sample = sample.astype(np.float64)
         mean = sample.mean(axis=0)
         _, _, vt = np.linalg.svd(sample - mean, full_matrices=False)
         basis = vt[:n_components].T
-        return ((features - mean) @ basis).astype(np.float32)
+        return lambda rows: ((rows - mean) @ basis).astype(np.float32)
 
     def _new_layout(self, features, keep_rows, on_sample=None, progress=None) -> np.ndarray:
-        """Fit a layout and return every row's coordinates in UMAP's own frame."""
+        """Fit a layout and return every row's coordinates in UMAP's own frame.
+
+        ``features`` is the (N, D) matrix, or a :class:`StagedFeatures` that computes the
+        sample's rows first and the others only after the sample is drawn."""
         self.alignment_r2 = None
         self.n_fits += 1
-        if features.shape[0] < MIN_ROWS_FOR_UMAP:
+        staged = features if isinstance(features, StagedFeatures) else StagedFeatures(features)
+        n_rows = staged.n_rows
+        if n_rows < MIN_ROWS_FOR_UMAP:
+            everything = staged.rows(None)
             self._umap = None
             self.method = "pca"
-            self.fit_rows = np.arange(features.shape[0])
-            self._reference_features = features.copy()
-            return _principal_plane(features)
-        fit_rows = self._choose_fit_rows(features.shape[0], keep_rows)
-        features = self._fit_reduction(features, fit_rows)
-        self._umap = self._fit_umap(features[fit_rows])
+            self.fit_rows = np.arange(n_rows)
+            self._reference_features = everything.copy()
+            return _principal_plane(everything)
+        fit_rows = self._choose_fit_rows(n_rows, keep_rows)
+        sample = staged.rows(fit_rows)
+        reduce = self._fit_reduction(sample)
+        sample = reduce(sample)
+        self._umap = self._fit_umap(sample)
         self.method = "umap"
         self.fit_rows = fit_rows
-        self._reference_features = features[fit_rows].copy()
-        coords = np.full((features.shape[0], 2), np.nan, dtype=np.float32)
+        self._reference_features = np.array(sample, dtype=np.float32, copy=True)
+        coords = np.full((n_rows, 2), np.nan, dtype=np.float32)
         coords[fit_rows] = self._umap.embedding_
-        rest = np.setdiff1d(np.arange(features.shape[0]), fit_rows, assume_unique=True)
+        rest = np.setdiff1d(np.arange(n_rows), fit_rows, assume_unique=True)
         if on_sample is not None and rest.size:
             on_sample(self._display.apply(coords))
         if rest.size:
-            coords[rest] = self._transform(features[rest], progress)
+            coords[rest] = self._transform(reduce(staged.rows(None)[rest]), progress)
         return coords
+
+
+class StagedFeatures:
+    """The pool's features, for a fit that draws its sample before the rest is computed.
+
+    Parameters
+    ----------
+    features : array-like (N, D), or callable
+        The features, or ``features(rows)`` returning the features of those pool positions
+        (``rows=None``: every item, in pool order). A model's features of a 4 000-item sample
+        take a second where all 60 000 take a full pass over the pool.
+    n_rows : int, optional
+        Pool size; needed when ``features`` is a callable.
+    """
+
+    def __init__(self, features, n_rows: int | None = None):
+        if callable(features):
+            if n_rows is None or int(n_rows) != n_rows or n_rows < 1:
+                raise ValueError(f"n_rows must be a positive integer, got {n_rows!r}")
+            self._compute, self.n_rows, self._all = features, int(n_rows), None
+        else:
+            self._all = _as_feature_matrix(features)
+            self._compute, self.n_rows = None, self._all.shape[0]
+
+    def rows(self, rows) -> np.ndarray:
+        """Features of these pool positions (``None``: all), checked like any embeddings."""
+        if self._all is not None:
+            return self._all if rows is None else self._all[rows]
+        computed = _as_feature_matrix(self._compute(rows))
+        expected = self.n_rows if rows is None else len(rows)
+        if computed.shape[0] != expected:
+            raise ValueError(
+                f"the features function returned {computed.shape[0]} rows for {expected} items"
+            )
+        if rows is None:
+            self._all = computed
+        return computed

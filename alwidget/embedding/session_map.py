@@ -14,7 +14,7 @@ import numpy as np
 from .. import strategies
 from ..strategies.kcenter import coverage_report
 from .figure import MapLayers, build_map_figure
-from .projection import MapProjector
+from .projection import MapProjector, StagedFeatures
 
 __all__ = ["SessionMap", "coverage_title"]
 
@@ -111,6 +111,23 @@ class SessionMap:
             return np.asarray(self.feature_fn(self.session))
         return self.session.embeddings()
 
+    def _features_of(self, rows) -> np.ndarray:
+        """Features of some pool positions (``None``: all). The model's features of the fit
+        sample alone take one forward pass over those rows, so the sample can be drawn
+        before the pass over the whole pool; encoder features are cached and just sliced."""
+        if rows is None or self.feature_fn is not None:
+            features = self._features()
+            return features if rows is None else features[rows]
+        from ..encoders import FeaturePool
+
+        model_state = getattr(self.session, "model", None)
+        if not hasattr(model_state, "predict") or isinstance(
+            getattr(model_state, "pool", None), FeaturePool
+        ):
+            return self.session.embeddings()[rows]
+        prediction = model_state.predict(np.asarray(rows), mc_samples=1, embeddings=True)
+        return prediction.embeddings_N_D
+
     def update(self, *, refit: bool = False, on_stage: Callable | None = None) -> str:
         """Bring layout and coverage up to date with the session.
 
@@ -150,7 +167,10 @@ class SessionMap:
         else:
             outcome = "unchanged"
         features = None
-        if outcome != "unchanged" or self.feature_fn is not None:
+        if outcome == "fitted":
+            # The sample's features first; the whole pool's once the sample is drawn.
+            features = StagedFeatures(self._features_of, n_rows=self.n_items)
+        elif outcome != "unchanged" or self.feature_fn is not None:
             report("features", {"n_items": self.n_items})
             features = self._features()
 
@@ -174,6 +194,8 @@ class SessionMap:
             self.projector.refresh(features, progress=placing)
         self.layout_model_version = version
         report("coverage", {})
+        if isinstance(features, StagedFeatures):
+            features = features.rows(None)
         self.coverage = self._coverage(features, labels)
         return outcome
 

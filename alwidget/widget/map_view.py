@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import html
 import inspect
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
 
 import ipywidgets as widgets
 import numpy as np
-import plotly.graph_objects as go
 
 from ..embedding.figure import (
     COLOR_MODES,
@@ -44,6 +42,7 @@ from ..embedding.session_map import SessionMap
 from .guard import ErrorGuard
 from .jobs import JobRunner
 from .map_pane import SELECTION_HINT, item_html, selection_html
+from .plotly_widget import FigureWidget
 from .width_probe import WidthProbe
 
 __all__ = ["MapView"]
@@ -171,7 +170,6 @@ class MapView(widgets.VBox):
             name="alwidget-map",
             on_error=lambda error, kind: self._guard.report(error, f"{kind} failed: "),
         )
-        self._draw_lock = threading.RLock()
         self._build(color_by)
         if start:
             self.update()
@@ -179,7 +177,7 @@ class MapView(widgets.VBox):
     # ------------------------------------------------------------------------ layout
     def _build(self, color_by: str) -> None:
         classes = list(self.session.classes)
-        self.figure = go.FigureWidget(
+        self.figure = FigureWidget(
             data=empty_map_traces(classes),
             layout=map_layout(
                 self._title,
@@ -188,6 +186,9 @@ class MapView(widgets.VBox):
                 plot_height=self.height,
             ),
         )
+        # Painting and resending the figure to a browser that just created it exclude each
+        # other (see FigureWidget.resend).
+        self._draw_lock = self.figure.edit_lock
         for trace in self.figure.data:
             self._listen(trace)
         self.color_dropdown = widgets.Dropdown(

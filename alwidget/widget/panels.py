@@ -213,7 +213,11 @@ class LearningCurve:
     def __init__(self):
         import plotly.graph_objects as go
 
-        self.figure = go.FigureWidget(
+        from .plotly_widget import FigureWidget
+
+        # Opens with the figure in its first message: see plotly_widget for the lost update
+        # that left this chart empty and failing in the browser.
+        self.figure = FigureWidget(
             data=[go.Scatter(x=[], y=[], mode="lines+markers", name="held-out accuracy")],
             layout=go.Layout(
                 height=220,
