@@ -78,7 +78,7 @@ class RaceDriver:
         value = self.root.locator(".alwidget-race-round").get_attribute("data-round")
         return int(value)
 
-    def wait_round(self, at_least: int, timeout_s: float = 120) -> int:
+    def wait_round(self, at_least: int, timeout_s: float = 400) -> int:
         deadline = time.monotonic() + timeout_s
         while self.round() < at_least:
             assert time.monotonic() < deadline, f"race stuck at round {self.round()}"
@@ -203,6 +203,8 @@ def _start_server(base: Path, command: list[str], ready_path: str, token: str | 
                 request.add_header("Authorization", f"token {token}")
             urllib.request.urlopen(request, timeout=5).read()
             return process, port, log_path
+        except urllib.error.HTTPError:
+            return process, port, log_path  # it answers: up (Voila has no status page)
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.3)
     process.terminate()
@@ -272,7 +274,7 @@ def test_race_in_voila(chromium, tmp_path):
         sys.executable, "-m", "voila", name, "--no-browser", f"--port={port}",
         "--Voila.ip=127.0.0.1", f"--Voila.root_dir={tmp_path / 'root'}",
     ]  # fmt: skip
-    process, port, log_path = _start_server(tmp_path, command, "/voila/static/", None)
+    process, port, log_path = _start_server(tmp_path, command, "/voila/static/nothing", None)
     context, page, errors = _page(chromium)
     try:
         page.goto(f"http://127.0.0.1:{port}/", timeout=120_000)

@@ -199,7 +199,7 @@ class ComparePicks:
         self.status = widgets.HTML()
         self.status.add_class("alwidget-compare-status")
         self.strips = widgets.VBox()
-        map_figure = go.FigureWidget(
+        map_figure = go.Figure(
             layout=go.Layout(
                 width=560, height=460, margin=dict(l=10, r=10, t=40, b=10),
                 template="plotly_white", legend=dict(orientation="h", y=-0.02),
@@ -223,7 +223,8 @@ class ComparePicks:
                 marker=dict(size=13, symbol=_SYMBOLS[index], color=strategy_colour(index),
                             line=dict(width=2.5)),
             )  # fmt: skip
-        self.map = map_figure
+        # traces in the constructor: plotly 7 drops traces added before a FigureWidget is shown
+        self.map = go.FigureWidget(map_figure)
         self.widget = widgets.VBox(
             [widgets.HBox([self.refresh_button, self.status]),
              widgets.HBox([self.strips, self.map])]

@@ -153,7 +153,7 @@ class Race:
         self.step_button.on_click(lambda _: self.step())
         self.seed_picker.observe(lambda _: self._redraw(), names="value")
 
-        self.curves = go.FigureWidget(
+        curves = go.Figure(
             layout=go.Layout(
                 height=330, margin=dict(l=50, r=10, t=40, b=40),
                 title=f"Held-out accuracy · band: min–max over {len(self.run.seeds)} seeds",
@@ -163,17 +163,21 @@ class Race:
         )  # fmt: skip
         for index, name in enumerate(names):
             colour = strategy_colour(index)
-            self.curves.add_scatter(
+            curves.add_scatter(
                 x=[], y=[], fill="toself", fillcolor=_band(colour), line=dict(width=0),
                 hoverinfo="skip", showlegend=False, name=f"{name} band",
             )  # fmt: skip
-            self.curves.add_scatter(
+            curves.add_scatter(
                 x=[], y=[], mode="lines+markers", line=dict(color=colour, width=2), name=name
             )
-        self.curves.add_hline(
+        curves.add_hline(
             y=self.run.threshold, line=dict(color="grey", dash="dot", width=1),
             annotation_text=f"{self.run.threshold:.0%}", annotation_position="bottom right",
         )  # fmt: skip
+
+        # Every trace goes into the widget's constructor: plotly 7 does not keep traces added
+        # to a FigureWidget before it is shown (only its views get them, as messages).
+        self.curves = go.FigureWidget(curves)
 
         columns = min(3, len(names))
         rows = -(-len(names) // columns)
@@ -345,7 +349,7 @@ class Race:
 
     def _show_controls(self) -> None:
         finished = self.run.done or self.error is not None
-        self.play_button.description = "⏸ Pause" if self._playing else "▶ Play"
+        self.play_button.description = "■ Pause" if self._playing else "▶ Play"
         self.play_button.disabled = finished
         self.step_button.disabled = finished
         self.status.value = self._status_text()

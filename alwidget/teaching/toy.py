@@ -156,7 +156,7 @@ class ToyView:
         self.step_button.on_click(lambda _: self._in_background(self.step))
         self.status = widgets.HTML()
         self.status.add_class("alwidget-toy-status")
-        figure = go.FigureWidget(
+        figure = go.Figure(
             layout=go.Layout(
                 width=640, height=560, margin=dict(l=40, r=10, t=40, b=40),
                 template="plotly_white", legend=dict(orientation="h", y=-0.08),
@@ -189,7 +189,8 @@ class ToyView:
             x=[], y=[], mode="markers", name="next batch",
             marker=dict(size=15, color="rgba(0,0,0,0)", line=dict(color="#ff2d55", width=3)),
         )  # fmt: skip
-        self.figure = figure
+        # traces in the constructor: plotly 7 drops traces added before a FigureWidget is shown
+        self.figure = figure = go.FigureWidget(figure)
         self.widget = widgets.VBox(
             [widgets.HBox([self.field_toggle]), widgets.HBox([self.step_button, self.status]),
              figure]
