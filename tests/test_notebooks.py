@@ -37,6 +37,7 @@ def test_every_notebook_is_tested_and_stored_without_outputs():
 @pytest.mark.parametrize("name", TEACHING)
 def test_notebook_runs_at_small_size(name, tmp_path, monkeypatch, request):
     monkeypatch.setenv("ALWIDGET_NOTEBOOK_SIZE", "small")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the kernel's torch: one thread, as in conftest
     monkeypatch.delenv("ALWIDGET_MNIST_ROOT", raising=False)
     if name in USES_MNIST:
         monkeypatch.setenv("ALWIDGET_MNIST_ROOT", str(request.getfixturevalue("mnist_root")))
