@@ -140,6 +140,10 @@ def main() -> None:
     parser.add_argument("--million", action="store_true")
     parser.add_argument("--only-million", action="store_true")
     parser.add_argument("--million-sizes", default="250000,500000,1000000")
+    parser.add_argument(
+        "--stream", choices=["auto", "always"], default="always",
+        help="--million: stream every size (always) or only above STREAM_ABOVE_BYTES (auto)",
+    )  # fmt: skip
     parser.add_argument("--million-child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--variants", action="store_true")
@@ -150,7 +154,7 @@ def main() -> None:
         memory_child(args.data_root, args.memory_child)
         return
     if args.million_child is not None:
-        print(json.dumps(million_child(args.million_child)))
+        print(json.dumps(million_child(args.million_child, stream=args.stream == "always")))
         return
     if args.only_million:
         print(f"torch {torch.__version__}, {args.threads} threads")
@@ -261,7 +265,7 @@ def variants(encoder: nn.Module, pool, peak: float, flops: float, n_items: int =
         )
 
 
-def million_child(n_items: int, width: int = 128) -> dict:
+def million_child(n_items: int, width: int = 128, stream: bool = True) -> dict:
     """A synthetic pool of ``n_items`` feature vectors through a real session (one process)."""
     acquire_module = importlib.import_module("alwidget.session.acquire")
     rng = np.random.default_rng(0)
@@ -292,7 +296,7 @@ def million_child(n_items: int, width: int = 128) -> dict:
         with RssSampler() as rss:
             result = acquire_module.acquire(
                 session.model, session.settings, unlabeled, batch_size=10,
-                n_labels=len(session.book), progress=note_first,
+                n_labels=len(session.book), progress=note_first, stream=stream or None,
             )  # fmt: skip
         acquired, acquired_cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
         started = time.perf_counter()
@@ -330,7 +334,7 @@ def million(args) -> None:
     for size in (int(text) for text in args.million_sizes.split(",")):
         out = subprocess.run(
             [sys.executable, __file__, "--million-child", str(size), "--threads",
-             str(args.threads)],
+             str(args.threads), "--stream", args.stream],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         row = json.loads(out.stdout.strip().splitlines()[-1])
