@@ -10,6 +10,7 @@ undo is an event too. A team of annotators can share one PostgreSQL store throug
 """
 
 from .agreement import AgreementReport, cohen_kappa, fleiss_kappa
+from .cleaning_log import CleaningRecord
 from .connection import default_store_path, resolve_store_url
 from .errors import (
     ClassMismatchError,
@@ -36,6 +37,7 @@ from .store import LabelStore
 __all__ = [
     "SCHEMA_VERSION",
     "AgreementReport",
+    "CleaningRecord",
     "ClassMismatchError",
     "ExportFileError",
     "LabelConflictError",
