@@ -350,6 +350,11 @@ class BrowserRun:
             self._retrain(page, figures)
             self._shot(page, scenario, "3-after-retrain")
             figures.cell_errors = page.evaluate(CELL_ERRORS_JS)
+            if figures.map_paint_s is None:  # it may have come after its wait timed out
+                figures.map_paint_s = self._since_t0(page, "map_paint")
+                if figures.map_paint_s is not None:
+                    figures.notes.append("the map painted after its wait had timed out")
+            figures.map_points = page.evaluate("() => window.__bench.mapPointsMax")
             figures.stderr_tail = page.evaluate(CELL_STDERR_JS)[-600:]
         except Exception as error:  # a timeout or a crash of one step: report, go on
             figures.notes.append(f"stopped: {type(error).__name__}: {str(error)[:300]}")
@@ -706,7 +711,7 @@ def main(argv=None) -> int:
             )
             print(lines[-1], flush=True)
         scenarios = [s for s in scenarios if s.name.split("-", 1)[1] in setups]
-        server = _start_jupyterlab(temp / "lab")
+        server = _start_jupyterlab(temp / "lab", startup_timeout_s=args.step_timeout)
         try:
             with sync_playwright() as playwright:
                 chromium = playwright.chromium.launch(
