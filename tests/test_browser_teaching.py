@@ -254,7 +254,7 @@ def test_race_in_notebook_7(chromium, tmp_path):
         )
         page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
         race = RaceDriver(page)
-        race.expect(race.root).to_be_visible(timeout=120_000)
+        race.expect(race.root).to_be_visible(timeout=400_000)
         race.play_some_rounds_pause_and_step()
         assert not page.get_by_text("Error displaying widget").count()
         assert not _real_errors(errors), errors
@@ -277,9 +277,10 @@ def test_race_in_voila(chromium, tmp_path):
     process, port, log_path = _start_server(tmp_path, command, "/voila/static/nothing", None)
     context, page, errors = _page(chromium)
     try:
-        page.goto(f"http://127.0.0.1:{port}/", timeout=120_000)
+        # Voila answers once the notebook has run (imports and the race's sessions)
+        page.goto(f"http://127.0.0.1:{port}/", wait_until="commit", timeout=400_000)
         race = RaceDriver(page)
-        race.expect(race.root).to_be_visible(timeout=120_000)
+        race.expect(race.root).to_be_visible(timeout=400_000)
         race.play_some_rounds_pause_and_step()
         assert not page.get_by_text("Error displaying widget").count()
         assert not _real_errors(errors), (errors, log_path.read_text()[-2000:])
