@@ -144,12 +144,15 @@ PROBE_JS = r"""
     return card ? card.dataset.itemId : null;
   };
   bench.focusedId = focusedId;
+  // Points drawn by the map's plotly graph(s): the most any one of them holds.
   const mapPoints = () => {
-    const gd = document.querySelector('.alwidget-map .js-plotly-plot');
-    if (!gd || !gd._fullData) return 0;
-    let n = 0;
-    for (const t of gd._fullData) if (t.visible !== false && t.x) n += t.x.length;
-    return n;
+    let most = 0;
+    for (const gd of document.querySelectorAll('.alwidget-map .js-plotly-plot')) {
+      let n = 0;
+      for (const t of gd._fullData || []) if (t.visible !== false && t.x) n += t.x.length;
+      most = Math.max(most, n);
+    }
+    return most;
   };
   let emptySince = null;
   bench.timer = setInterval(() => {
