@@ -22,7 +22,7 @@ pool = al.Pool(features.astype(np.float32), targets=clusters, classes=["a", "b",
                ids=[f"p{{i}}" for i in range({N_ITEMS})])
 session = al.Session(pool, model="mlp", strategy="entropy", seed=0, cv_folds=0)
 panel = al.Widget(session, batch_size=6)
-map_view = MapView(session, start=False, height=420)
+map_view = MapView(session, start=False)
 panel.attach_map(map_view)
 map_view.update()
 map_view.wait(300)
@@ -127,33 +127,20 @@ def test_map_renders_the_pool_and_a_click_focuses_the_item_in_the_panel(
     page.locator(".alwidget-map").screenshot(path=str(ARTIFACTS_DIR / "embedding-map.png"))
 
 
-CURVE_CELLS = [
-    f"""
-import numpy as np
-from sklearn.datasets import make_blobs
+# The digits pool (1 257 items, a held-out split for the learning curve) with the map beside
+# the panel; the MLP trains in a second or two.
+LABELING_CELL = """
 import alwidget as al
-from alwidget.widget.map_view import MapView
+from alwidget.widget import MapView
 
-features, clusters = make_blobs({N_ITEMS} + 150, n_features=6, centers=3, random_state=1)
-features = features.astype(np.float32)
-pool = al.Pool(features[:{N_ITEMS}], targets=clusters[:{N_ITEMS}], classes=["a", "b", "c"],
-               test_items=features[{N_ITEMS}:], test_targets=clusters[{N_ITEMS}:])
-session = al.Session(pool, model="mlp", strategy="entropy", seed=0, store=False)
-panel = al.Widget(session, batch_size=6)
-panel
-""",
-    """
-map_view = MapView(session, height=360)
+pool = al.datasets.load_digits()
+session = al.Session(pool, model="mlp", strategy="entropy", seed=0, store=False,
+                     train_config=al.TrainConfig(min_steps=20, max_steps=40, max_epochs=5))
+panel = al.Widget(session, batch_size=10)
+map_view = MapView(session)
 panel.attach_map(map_view)
-map_view.wait(300)
-for round_index in range(2):
-    for step in range(6):
-        panel.label(pool.classes[(step + round_index) % 3])
-    panel.retrain()
-    panel.wait()
-    map_view.wait(300)
-""",
-]
+panel
+"""
 
 # x values of the learning curve as the browser draws it (the panel's plot outside the map).
 CURVE_X_JS = """() => {
@@ -162,22 +149,141 @@ CURVE_X_JS = """() => {
     return plots.length === 1 ? Array.from(plots[0].data[0].x || []) : null;
 }"""
 
+# Key press -> the focused card shows another item, timed in the page: a capture-phase
+# keydown listener starts the clock, a MutationObserver stops it when the focused id changes.
+LATENCY_JS = """() => {
+    const root = document.querySelector('.alwidget-root');
+    const focusedId = () => {
+        const card = root.querySelector('.alwidget-card-focused');
+        return card ? card.dataset.itemId : null;
+    };
+    window.__keyLatencies = [];
+    document.addEventListener('keydown', () => {
+        window.__keyStart = performance.now();
+        window.__keyBefore = focusedId();
+    }, true);
+    new MutationObserver(() => {
+        if (window.__keyStart == null) return;
+        const now = focusedId();
+        if (now !== null && now !== window.__keyBefore) {
+            window.__keyLatencies.push(performance.now() - window.__keyStart);
+            window.__keyStart = null;
+        }
+    }).observe(root, {subtree: true, childList: true, attributes: true});
+}"""
 
-def test_learning_curve_keeps_updating_after_the_map_is_attached(jupyterlab_server, lab_page):
-    """Attaching the map once re-parented the panel's widgets; the re-created view of the
-    learning curve then dropped every update ("Error setting state ... 'length'")."""
-    lab_page.open_notebook(jupyterlab_server.add_code_notebook("curve.ipynb", CURVE_CELLS))
-    lab_page.run_all_cells(timeout_s=400)
+# What a lasso leaves on the map: outlines drawn, points dimmed (traces with selectedpoints).
+SELECTION_STATE_JS = """() => {
+    const gd = document.querySelector('.alwidget-map .js-plotly-plot');
+    return {
+        outlines: gd.querySelectorAll('.selectionlayer path, .outline-controllers').length,
+        selections: (gd.layout.selections || []).length,
+        dimmed: gd._fullData.filter(t => Array.isArray(t.selectedpoints)
+                                        || ArrayBuffer.isView(t.selectedpoints)).length,
+    };
+}"""
+
+PLOT_AREA_JS = """() => {
+    const gd = document.querySelector('.alwidget-map .js-plotly-plot');
+    const box = gd.getBoundingClientRect(), size = gd._fullLayout._size;
+    return {x: box.left + size.l, y: box.top + size.t, w: size.w, h: size.h,
+            width: gd._fullLayout.width, height: gd._fullLayout.height};
+}"""
+
+LEGEND_FITS_JS = """() => {
+    const gd = document.querySelector('.alwidget-map .js-plotly-plot');
+    const legend = gd.querySelector('.legend').getBoundingClientRect();
+    const figure = gd.querySelector('.main-svg').getBoundingClientRect();
+    return {legendBottom: legend.bottom, figureBottom: figure.bottom,
+            legendRight: legend.right, figureRight: figure.right,
+            entries: gd.querySelectorAll('.legend .traces').length};
+}"""
+
+
+def lasso_centre(page) -> None:
+    """Drag a lasso around the middle of the map's plot area."""
+    area = page.evaluate(PLOT_AREA_JS)
+    cx, cy = area["x"] + area["w"] / 2, area["y"] + area["h"] / 2
+    rx, ry = area["w"] * 0.3, area["h"] * 0.3
+    page.mouse.move(cx - rx, cy - ry)
+    page.mouse.down()
+    for x, y in ((cx + rx, cy - ry), (cx + rx, cy + ry), (cx - rx, cy + ry), (cx - rx, cy - ry)):
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 12: in JupyterLab (ipykernel 7.4) the map's FigureWidget shows none of the "
+    "edits made after it opened (title stays 'fitting the map…', no legend); edits from a "
+    "background thread are lost, and queuing them on kernel.io_loop did not help yet. "
+    "See docs/notes/issue-12-map.md",
+)
+def test_map_attached_labels_by_key_and_two_retrains(jupyterlab_server, lab_page):
+    """30 labels by key and two retrains with the map attached: the learning curve gains a
+    point per retrain, a lasso is registered by the map's panel at once and is gone after
+    the redraw, the legend fits, and the console stays free of errors and WebGL warnings.
+    Prints key press -> next item shown (p50/p95) with the map attached."""
+    from playwright.sync_api import expect
+
+    warnings = []
+    lab_page.page.on("console", lambda msg: msg.type == "warning" and warnings.append(msg.text))
+    lab_page.open_notebook(jupyterlab_server.add_code_notebook("labeling.ipynb", [LABELING_CELL]))
+    lab_page.run_all_cells(timeout_s=300)
     lab_page.assert_widgets_rendered()
     page = lab_page.page
-    page.locator(".alwidget-map .js-plotly-plot").wait_for(timeout=60_000)
+    root = page.locator(".alwidget-root")
+    status = page.locator(".alwidget-map-status")
+    expect(status).to_contain_text("layout fitted for model v0", timeout=300_000)
+    root.scroll_into_view_if_needed()
+
+    legend = page.evaluate(LEGEND_FITS_JS)
+    assert legend["entries"] == 13  # unlabeled, batch, least covered and the ten digits
+    assert legend["legendBottom"] <= legend["figureBottom"] + 1, legend
+    assert legend["legendRight"] <= legend["figureRight"] + 1, legend
+
+    page.evaluate(LATENCY_JS)
+    progress = root.locator(".alwidget-progress")
+    root.locator(".alwidget-card-focused").click()  # keys go to the widget from here on
+    selection = page.locator(".alwidget-map-selection")
+    n_labels = 0
+    for retrain in (1, 2):
+        for step in range(15):
+            page.keyboard.press(str((n_labels + step) % 10))
+            expect(progress).to_contain_text(f"{n_labels + step + 1} labeled", timeout=15_000)
+        n_labels += 15
+        if retrain == 2:
+            # The first lasso on the map is registered by its panel at once.
+            lasso_centre(page)
+            expect(selection).to_contain_text("selected", timeout=10_000)
+            assert page.evaluate(SELECTION_STATE_JS)["dimmed"] > 0
+        root.locator(".widget-button", has_text="Retrain").click()
+        expect(status).to_contain_text(f"layout refreshed for model v{retrain}", timeout=300_000)
+        expect(progress).to_contain_text(f"model v{retrain}", timeout=60_000)
+
     drawn = None
-    for _ in range(60):  # up to 30 s for the last retrain's point to arrive
+    for _ in range(40):  # the last point arrives with the job that applies the retrain
         drawn = page.evaluate(CURVE_X_JS)
-        if drawn == [6, 12]:
+        if drawn == [15, 30]:
             break
-        page.wait_for_timeout(500)
-    setting_errors = [e for e in lab_page.console_errors if "Error setting state" in e]
-    assert drawn == [6, 12] and not setting_errors, (
-        f"learning curve in the browser: {drawn}; console: {lab_page.console_errors}"
+        page.wait_for_timeout(250)
+    assert drawn == [15, 30], f"learning curve in the browser: {drawn}"
+
+    # The refresh after the retrain moved the points: no outline, no dimming, no selection.
+    expect(selection).not_to_contain_text("selected", timeout=10_000)
+    state = page.evaluate(SELECTION_STATE_JS)
+    assert state == {"outlines": 0, "selections": 0, "dimmed": 0}, state
+
+    latencies = sorted(page.evaluate("window.__keyLatencies"))
+    assert len(latencies) == 30, latencies
+    p50, p95 = latencies[14], latencies[int(0.95 * 29)]
+    print(
+        f"\nkey press -> next item shown with the map attached (digits, 30 labels): "
+        f"p50 {p50:.0f} ms, p95 {p95:.0f} ms, max {latencies[-1]:.0f} ms"
     )
+
+    webgl = [text for text in warnings if "WebGL" in text]
+    assert not lab_page.console_errors and not webgl, (lab_page.console_errors, webgl)
+    assert page.locator(".alwidget-map-errors").inner_text().strip() == ""
+    ARTIFACTS_DIR.mkdir(exist_ok=True)
+    root.screenshot(path=str(ARTIFACTS_DIR / "map-after-two-retrains.png"))

@@ -302,8 +302,9 @@ class MapView(widgets.VBox):
             self._set_status(f"fitting UMAP on {info['n_fit']:,} of {info['n_items']:,} items…")
         elif stage == "sample":
             layers = self.map.layers("label", coordinates_N_2=info["coordinates_N_2"])
-            self._paint_base(layers, "label")
-            self._paint_overlays(layers)
+            self.figure.edit(
+                lambda: (self._paint_base(layers, "label"), self._paint_overlays(layers))
+            )
             self._set_status("placing the rest…")
         elif stage == "placing":
             now = time.monotonic()
@@ -340,18 +341,24 @@ class MapView(widgets.VBox):
             return
         color_by = self.color_by
         layers = self.map.layers(color_by)
-        self._paint_base(layers, color_by)
-        self._paint_overlays(layers)
-        self._clear_selection()
+        self.figure.edit(
+            lambda: (
+                self._paint_base(layers, color_by),
+                self._paint_overlays(layers),
+                self._clear_selection(),
+            )
+        )
 
     def _overlay_job(self) -> None:
         """After labels or a new batch: resend the class and batch traces that changed,
         then coverage (the rings and the title). No point moves."""
         if not self.map.projector.is_fitted:
             return
-        self._paint_overlays(self.map.layers("label"), coverage=False)
+        layers = self.map.layers("label")
+        self.figure.edit(lambda: self._paint_overlays(layers, coverage=False))
         self.map.refresh_coverage()
-        self._paint_overlays(self.map.layers("label"))
+        layers = self.map.layers("label")
+        self.figure.edit(lambda: self._paint_overlays(layers))
 
     def _fit_width(self, width: int) -> None:
         if width > 0:

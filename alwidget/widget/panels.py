@@ -247,14 +247,19 @@ class LearningCurve:
                     "validation accuracy",
                     "validation accuracy (labels held out of training)",
                 )
-        with self.figure.batch_update():
-            self.figure.data[0].x = [x for x, _ in points]
-            self.figure.data[0].y = [y for _, y in points]
-            self.figure.data[0].name = name
-            self.figure.layout.yaxis.title.text = axis
-            self.figure.layout.title.text = (
-                "Learning curve" if points else "Learning curve (a point per retrain)"
-            )
+
+        def redraw():
+            with self.figure.batch_update():
+                self.figure.data[0].x = [x for x, _ in points]
+                self.figure.data[0].y = [y for _, y in points]
+                self.figure.data[0].name = name
+                self.figure.layout.yaxis.title.text = axis
+                self.figure.layout.title.text = (
+                    "Learning curve" if points else "Learning curve (a point per retrain)"
+                )
+
+        # Retrains end in a background thread; the edit must be sent from the kernel's.
+        self.figure.edit(redraw)
 
     @property
     def points(self) -> list[tuple[int, float]]:

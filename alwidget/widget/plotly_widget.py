@@ -16,6 +16,11 @@ it. Edits sent while the browser is still creating the model are lost the same w
 starts fitting at once and may paint before), so the first message the browser sends back
 (plotly reports its layout after drawing), proof that the model is listening, is answered
 by sending the whole figure again once.
+
+Third, under ipykernel 7 a FigureWidget edit made from a background thread never reaches
+the browser (an ``HTML`` value set from the same thread does): plotly sets its message trait
+and resets it to ``None`` at once. :meth:`FigureWidget.edit` runs an edit on the kernel's
+main thread instead (queued on its event loop; at once when there is no kernel).
 """
 
 from __future__ import annotations
@@ -53,6 +58,23 @@ class FigureWidget(go.FigureWidget):
     def resends(self) -> int:
         """How often the whole figure was sent again (once per figure, normally)."""
         return self._resends
+
+    def edit(self, change_figure) -> None:
+        """Run ``change_figure()`` (which edits this figure) where its messages reach the
+        browser: now on the kernel's main thread or outside a kernel, else queued on the
+        kernel's event loop (in order, without waiting, so a busy cell cannot deadlock)."""
+        loop = None
+        if threading.current_thread() is not threading.main_thread():
+            try:
+                from IPython import get_ipython
+
+                loop = getattr(getattr(get_ipython(), "kernel", None), "io_loop", None)
+            except ImportError:
+                loop = None
+        if loop is None:
+            change_figure()
+        else:
+            loop.add_callback(change_figure)
 
     def _on_browser_message(self, change) -> None:
         if change["new"] is None or self._browser_listening:
