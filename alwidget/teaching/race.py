@@ -23,6 +23,7 @@ from ..data import Pool
 from ..embedding.figure import class_colour
 from ..errors import InvalidArgumentError
 from ..training import TrainConfig
+from ..widget.plotly_widget import FigureWidget
 from .layout import pool_layout
 from .race_run import RaceRun
 
@@ -177,7 +178,7 @@ class Race:
 
         # Every trace goes into the widget's constructor: plotly 7 does not keep traces added
         # to a FigureWidget before it is shown (only its views get them, as messages).
-        self.curves = go.FigureWidget(curves)
+        self.curves = FigureWidget(curves)
 
         columns = min(3, len(names))
         rows = -(-len(names) // columns)
@@ -209,7 +210,7 @@ class Race:
             title=f"Where each strategy's labels went ({self.layout_name} layout; "
             "ringed: the last batch)",
         )  # fmt: skip
-        self.map = go.FigureWidget(figure)
+        self.map = FigureWidget(figure)
 
         controls = widgets.HBox(
             [self.play_button, self.step_button, self.delay_slider, self.seed_picker]
@@ -357,7 +358,7 @@ class Race:
     def _redraw(self) -> None:
         seed = self.seed_picker.value
         classes = self.pool.targets
-        with self.curves.batch_update():
+        with self.curves.edit_lock, self.curves.batch_update():
             for index, name in enumerate(self.run.strategies):
                 curve = self.run.curve(name)
                 band, line = self.curves.data[2 * index], self.curves.data[2 * index + 1]
@@ -365,7 +366,7 @@ class Race:
                     band.x = curve["n_labels"] + curve["n_labels"][::-1]
                     band.y = curve["high"] + curve["low"][::-1]
                 line.x, line.y = curve["n_labels"], curve["mean"]
-        with self.map.batch_update():
+        with self.map.edit_lock, self.map.batch_update():
             for index, name in enumerate(self.run.strategies):
                 lane = self.run.lane(name, seed)
                 labeled = lane.labeled_positions

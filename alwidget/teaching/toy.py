@@ -24,6 +24,7 @@ from ..experiments.oracle import oracle_labels
 from ..kinds.base import per_feature_scaling
 from ..session import Session
 from ..session.checks import check_count
+from ..widget.plotly_widget import FigureWidget
 
 __all__ = ["FIELDS", "ToyView", "uncertainty_field"]
 
@@ -190,7 +191,7 @@ class ToyView:
             marker=dict(size=15, color="rgba(0,0,0,0)", line=dict(color="#ff2d55", width=3)),
         )  # fmt: skip
         # traces in the constructor: plotly 7 drops traces added before a FigureWidget is shown
-        self.figure = figure = go.FigureWidget(figure)
+        self.figure = figure = FigureWidget(figure)
         self.widget = widgets.VBox(
             [widgets.HBox([self.field_toggle]), widgets.HBox([self.step_button, self.status]),
              figure]
@@ -273,7 +274,7 @@ class ToyView:
         _, title = FIELDS[self.field_name]
         evaluation = session.evaluate()
         accuracy = "" if not evaluation else f" · accuracy {evaluation['accuracy']:.3f}"
-        with self.figure.batch_update():
+        with self.figure.edit_lock, self.figure.batch_update():
             heatmap, contour, _, labeled_trace, batch_trace = self.figure.data
             heatmap.z = self.field[self.field_name]
             heatmap.colorbar.title.text = title
