@@ -134,6 +134,13 @@ def _real_errors(messages: list[str]) -> list[str]:
     return [text for text in messages if "Unsatisfied version" not in text]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 16, open: in the real browser the race's plotly figures keep the points they "
+    "were created with; the points added by the race thread never arrive (0 curve points after "
+    "two rounds), while the labeling widget's map and learning curve, updated the same way, "
+    "do draw (tests/test_browser_map.py). Remove this marker when the race draws.",
+)
 def test_race_toy_and_compare_in_jupyterlab(jupyterlab_server, lab_page):
     name = _notebook(
         jupyterlab_server.root_dir, "teaching.ipynb", [RACE_CELL, TOY_CELL, COMPARE_CELL]
@@ -229,6 +236,13 @@ def _page(chromium):
     return context, page, errors
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 16, open: in the real browser the race's plotly figures keep the points they "
+    "were created with; the points added by the race thread never arrive (0 curve points after "
+    "two rounds), while the labeling widget's map and learning curve, updated the same way, "
+    "do draw (tests/test_browser_map.py). Remove this marker when the race draws.",
+)
 def test_race_in_notebook_7(chromium, tmp_path):
     require_browser_stack()
     pytest.importorskip("notebook", reason="Notebook 7 is in the test extra")
@@ -264,6 +278,13 @@ def test_race_in_notebook_7(chromium, tmp_path):
         _stop(process)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 16, open: in the real browser the race's plotly figures keep the points they "
+    "were created with; the points added by the race thread never arrive (0 curve points after "
+    "two rounds), while the labeling widget's map and learning curve, updated the same way, "
+    "do draw (tests/test_browser_map.py). Remove this marker when the race draws.",
+)
 def test_race_in_voila(chromium, tmp_path):
     require_browser_stack()
     pytest.importorskip("voila", reason="Voila is in the test extra")

@@ -39,7 +39,9 @@ def small_pool():
 
 def test_registered_strategy_ranks_a_session_query(spread_strategy, small_pool):
     assert "top_class_spread" in strategies.available()
-    session = al.Session(small_pool, "mlp", strategy="top_class_spread", seed=3, store=False)
+    session = al.Session(
+        small_pool, "mlp", strategy="top_class_spread", seed=3, store=False, cold_start=False
+    )  # the plug-in ranks from the first query (no cold-start picks)
     assert session.mc_samples == 20  # declared needs_samples, no count: the default K
     batch = session.query(8)
     log_probs, scores = session.score_items()  # the same pass the query made (cached)
