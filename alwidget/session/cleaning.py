@@ -411,7 +411,10 @@ class Cleaning:
     def undoes_review(self, item_id) -> bool:
         """Whether the session's last action on ``item_id`` was a change or a keep."""
         with self.lock:
-            return item_id in self._last_review
+            try:
+                return item_id in self._last_review
+            except TypeError:  # an unhashable "id" is no item; the label book says so clearly
+                return False
 
     def undo_review(self, item_id) -> str:
         """Undo the last change (the label before it returns) or keep; returns the label the
