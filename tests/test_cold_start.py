@@ -68,6 +68,13 @@ def separated_pool(n_classes=6, per_class=400, n_features=6, seed=0, **kwargs) -
     )
 
 
+def ranked_tabular_session(n_items=200, train_config=FAST_TRAINING) -> al.Session:
+    """Three tabular blobs, ranked by the strategy from the first query (no cold start)."""
+    return al.Session(
+        tabular_pool(n_items), seed=0, store=False, cold_start=False, train_config=train_config
+    )
+
+
 def label_truly(session, batch):
     session.label(
         batch.ids, [int(session.pool.targets[session.pool.position(i)]) for i in batch.ids]
@@ -184,9 +191,7 @@ def test_panel_says_cold_start_flags_missing_classes_and_marks_accuracy_unreliab
 
 
 def test_strip_ranks_are_queue_places_and_the_strip_is_bounded():
-    session = al.Session(
-        tabular_pool(200), seed=0, store=False, cold_start=False, train_config=FAST_TRAINING
-    )
+    session = ranked_tabular_session()
     widget = al.Widget(session, batch_size=6).ready(timeout=120)
     try:
         widget.queue_next(list(session.unlabeled_ids[:60]))  # "label these next" on a big lasso
@@ -208,9 +213,7 @@ def test_strip_ranks_are_queue_places_and_the_strip_is_bounded():
 
 
 def test_retrain_refreshes_the_explanation_of_the_item_in_hand():
-    session = al.Session(
-        tabular_pool(200), seed=0, store=False, cold_start=False, train_config=FAST_TRAINING
-    )
+    session = ranked_tabular_session()
     widget = al.Widget(session, batch_size=6).ready(timeout=120)
     try:
         for _ in range(12):
@@ -231,9 +234,7 @@ def test_retrain_refreshes_the_explanation_of_the_item_in_hand():
 
 
 def test_strategy_picker_reranks_the_queue_behind_the_item_in_hand():
-    session = al.Session(
-        tabular_pool(200), seed=0, store=False, cold_start=False, train_config=FAST_TRAINING
-    )
+    session = ranked_tabular_session()
     widget = al.Widget(session, batch_size=6).ready(timeout=120)
     try:
         assert widget.strategy_picker.value == "entropy"
@@ -254,9 +255,7 @@ def test_strategy_picker_reranks_the_queue_behind_the_item_in_hand():
 
 def test_panel_shows_the_pseudo_labels_the_model_trained_with():
     config = al.TrainConfig(min_steps=15, max_steps=30, max_epochs=5, pseudo_labels=True)
-    session = al.Session(
-        tabular_pool(300), seed=0, store=False, cold_start=False, train_config=config
-    )
+    session = ranked_tabular_session(300, train_config=config)
     widget = al.Widget(session, batch_size=6).ready(timeout=120)
     try:
         assert widget.pseudo_labels.value == ""  # untrained: none yet
@@ -286,9 +285,7 @@ def test_query_reports_how_far_scoring_is():
 
 
 def test_compare_strategies_shows_each_strategys_batch_from_the_same_model():
-    session = al.Session(
-        tabular_pool(200), seed=0, store=False, cold_start=False, train_config=FAST_TRAINING
-    )
+    session = ranked_tabular_session()
     widget = al.Widget(session, batch_size=4).ready(timeout=120)
     try:
         widget.compare_button.value = True  # as a click would
