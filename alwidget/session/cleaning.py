@@ -11,6 +11,10 @@ parts, a fresh model is trained on all but one and predicts the one left out, so
 judged by a model that memorised its label. Confident learning
 (:mod:`alwidget.strategies.label_issues`) then decides which labels to doubt. The result is
 kept until the model is retrained; items reviewed since (changed or kept) drop out of it.
+
+While a widget shows the session (:attr:`Cleaning.check_in_background`), a query never
+trains the folds itself: it mixes in the suspects of the current model once a background
+check (:meth:`Cleaning.label_issues` with ``progress`` and ``should_stop``) has found them.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from ..errors import InvalidArgumentError, NotEnoughClassesError, NotLabeledErro
 from ..predict import predict
 from ..strategies import explain
 from ..strategies import label_issues as issues
-from ..training import TrainConfig, train_model
+from ..training import TrainConfig, TrainingCancelled, train_model
 
 __all__ = ["Cleaning", "OutOfFold", "Suspect", "SuspectDetail", "out_of_fold_predictions"]
 
@@ -52,8 +56,8 @@ class OutOfFold:
 
 def out_of_fold_predictions(
     factory, inputs, targets: np.ndarray, config: TrainConfig, *, folds: int, seed: int,
-    device, mc_samples: int = 1, chunk_size: int = 512,
-) -> OutOfFold:  # fmt: skip
+    device, mc_samples: int = 1, chunk_size: int = 512, progress=None, should_stop=None,
+) -> OutOfFold | None:  # fmt: skip
     """Train ``folds`` models on stratified parts of the labels; each predicts what it left out.
 
     Parameters
@@ -69,6 +73,12 @@ def out_of_fold_predictions(
     folds, seed, device, mc_samples, chunk_size
         Number of folds; seeds the split and the models; where to train; MC-dropout samples
         of the out-of-fold predictions; items per forward pass.
+    progress : callable, optional
+        Gets ``{"fold", "folds", "step", "total_steps", "folds_done"}`` as each fold trains
+        (``fold`` counts from 0) and once more when it is done.
+    should_stop : callable, optional
+        Polled between training steps; when it returns True the work stops and the result
+        is ``None``.
 
     Raises
     ------
@@ -100,10 +110,21 @@ def out_of_fold_predictions(
                 "classes with several items each, or pass fewer folds"
             )
         model = factory.build(seed + 7_919 * fold)
-        train_model(
-            model, inputs[train_rows], targets[train_rows], config, seed=seed + fold,
-            device=device,
-        )  # fmt: skip
+        fold_progress = None
+        if progress is not None:
+
+            def fold_progress(info, fold=fold):
+                progress({**info, "fold": fold, "folds": folds, "folds_done": fold})
+
+        try:
+            report = train_model(
+                model, inputs[train_rows], targets[train_rows], config, seed=seed + fold,
+                device=device, progress=fold_progress, should_stop=should_stop,
+            )  # fmt: skip
+        except TrainingCancelled:
+            return None
+        if should_stop is not None and should_stop():
+            return None
         held_out = predict(
             model, inputs.__getitem__, test_rows, mc_samples=mc_samples,
             chunk_size=chunk_size, device=device, seed=seed + fold,
@@ -115,6 +136,12 @@ def out_of_fold_predictions(
             model, inputs.__getitem__, everything, chunk_size=chunk_size, device=device
         ).log_probs_N_K_C
         fold_predictions[:, fold] = every[:, 0, :].argmax(axis=1)
+        if progress is not None:
+            steps = int(report.steps)
+            progress(
+                {"fold": fold, "folds": folds, "step": steps, "total_steps": steps,
+                 "folds_done": fold + 1}
+            )  # fmt: skip
     return OutOfFold(log_probs, fold_predictions, fold_of)
 
 
@@ -209,7 +236,13 @@ class Cleaning:
         self.model = session.model
         self.store = session._link.store
         self.lock = threading.RLock()
+        # Held while the folds train (outside ``lock``, which the widget's thread takes): a
+        # second caller waits for that result instead of training the folds again.
+        self._compute_lock = threading.Lock()
         self._computed: _Computed | None = None
+        #: Set by a widget that checks the labels in the background: queries then mix in
+        #: only suspects already found for the current model, never training the folds.
+        self.check_in_background = False
         #: Items reviewed since the issues were computed, dropped from them.
         self._reviewed: set = set()
         #: item id -> (the session's last review action on it, "change" or "keep", and by
@@ -232,8 +265,13 @@ class Cleaning:
     def label_issues(
         self, *, folds: int = 5, method: str = "prune_by_noise_rate",
         rank_by: str = "self_confidence", include_kept: bool = False, refresh: bool = False,
-    ) -> list[Suspect]:  # fmt: skip
-        """See :meth:`alwidget.Session.label_issues`."""
+        progress=None, should_stop=None, compute: bool = True,
+    ) -> list[Suspect] | None:  # fmt: skip
+        """See :meth:`alwidget.Session.label_issues`.
+
+        ``compute=False`` answers only from folds already trained for the current model
+        (``None`` when there are none), so it never trains.
+        """
         if method not in issues.ISSUE_METHODS:
             raise InvalidArgumentError(
                 f"method must be one of {issues.ISSUE_METHODS}; got {method!r}"
@@ -244,7 +282,13 @@ class Cleaning:
             raise InvalidArgumentError(
                 f"folds must be an integer of at least 2 (cross-validation folds); got {folds!r}"
             )
-        computed = self._out_of_fold(int(folds), refresh)
+        computed = (
+            self._out_of_fold(int(folds), refresh, progress, should_stop)
+            if compute
+            else self._ready(int(folds))
+        )
+        if computed is None:
+            return None
         classes = self.session.classes
         probs_N_C = np.exp(computed.out_of_fold.log_probs_N_K_C.astype(np.float64)).mean(axis=1)
         probs_N_C /= probs_N_C.sum(axis=1, keepdims=True)
@@ -325,28 +369,44 @@ class Cleaning:
             )
         return suspects
 
-    def _out_of_fold(self, folds: int, refresh: bool) -> _Computed:
+    def _ready(self, folds: int) -> _Computed | None:
+        """The folds trained for the current model, or None."""
         with self.lock:
-            computed, version = self._computed, self.model.version
-            if (
-                computed is not None
-                and not refresh
-                and computed.model_version == version
-                and computed.folds == folds
-            ):
-                return computed
-            positions, targets = self.book.snapshot()
+            computed = self._computed
+            if computed is None or computed.model_version != self.model.version:
+                return None
+            return computed if computed.folds == folds else None
+
+    def suspects_ready(self, folds: int = 5) -> bool:
+        """Whether the current model's label check (``folds`` folds) is done."""
+        return self._ready(folds) is not None
+
+    def _out_of_fold(self, folds: int, refresh: bool, progress=None, should_stop=None):
+        with self._compute_lock:
+            if not refresh and (ready := self._ready(folds)) is not None:
+                return ready
+            with self.lock:
+                positions, targets = self.book.snapshot()
+                version, reviewed_before = self.model.version, set(self._reviewed)
             model = self.model
             inputs = model.pool.inputs(positions)
             mc = self.session.mc_samples if model.has_dropout else 1
+            # No lock while the folds train: the widget's thread reads the suspects handed
+            # out (awaiting_review) and records reviews meanwhile.
             out = out_of_fold_predictions(
                 model.factory, inputs, targets, self.session.train_config, folds=folds,
                 seed=model.member_seed(0) + 17, device=model.device, mc_samples=mc,
-                chunk_size=model.chunk_size,
+                chunk_size=model.chunk_size, progress=progress, should_stop=should_stop,
             )  # fmt: skip
-            self._computed = _Computed(version, folds, positions, targets, out)
-            self._reviewed = set()
-            return self._computed
+            if out is None:
+                return None  # stopped
+            computed = _Computed(version, folds, positions, targets, out)
+            with self.lock:
+                if self._computed is None or self._computed.model_version <= version:
+                    self._computed = computed
+                    # Reviews made while the folds trained still hide their items.
+                    self._reviewed -= reviewed_before
+            return computed
 
     # ---------------------------------------------------------------- reviews
     def relabel(self, item_id, label, *, annotator: str | None = None, reason: str | None = None):
@@ -529,20 +589,39 @@ class Cleaning:
             return 0
         return min(wanted, size - 1)
 
-    def mix(self, batch: Batch, slots: int) -> Batch:
-        """``batch`` with up to ``slots`` suspects in front, each a :class:`SuspectDetail`."""
+    def hand_out(self, slots: int, *, exclude=(), compute: bool = True) -> list[SuspectDetail]:
+        """Up to ``slots`` suspects (not in ``exclude``) as :class:`SuspectDetail`, remembered
+        as awaiting review. ``compute=False``: only from a check already done for the
+        current model (none otherwise)."""
         if slots <= 0:
-            return batch
+            return []
         try:
-            found = self.label_issues()
+            found = self.label_issues(compute=compute)
         except NotEnoughClassesError:
-            return batch
-        chosen = [s for s in found if s.id not in set(batch.ids)][:slots]
-        if not chosen:
-            return batch
+            return []
+        excluded = set(exclude)
+        chosen = [s for s in found or () if s.id not in excluded][:slots]
         details = [self._detail(suspect, rank) for rank, suspect in enumerate(chosen, 1)]
         with self.lock:
             self._suspect_detail.update((detail.id, detail.suspect) for detail in details)
+        return details
+
+    def query_slots(self, size: int, relabel) -> int:
+        """:meth:`suspect_slots` for a query: none while a background check has not found
+        the current model's suspects yet (the batch is all new items then)."""
+        slots = self.suspect_slots(size, relabel)
+        if slots and self.check_in_background and not self.suspects_ready():
+            return 0
+        return slots
+
+    def mix(self, batch: Batch, slots: int) -> Batch:
+        """``batch`` with up to ``slots`` suspects in front, each a :class:`SuspectDetail`.
+
+        With :attr:`check_in_background` set, only suspects a finished check found."""
+        details = self.hand_out(slots, exclude=batch.ids, compute=not self.check_in_background)
+        if not details:
+            return batch
+        chosen = [detail.suspect for detail in details]
         items = details + [replace(item, rank=item.rank + len(details)) for item in batch.items]
         return Batch(
             ids=[item.id for item in items],

@@ -342,7 +342,8 @@ class Session:
         :class:`alwidget.session.TeamQueueEmptyError`). ``relabel`` (a share, default
         :attr:`relabel_fraction`) puts that many label suspects (:meth:`label_issues`, each a
         :class:`~alwidget.session.cleaning.SuspectDetail`) in front of the batch once the
-        model is trained; at least one item stays new. ``score_subset`` scores a random
+        model is trained; at least one item stays new (while a widget checks the labels in
+        the background, only once that check is done). ``score_subset`` scores a random
         subset of that many items for this query only (a quick first batch; solo mode).
         While the cold start lasts (see ``cold_start``) the batch holds typical, diverse
         items; ``last_query_timings["mode"]`` is then ``"cold start"``. ``progress`` receives
@@ -352,7 +353,7 @@ class Session:
         check_callback(progress, "progress")
         size = self.batch_size if batch_size is None else check_count(batch_size, "batch_size")
         # ``relabel``: this share of the batch goes to label suspects (see label_issues).
-        n_suspects = self.cleaning.suspect_slots(size, relabel)
+        n_suspects = self.cleaning.query_slots(size, relabel)
         size -= n_suspects
         if score_subset is not None:
             score_subset = check_score_subset(score_subset)
@@ -548,7 +549,9 @@ class Session:
     def label_issues(
         self, *, folds: int = 5, method: str = "prune_by_noise_rate",
         rank_by: str = "self_confidence", include_kept: bool = False, refresh: bool = False,
-    ) -> list[Suspect]:  # fmt: skip
+        progress: Callable[[dict], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> list[Suspect] | None:  # fmt: skip
         """Labeled items whose label is probably wrong, most suspect first.
 
         The labels are split into ``folds`` stratified parts; a fresh model (the session's
@@ -571,17 +574,24 @@ class Session:
             Also list suspects the user kept (:meth:`keep`) with the same label.
         refresh : bool
             Train the folds again even if this model version has them.
+        progress : callable, optional
+            Gets ``fold``, ``folds``, ``step``, ``total_steps`` and ``folds_done`` as the
+            folds train (the widget shows "checking labels: fold 2 / 5").
+        should_stop : callable, optional
+            Polled between training steps; True stops the check (the result is then None).
 
         Returns
         -------
-        list of Suspect
+        list of Suspect or None
             Each with the given label, the model's label and probabilities, how many fold
             models agree and the reason (``"you said 3 · model says 8, p = 0.97, 4 of 5 folds
-            agree"``).
+            agree"``); None when ``should_stop`` stopped the check.
         """
+        check_callback(progress, "progress")
+        check_callback(should_stop, "should_stop")
         return self.cleaning.label_issues(
             folds=folds, method=method, rank_by=rank_by, include_kept=include_kept,
-            refresh=refresh,
+            refresh=refresh, progress=progress, should_stop=should_stop,
         )  # fmt: skip
 
     def relabel(self, item_id, label, *, annotator: str | None = None, reason: str | None = None):

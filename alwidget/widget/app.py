@@ -38,6 +38,7 @@ from .guard import ErrorGuard
 from .jobs import JobRunner
 from .links import MapLink
 from .queue import QueueBook, clamp_focus, focus_after_removal, take_out
+from .unusual import MARK_KEY, UnusualItems
 from .views import PanelViews
 
 
@@ -137,7 +138,16 @@ class Widget(widgets.VBox):
         self._runner = JobRunner(("training", "scoring"))
         self._feed = BatchFeed(self, self._book, self._runner, self._lock, self._guard)
         self._views = PanelViews(self, self._book, self._lock, self._guard)
-        self.children = self._views.children
+        #: Finds label suspects in the background (``session.relabel_fraction``).
+        self.label_check = suspects.LabelCheck(
+            self, self._book, self._runner, self._lock, self._guard
+        )
+        #: The "Unusual items" filter (mark items "not a class").
+        self.unusual = UnusualItems(
+            self, self._book, self._runner, self._lock, self._guard, self._feed.top_up
+        )
+        cleaning_bar = widgets.HBox([self.unusual.toggle, self.label_check.status])
+        self.children = (*self._views.children, cleaning_bar, self.unusual.pane)
         self.auto_retrain_every = int(auto_retrain_every)
         self._feed.sync_counts()
         self._feed.start()  # in the background: the panel shows at once
@@ -262,6 +272,8 @@ class Widget(widgets.VBox):
             self.focus(self.focused + 1)
         elif key == keymod.PREVIOUS_KEY:
             self.focus(self.focused - 1)
+        elif key == MARK_KEY and self.unusual.is_open:
+            self.unusual.mark()
 
     def set_strategy(self, name: str) -> Future:
         """Rank with strategy ``name`` from now on (the session's too), and re-rank the queue
@@ -367,6 +379,7 @@ class Widget(widgets.VBox):
     def close(self) -> None:
         """Stop background work (a running training stops at its next step) and close the views."""
         self._runner.shutdown()
+        self.label_check.close()
         pending = list(self.children)
         while pending:
             child = pending.pop()
