@@ -189,6 +189,10 @@ def test_smoke_bench_writes_consistent_results(mnist_root, tmp_path):
         (["--data-root", "/nonexistent"], "is not a folder"),
         (["--warm-steps", "-1"], "--warm-steps must be ≥ 0, got -1"),
         (["--augment", "flip"], "invalid choice: 'flip'"),
+        (["--label-noise", "1.5"], "--label-noise must be a rate in [0, 1)"),
+        (["--relabel-fraction", "-0.1"], "--relabel-fraction must be a share"),
+        (["--relabel-fraction", "0.01"], "rounds to no suspect per batch"),
+        (["--noise-kind", "pairs"], "invalid choice: 'pairs'"),
     ],
 )
 def test_bad_flags_exit_2_with_the_reason(args, message, mnist_root, capsys):
@@ -226,3 +230,38 @@ def test_training_flags_reach_the_train_config(mnist_root):
         300,
         "none",
     )
+
+
+def test_noisy_smoke_bench_records_the_noise_and_scores_the_suspects(mnist_root, tmp_path):
+    out = tmp_path / "noisy"
+    # The smoke sizes with a budget of 30: each query with suspects trains 5 fold models.
+    sizes = "--limit 600 --test-limit 300 --train-steps 20 --warm-steps 10 --train-batch 16"
+    sizes += " --mc-samples 5 --score-subset 200 --budget 30 --strategies random --seeds 0"
+    flags = [*sizes.split(), "--data-root", str(mnist_root), "--no-png", "--out", str(out)]
+    result = run(*flags, "--label-noise", "0.3", "--relabel-fraction", "0.2")
+    assert result.returncode == 0, result.stderr
+    assert "30% symmetric label noise, 20% of each batch spent on relabeling" in result.stderr
+    report = json.loads((out / "results.json").read_text())
+    assert {key: report["settings"][key] for key in ("label_noise", "noise_kind")} == {
+        "label_noise": 0.3, "noise_kind": "symmetric",
+    }  # fmt: skip
+    assert report["settings"]["relabel_fraction"] == 0.2
+    (run_result,) = report["runs"]
+    steps = run_result["steps"]
+    acquired = [item for step in steps for item in step["acquired"]]
+    assert steps[-1]["n_labels"] == 30 == len(set(acquired))  # suspects are not new labels
+    assert len(steps[1]["acquired"]) == 8  # 2 of the batch of 10 went to suspects
+    assert all(0 <= step["labels_wrong"] <= step["n_labels"] for step in steps)
+    assert steps[0]["labels_wrong"] > 0  # 30 % of 20 initial answers: surely some are wrong
+    cleaning = run_result["cleaning"]
+    assert cleaning["labels_wrong"] == steps[-1]["labels_wrong"]
+    assert cleaning["suspects"] >= 0 and {"precision", "recall"} <= set(cleaning)
+
+    # A run recorded before the noise settings existed still counts as a noise-free one.
+    from alwidget.experiments.bench import BenchSettings, same_settings
+
+    recorded = {k: v for k, v in report["settings"].items() if k != "relabel_fraction"}
+    assert not same_settings(recorded, BenchSettings(**report["settings"]))
+    recorded.pop("label_noise")
+    plain = BenchSettings(**{**report["settings"], "label_noise": 0.0, "relabel_fraction": 0.0})
+    assert same_settings(recorded, plain)

@@ -39,6 +39,7 @@ __all__ = [
     "labels_to_threshold",
     "run_bench",
     "run_one",
+    "same_settings",
 ]
 
 THRESHOLDS = (0.90, 0.95, 0.98)
@@ -93,6 +94,14 @@ class BenchSettings:
         (``TrainConfig.semi_supervised``), with no time budget so runs repeat exactly.
     weight_averaging : float or None
         Keep a moving average of the weights with this decay (``TrainConfig.weight_averaging``).
+    label_noise : float
+        The simulated annotator answers wrongly at this rate (seeded per run; 0 = never).
+    noise_kind : str
+        ``"symmetric"`` (any other class) or ``"class-dependent"`` (always the next class);
+        see :class:`alwidget.experiments.oracle.LabelNoise`.
+    relabel_fraction : float
+        Share of each acquired batch spent on label suspects (``Session.query(relabel=)``),
+        answered again by the same annotator.
     """
 
     dataset: str = "mnist"
@@ -116,6 +125,9 @@ class BenchSettings:
     pseudo_labels: bool = False
     semi_supervised: str | None = None
     weight_averaging: float | None = None
+    label_noise: float = 0.0
+    noise_kind: str = "symmetric"
+    relabel_fraction: float = 0.0
     extra: dict = field(default_factory=dict)
 
     @property
@@ -253,11 +265,16 @@ def run_one(settings: BenchSettings, strategy: str, seed: int, threads: int = 1,
         "labels_to": {"0.9": n or None, ...}, "total_seconds"}``. Step 0 is the model
         trained on the initial labels; the query timings and ``acquired`` pool ids of a
         step are those of the query that acquired its new labels (step 0: the initial ids).
+        With ``label_noise`` each step also has ``labels_wrong`` (labels that differ from
+        the truth) and the run ``"cleaning"``: precision and recall of the final
+        ``label_issues()`` against those (see
+        :func:`alwidget.experiments.simulate.cleaning_scores`).
     """
     import torch
 
     from ..session import Session
-    from .simulate import pseudo_label_precision
+    from .oracle import LabelNoise
+    from .simulate import cleaning_scores, pseudo_label_precision
 
     torch.set_num_threads(threads)
     started = time.perf_counter()
@@ -278,6 +295,11 @@ def run_one(settings: BenchSettings, strategy: str, seed: int, threads: int = 1,
         store=False,
     )
     steps = []
+    noise = (
+        LabelNoise(settings.label_noise, settings.noise_kind, seed)
+        if settings.label_noise
+        else None
+    )
     oracle_rounds = run_oracle(
         session,
         initial=settings.initial,
@@ -285,6 +307,8 @@ def run_one(settings: BenchSettings, strategy: str, seed: int, threads: int = 1,
         batch_size=settings.batch_size,
         budget=settings.budget,
         train_config_for_round=lambda index: settings.train_config(first=index == 0),
+        noise=noise,
+        relabel=settings.relabel_fraction,
     )
     for step in oracle_rounds:
         steps.append(
@@ -299,12 +323,15 @@ def run_one(settings: BenchSettings, strategy: str, seed: int, threads: int = 1,
         )
         if settings.pseudo_labels:
             steps[-1]["pseudo_labels"] = pseudo_label_precision(session, pool)
+        if noise is not None:
+            steps[-1]["labels_wrong"] = len(noise.flipped & set(session.labeled_ids))
         if log is not None:
             log(
                 f"  {settings.dataset} {strategy} seed {seed}: {step.n_labels} labels, "
                 f"accuracy {step.accuracy:.4f}, train {step.train.seconds:.1f} s"
             )
     curve = ([s["n_labels"] for s in steps], [s["accuracy"] for s in steps])
+    cleaning = None if noise is None else cleaning_scores(session, noise)
     return {
         "dataset": settings.dataset,
         "strategy": strategy,
@@ -314,8 +341,18 @@ def run_one(settings: BenchSettings, strategy: str, seed: int, threads: int = 1,
         "steps": steps,
         "labels_to": {str(t): labels_to_threshold(*curve, t) for t in THRESHOLDS},
         "final_accuracy": steps[-1]["accuracy"],
+        "cleaning": cleaning,
         "total_seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def same_settings(recorded: dict | None, settings: BenchSettings) -> bool:
+    """Whether a finished run's recorded settings are ``settings``; a setting added after
+    the run was recorded counts with its default (runs from before ``label_noise`` existed
+    had no noise)."""
+    if recorded is None:
+        return False
+    return {**asdict(BenchSettings()), **recorded} == asdict(settings)
 
 
 def _plain(item_id):
@@ -366,7 +403,7 @@ def run_bench(
             path = runs_dir / run_file_name(settings.dataset, strategy, seed)
             if (resume or report_only) and path.is_file():
                 previous = json.loads(path.read_text())
-                if previous.get("settings") == asdict(settings):
+                if same_settings(previous.get("settings"), settings):
                     results.append(previous)
                     log(f"resume: kept {path.name}")
                     continue

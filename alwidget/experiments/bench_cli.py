@@ -137,6 +137,26 @@ def add_bench_arguments(parser) -> None:
         default=None,
         help="keep a moving average of the weights with this decay per step (e.g. 0.98)",
     )
+    parser.add_argument(
+        "--label-noise",
+        type=float,
+        default=0.0,
+        help="the simulated annotator answers wrongly at this rate (seeded), e.g. 0.2",
+    )
+    parser.add_argument(
+        "--noise-kind",
+        choices=["symmetric", "class-dependent"],
+        default="symmetric",
+        help="symmetric: any other class; class-dependent: always the next class",
+    )
+    parser.add_argument(
+        "--relabel-fraction",
+        type=float,
+        default=0.0,
+        help="share of each batch spent on label suspects (session.label_issues), answered "
+        "again by the annotator; each run's JSON scores the final suspects against the wrong "
+        "labels",
+    )
     parser.add_argument("--no-png", action="store_true", help="skip the PNG export of the figure")
     parser.add_argument(
         "--smoke",
@@ -204,6 +224,9 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
         "pseudo_labels": args.pseudo_labels,
         "semi_supervised": args.semi_supervised,
         "weight_averaging": args.weight_averaging,
+        "label_noise": args.label_noise,
+        "noise_kind": args.noise_kind,
+        "relabel_fraction": args.relabel_fraction,
     }
     if args.smoke:
         values.update(SMOKE)
@@ -234,6 +257,18 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
         parser.error("--mc-samples must be ≥ 2: BALD and BatchBALD need several MC samples")
     if not (0 < values["encoder_budget"] < float("inf")):
         parser.error(f"--encoder-budget must be a number of seconds > 0, got {args.encoder_budget}")
+    if not 0 <= values["label_noise"] < 1:
+        parser.error(f"--label-noise must be a rate in [0, 1), e.g. 0.2; got {args.label_noise}")
+    if not 0 <= values["relabel_fraction"] <= 1:
+        parser.error(
+            f"--relabel-fraction must be a share of the batch in [0, 1], e.g. 0.1; got "
+            f"{args.relabel_fraction}"
+        )
+    if values["relabel_fraction"] and values["relabel_fraction"] * values["batch_size"] < 0.5:
+        parser.error(
+            f"--relabel-fraction {args.relabel_fraction} of a batch of {values['batch_size']} "
+            "rounds to no suspect per batch; raise it or --batch"
+        )
     if args.jobs < 1:
         parser.error(f"--jobs must be ≥ 1, got {args.jobs}")
     pool_size = min(values["limit"] or _MNIST_TRAIN, _MNIST_TRAIN)
@@ -294,6 +329,16 @@ def main_bench(args, parser) -> int:
         + (
             f", weights averaged (decay {settings.weight_averaging:g})"
             if settings.weight_averaging is not None
+            else ""
+        )
+        + (
+            f", {settings.label_noise:.0%} {settings.noise_kind} label noise"
+            + (
+                f", {settings.relabel_fraction:.0%} of each batch spent on relabeling suspects"
+                if settings.relabel_fraction
+                else ""
+            )
+            if settings.label_noise
             else ""
         )
     )
