@@ -17,7 +17,7 @@ from nbclient import NotebookClient
 pytestmark = pytest.mark.slow
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-TEACHING = ["why_bald", "strategy_race", "batch_awareness", "your_own_data"]
+TEACHING = ["why_bald", "strategy_race", "batch_awareness", "your_own_data", "cleaning"]
 # Notebooks that read MNIST when it is there (Repeated MNIST is the point of batch_awareness).
 USES_MNIST = {"batch_awareness"}
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
