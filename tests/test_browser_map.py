@@ -274,7 +274,10 @@ def test_map_attached_labels_by_key_and_two_retrains(jupyterlab_server, lab_page
         f"p50 {p50:.0f} ms, p95 {p95:.0f} ms, max {latencies[-1]:.0f} ms"
     )
 
-    webgl = [text for text in warnings if "WebGL" in text]
+    # One WebGL context per figure: the warning that used to come 28 times per session.
+    # (Chromium's software GL also notes "GPU stall due to ReadPixels" when plotly picks the
+    # point under the mouse; a performance note of the driver, not a lost context.)
+    webgl = [text for text in warnings if "WebGL contexts" in text or "CONTEXT_LOST" in text]
     assert not lab_page.console_errors and not webgl, (lab_page.console_errors, webgl)
     assert page.locator(".alwidget-map-errors").inner_text().strip() == ""
     ARTIFACTS_DIR.mkdir(exist_ok=True)

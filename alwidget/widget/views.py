@@ -233,7 +233,7 @@ class PanelViews:
                 auto_row,
                 self.compare_box,
                 widgets.HBox(
-                    [widgets.VBox([self.counts, self.pseudo_labels]), self.learning_curve.figure]
+                    [widgets.VBox([self.counts, self.pseudo_labels]), self.learning_curve.box]
                 ),
                 self.errors,
             ]
