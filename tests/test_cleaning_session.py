@@ -143,3 +143,21 @@ def test_in_team_mode_items_annotators_disagree_on_are_suspects_first(tmp_path):
     assert 6 not in {s.id for s in suspects}
     alice.close()
     bob.close()
+
+
+def test_progress_reports_every_fold_and_a_stricter_list_keeps_labels_even_in_fold_models_doubt():
+    session = noisy_session(False)
+    reports = []
+    suspects = session.label_issues(folds=3, progress=reports.append)
+    assert {report["fold"] for report in reports} == {0, 1, 2}
+    assert {r["folds_done"] for r in reports} == {0, 1, 2, 3} and reports[-1]["folds_done"] == 3
+    assert all(0 <= s.in_fold_disagreeing <= 2 for s in suspects)
+    # Most 60-step models that trained on a flipped label still do not take it up.
+    assert len({s.id for s in suspects if s.in_fold_disagreeing >= 1} & set(FLIPS)) >= 2
+    for k in (1, 2):
+        strict = session.label_issues(folds=3, min_in_fold_disagreeing=k)  # no new training
+        assert [s.id for s in strict] == [s.id for s in suspects if s.in_fold_disagreeing >= k]
+    assert session.label_issues(folds=3, min_in_fold_disagreeing=3) == []  # only 2 in-fold
+    for bad in (-1, 1.5, True):
+        with pytest.raises(InvalidArgumentError, match="min_in_fold_disagreeing must be"):
+            session.label_issues(folds=3, min_in_fold_disagreeing=bad)

@@ -178,6 +178,9 @@ class Suspect:
         ``"confident learning"`` or ``"annotators disagree"`` (team mode).
     votes : dict
         Team mode: annotator → label of an item annotators disagree on.
+    in_fold_disagreeing : int
+        How many of the fold models that *trained* on the item with its given label still
+        predict another class: a label even they do not take up is the more suspect.
     """
 
     id: object
@@ -193,6 +196,7 @@ class Suspect:
     reason: str
     source: str = "confident learning"
     votes: dict = field(default_factory=dict)
+    in_fold_disagreeing: int = 0
 
     def to_dict(self) -> dict:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -265,7 +269,7 @@ class Cleaning:
     def label_issues(
         self, *, folds: int = 5, method: str = "prune_by_noise_rate",
         rank_by: str = "self_confidence", include_kept: bool = False, refresh: bool = False,
-        progress=None, should_stop=None, compute: bool = True,
+        progress=None, should_stop=None, compute: bool = True, min_in_fold_disagreeing: int = 0,
     ) -> list[Suspect] | None:  # fmt: skip
         """See :meth:`alwidget.Session.label_issues`.
 
@@ -281,6 +285,12 @@ class Cleaning:
         if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
             raise InvalidArgumentError(
                 f"folds must be an integer of at least 2 (cross-validation folds); got {folds!r}"
+            )
+        strict = min_in_fold_disagreeing
+        if isinstance(strict, bool) or not isinstance(strict, (int, np.integer)) or strict < 0:
+            raise InvalidArgumentError(
+                "min_in_fold_disagreeing must be an integer ≥ 0 (0 = off; at most folds - 1 "
+                f"models trained on an item); got {strict!r}"
             )
         computed = (
             self._out_of_fold(int(folds), refresh, progress, should_stop)
@@ -315,6 +325,10 @@ class Cleaning:
             fold_votes = computed.out_of_fold.fold_predictions_N_F[row]
             trained = int((fold_votes >= 0).sum())
             agreeing = int((fold_votes == predicted_index).sum())
+            in_fold = np.delete(fold_votes, computed.out_of_fold.fold_of_N[row])
+            in_fold_disagreeing = int(((in_fold >= 0) & (in_fold != given_index)).sum())
+            if in_fold_disagreeing < strict:
+                continue
             probability = float(probs_N_C[row, predicted_index])
             suspects.append(
                 Suspect(
@@ -331,6 +345,7 @@ class Cleaning:
                     reason=suspect_reason(
                         given, classes[predicted_index], probability, agreeing, trained
                     ),
+                    in_fold_disagreeing=in_fold_disagreeing,
                 )  # fmt: skip
             )
         return suspects

@@ -551,6 +551,7 @@ class Session:
         rank_by: str = "self_confidence", include_kept: bool = False, refresh: bool = False,
         progress: Callable[[dict], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        min_in_fold_disagreeing: int = 0,
     ) -> list[Suspect] | None:  # fmt: skip
         """Labeled items whose label is probably wrong, most suspect first.
 
@@ -579,6 +580,12 @@ class Session:
             folds train (the widget shows "checking labels: fold 2 / 5").
         should_stop : callable, optional
             Polled between training steps; True stops the check (the result is then None).
+        min_in_fold_disagreeing : int
+            Keep only suspects that at least this many of the fold models that *trained* on
+            the item (with its given label) still predict differently (0 = all). On MNIST at
+            20 % noise, 1 raised the precision from 0.64 to 0.77 at 250 labels (recall 0.85
+            to 0.83) and from 0.83 to 0.86 at 1 000 (recall unchanged); a model that
+            memorises its labels (long training, no dropout) disagrees with none of them.
 
         Returns
         -------
@@ -592,6 +599,7 @@ class Session:
         return self.cleaning.label_issues(
             folds=folds, method=method, rank_by=rank_by, include_kept=include_kept,
             refresh=refresh, progress=progress, should_stop=should_stop,
+            min_in_fold_disagreeing=min_in_fold_disagreeing,
         )  # fmt: skip
 
     def relabel(self, item_id, label, *, annotator: str | None = None, reason: str | None = None):
