@@ -15,6 +15,12 @@ README's "Bring your own model"), so each training costs seconds.
 
     nice -n 10 .venv/bin/python benchmarks/bench_cleaning.py --data-root ../shared/data \\
         --seeds 0,1,2 --out benchmarks/results/cleaning
+
+``--variants`` only scores stricter suspect lists against the flips (no accuracy runs): the
+confident-learning suspects kept when at least ``k`` of the fold models that trained on the
+item still disagree with its label (``label_issues(min_in_fold_disagreeing=k)``), or when
+at least ``k`` of all fold models predict the suspected class (``Suspect.folds_agreeing``).
+Results go to ``variants.json`` and ``variants.md``.
 """
 
 from __future__ import annotations
@@ -110,6 +116,70 @@ def run_one(pool, *, encoder, seed, noise, n_labels, budget_share, config, folds
     return result
 
 
+def run_variants(pool, *, encoder, seed, noise, n_labels, config, folds) -> dict:
+    """Precision/recall of stricter suspect lists on the labels of :func:`run_one`."""
+    rng = np.random.default_rng([seed, n_labels])
+    annotator = LabelNoise(noise, "symmetric", seed=seed * 1000 + n_labels)
+    ids = [pool.ids[p] for p in rng.permutation(len(pool))[:n_labels]]
+    session = al.Session(
+        pool, encoder=encoder, seed=seed, store=False, cv_folds=0, track_coverage=False,
+        train_config=config, progress=False,
+    )  # fmt: skip
+    session.label(ids, annotator.answer(pool, ids))
+    flipped = set(annotator.flipped)
+    started = time.perf_counter()
+    suspects = session.label_issues(folds=folds)
+    result = {
+        "seed": seed, "noise": noise, "n_labels": n_labels, "n_flipped": len(flipped),
+        "label_issues_seconds": round(time.perf_counter() - started, 1),
+    }  # fmt: skip
+    for k in range(folds):
+        strict = session.label_issues(folds=folds, min_in_fold_disagreeing=k)
+        result[f"in_fold_disagreeing>={k}"] = precision_recall([s.id for s in strict], flipped)
+    for k in range(1, folds + 1):
+        agreeing = [s.id for s in suspects if s.folds_agreeing >= k]
+        result[f"folds_agreeing>={k}"] = precision_recall(agreeing, flipped)
+    return result
+
+
+def variants_markdown(data: dict) -> str:
+    """Mean precision / recall (and suspects) over seeds for each variant."""
+    runs = data["runs"]
+    names = [key for key in runs[0] if ">=" in key]
+    lines = [
+        "# Stricter suspect lists (benchmarks/bench_cleaning.py --variants)",
+        "",
+        f"settings: `{json.dumps(data['settings'])}`",
+        "",
+        "`in_fold_disagreeing>=k`: `label_issues(min_in_fold_disagreeing=k)` (k of the fold "
+        "models that trained on the item still predict another class; 0 = the default list). "
+        "`folds_agreeing>=k`: k of all fold models predict the suspected class. Mean over "
+        "seeds: precision / recall (suspects).",
+        "",
+        "| noise | labels | seeds | flipped | " + " | ".join(names) + " |",
+        "|---|---|---|---|" + "---|" * len(names),
+    ]
+    groups: dict = {}
+    for run in runs:
+        groups.setdefault((run["noise"], run["n_labels"]), []).append(run)
+    for (noise, n_labels), group in sorted(groups.items()):
+        cells = []
+        for name in names:
+            p = np.mean([r[name]["precision"] or 0.0 for r in group])
+            r_ = np.mean([r[name]["recall"] or 0.0 for r in group])
+            n = np.mean([r[name]["n_suspects"] for r in group])
+            cells.append(f"{p:.2f} / {r_:.2f} ({n:.0f})")
+        flipped = np.mean([r["n_flipped"] for r in group])
+        lines.append(
+            f"| {noise:.0%} | {n_labels} | {len(group)} | {flipped:.0f} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    loads = [run["load_average"][0] for run in runs]
+    lines += ["", f"1-minute load average during the runs: {min(loads)}–{max(loads)} on 2 cores."]
+    return "\n".join(lines) + "\n"
+
+
 def summary_markdown(data: dict) -> str:
     """Mean over seeds per (noise, labels): suspects' precision/recall, accuracy by budget use."""
     runs = data["runs"]
@@ -183,6 +253,11 @@ def main() -> None:
     parser.add_argument(
         "--summarize", action="store_true", help="only rewrite summary.md from results.json"
     )
+    parser.add_argument(
+        "--variants",
+        action="store_true",
+        help="only score stricter suspect lists (variants.json / variants.md), no accuracy runs",
+    )
     args = parser.parse_args()
     if args.summarize:
         data = json.loads((Path(args.out) / "results.json").read_text())
@@ -210,6 +285,24 @@ def main() -> None:
     }  # fmt: skip
     print("settings:", json.dumps(settings), "load:", os.getloadavg(), flush=True)
     runs = []
+    if args.variants:
+        settings.pop("budget_share")
+        settings.pop("relabel_oracle")
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            for noise in [float(x) for x in args.noise.split(",")]:
+                for n_labels in [int(x) for x in args.labels.split(",")]:
+                    run = run_variants(
+                        pool, encoder=encoder, seed=seed, noise=noise, n_labels=n_labels,
+                        config=config, folds=args.folds,
+                    )  # fmt: skip
+                    run["load_average"] = [round(x, 1) for x in os.getloadavg()]
+                    runs.append(run)
+                    print(json.dumps(run), flush=True)
+                    data = {"settings": settings, "runs": runs}
+                    (out / "variants.json").write_text(json.dumps(data, indent=1))
+        (out / "variants.md").write_text(variants_markdown(data))
+        print(variants_markdown(data))
+        return
     results_path = out / "results.json"
     for seed in [int(s) for s in args.seeds.split(",")]:
         for noise in [float(x) for x in args.noise.split(",")]:
