@@ -39,7 +39,8 @@ class WidgetDriver:
         return self.root.locator(".alwidget-card-focused").get_attribute("data-item-id")
 
     def strip_ids(self) -> list[str]:
-        return self.root.locator(".alwidget-card").evaluate_all(
+        # A card the page took out ahead of the kernel's answer stays hidden until it comes.
+        return self.root.locator(".alwidget-card:not(.alwidget-card-done)").evaluate_all(
             "cards => cards.map(c => c.dataset.itemId)"
         )
 
@@ -161,4 +162,54 @@ def test_item_text_and_class_names_render_as_text_not_markup(jupyterlab_server, 
     widget.label_by_click(f"{PAYLOAD} (1)")  # the class button shows the name as text and works
     lab_page.page.wait_for_timeout(500)
     assert dialogs == []
+    widget.assert_no_errors()
+
+
+RAPID_CELL = """
+import json
+import ipywidgets as w
+import alwidget as al
+
+pool = al.datasets.load_digits()
+session = al.Session(pool, model="mlp", strategy="entropy", seed=0, store=False)
+panel = al.Widget(session, batch_size=10)
+stored = w.HTML()
+stored.add_class("stored-labels")
+panel.observe(
+    lambda _change: setattr(
+        stored, "value", json.dumps({str(k): v for k, v in session.labels.items()})
+    ),
+    "n_labels",
+)
+w.VBox([panel, stored])
+"""
+
+
+def test_keys_pressed_faster_than_the_kernel_answers_label_the_items_shown(
+    jupyterlab_server, lab_page
+):
+    """The page moves to the next card at once (keys.py); presses that overtake the kernel's
+    answers still label exactly the item each one was pressed on."""
+    import json
+
+    lab_page.open_notebook(jupyterlab_server.add_code_notebook("rapid.ipynb", [RAPID_CELL]))
+    lab_page.run_all_cells(timeout_s=180)
+    lab_page.assert_widgets_rendered()
+    widget = WidgetDriver(lab_page)
+    widget.root.scroll_into_view_if_needed()
+    widget.expect(widget.root.locator(".alwidget-card")).to_have_count(10, timeout=60_000)
+    widget.root.locator(".alwidget-card-focused").click()  # keys go to the widget
+
+    pressed = {}
+    for key in "4071826":
+        shown = widget.focused_id()  # the page's own focus, moved on by the last press
+        assert shown not in pressed, f"the page showed {shown} again"
+        pressed[shown] = key
+        widget.page.keyboard.press(key)  # no wait for the kernel's answer
+    widget.wait_labeled(len(pressed))
+    stored = json.loads(widget.page.locator(".stored-labels").inner_text())
+    assert stored == pressed, (stored, pressed)
+    widget.expect(widget.root.locator(".alwidget-card-done")).to_have_count(0, timeout=15_000)
+    assert not set(pressed) & set(widget.strip_ids())
+    assert widget.page.locator(".alwidget-focus-preview").count() == 0  # kernel caught up
     widget.assert_no_errors()

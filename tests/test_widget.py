@@ -345,3 +345,25 @@ def test_the_widget_shows_before_plotly_is_imported_and_builds_its_curve_after()
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "True", "True"], result.stdout
+
+
+def test_a_key_press_is_acknowledged_after_its_handlers_ran_even_when_they_fail():
+    """The page moves on before the kernel answers (keys.py); ``acknowledged`` tells it which
+    presses the kernel has handled, after their updates were sent, refused or not."""
+    from alwidget.widget.keys import KeyCatcher
+
+    catcher = KeyCatcher(["1", "2"], advancing_keys=["1"])
+    seen = []
+    catcher.on_key(lambda key, focused: seen.append((key, focused, catcher.acknowledged)))
+    catcher._receive(catcher, {"event": "key", "key": "1", "focused": "7", "seq": 3}, [])
+    assert seen == [("1", "7", 0)] and catcher.acknowledged == 3
+    catcher._receive(catcher, {"event": "key", "key": "2", "focused": None, "seq": 2}, [])
+    assert catcher.acknowledged == 3  # an older number never moves it back
+
+    def refuse(_key, _focused):
+        raise AlwidgetError("refused")
+
+    catcher.on_key(refuse)
+    with pytest.raises(AlwidgetError):
+        catcher._receive(catcher, {"event": "key", "key": "1", "focused": "8", "seq": 4}, [])
+    assert catcher.acknowledged == 4

@@ -10,6 +10,8 @@ from __future__ import annotations
 import anywidget
 import traitlets
 
+from .keys import ROOT_CLASS
+
 _ESM = r"""
 function card(data, index, focused, model) {
   const node = document.createElement('div');
@@ -59,6 +61,85 @@ function card(data, index, focused, model) {
 
 function render({ model, el }) {
   el.classList.add('alwidget-strip');
+  // Key presses the page acted on before the kernel answered (see keys.py): {seq, itemId}.
+  let pending = [];
+  let root = null;
+  let preview = null;
+  let disposed = false;
+
+  function showPreview(node) {
+    // The next item, from its card, over the large view while that view is the kernel's old one.
+    const box = root && root.querySelector('.' + model.get('focus_box_class'));
+    if (!box) return;
+    if (!node) {
+      if (preview) preview.remove();
+      preview = null;
+      return;
+    }
+    if (!preview) {
+      preview = document.createElement('div');
+      preview.className = 'alwidget-focus-preview';
+    }
+    if (preview.parentNode !== box) box.appendChild(preview);
+    preview.dataset.itemId = node.dataset.itemId;
+    const img = node.querySelector('img');
+    const snippet = node.querySelector('.alwidget-snippet');
+    const shown = img ? document.createElement('img') : document.createElement('div');
+    if (img) {
+      shown.src = img.src;
+      shown.alt = img.alt;
+    } else {
+      shown.className = 'alwidget-text';
+      shown.textContent = snippet ? snippet.textContent : '';
+    }
+    preview.replaceChildren(shown);
+  }
+
+  function applyPending() {
+    if (root) root.classList.toggle('alwidget-pending', pending.length > 0);
+    if (!pending.length) {
+      // One frame later: the large view's own update, sent before the answer, lands first.
+      requestAnimationFrame(() => { if (!pending.length) showPreview(null); });
+      return;
+    }
+    const done = new Set(pending.map((press) => press.itemId));
+    const nodes = [...el.querySelectorAll('.alwidget-card')];
+    for (const node of nodes) node.classList.toggle('alwidget-card-done', done.has(node.dataset.itemId));
+    const focused = el.querySelector('.alwidget-card-focused');
+    if (focused && done.has(focused.dataset.itemId)) {
+      // As the kernel does: the item after the one taken out, else the one before.
+      const at = nodes.indexOf(focused);
+      const open = (node) => !done.has(node.dataset.itemId);
+      const next = nodes.slice(at + 1).find(open) || nodes.slice(0, at).reverse().find(open);
+      focused.classList.remove('alwidget-card-focused');
+      if (next) next.classList.add('alwidget-card-focused');
+    }
+    showPreview(el.querySelector('.alwidget-card-focused'));
+  }
+
+  function onAdvance(event) {
+    pending.push(event.detail);
+    applyPending();
+  }
+
+  function onAck(event) {
+    pending = pending.filter((press) => press.seq > event.detail.seq);
+    draw();
+  }
+
+  let tries = 0;
+  function attach() {
+    if (disposed) return;
+    root = el.closest('.' + model.get('root_class'));
+    if (!root) {
+      // Not inside a labeling widget (a strip of its own): no key presses to follow.
+      if (++tries < 600) requestAnimationFrame(attach);
+      return;
+    }
+    root.addEventListener('alwidget-advance', onAdvance);
+    root.addEventListener('alwidget-ack', onAck);
+  }
+
   function draw() {
     const cards = model.get('cards');
     const focused = model.get('focused');
@@ -76,12 +157,22 @@ function render({ model, el }) {
       empty.textContent = model.get('empty_message');
       el.appendChild(empty);
     }
+    applyPending();
   }
   model.on('change:cards', draw);
   model.on('change:focused', draw);
   model.on('change:empty_message', draw);
   model.on('change:more', draw);
+  attach();
   draw();
+  return () => {
+    disposed = true;
+    if (preview) preview.remove();
+    if (root) {
+      root.removeEventListener('alwidget-advance', onAdvance);
+      root.removeEventListener('alwidget-ack', onAck);
+    }
+  };
 }
 
 export default { render };
@@ -115,7 +206,19 @@ _CSS = """
 .alwidget-strip-more { flex: 0 0 auto; align-self: center; font-size: 11px; padding: 0 8px;
   color: var(--jp-ui-font-color2, #555); }
 .alwidget-card-predicted { font-weight: 600; color: var(--jp-ui-font-color1, #222); }
+.alwidget-card-done { display: none; }
+.alwidget-focus-box { position: relative; }
+.alwidget-focus-preview {
+  position: absolute; inset: 0; z-index: 1; display: flex; align-items: center;
+  justify-content: center; background: var(--jp-layout-color1, white);
+}
+.alwidget-focus-preview img { width: 240px; height: 240px; object-fit: contain;
+  image-rendering: pixelated; }
+.alwidget-pending .alwidget-why-box { opacity: 0.4; }
 """
+
+FOCUS_BOX_CLASS = "alwidget-focus-box"
+WHY_CLASS = "alwidget-why-box"
 
 
 class BatchStrip(anywidget.AnyWidget):
@@ -135,6 +238,9 @@ class BatchStrip(anywidget.AnyWidget):
     focused = traitlets.Int(0).tag(sync=True)
     more = traitlets.Int(0, help="queued items after the last card shown").tag(sync=True)
     empty_message = traitlets.Unicode("No items queued.").tag(sync=True)
+    # Where the page finds the widget's root and large view (see keys.py, pending presses).
+    root_class = traitlets.Unicode(ROOT_CLASS).tag(sync=True)
+    focus_box_class = traitlets.Unicode(FOCUS_BOX_CLASS).tag(sync=True)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

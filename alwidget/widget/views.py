@@ -23,7 +23,7 @@ from .panels import (
 )
 from .queue import QueueBook, clamp_focus
 from .render import render_pool_item
-from .strip import BatchStrip
+from .strip import FOCUS_BOX_CLASS, WHY_CLASS, BatchStrip
 
 
 def strategy_names(current: str) -> list[str]:
@@ -113,7 +113,9 @@ class PanelViews:
             keymod.NEXT_KEY,
             keymod.PREVIOUS_KEY,
         ]
-        self.key_catcher = keymod.KeyCatcher(watched)
+        self.key_catcher = keymod.KeyCatcher(
+            watched, advancing_keys=[*panel.key_map, keymod.SKIP_KEY]
+        )
         self.key_catcher.on_key(lambda key, focused_key: run(panel.press_key, key, focused_key))
         self.strip = BatchStrip()
         self.strip.on_focus(lambda index, key: run(panel.focus, index, key))
@@ -191,6 +193,9 @@ class PanelViews:
             [self.focus_image, self.focus_html],
             layout=widgets.Layout(min_width="260px", align_items="center"),
         )
+        # The strip shows the next item here while the kernel's answer to a key is on its way.
+        focus_box.add_class(FOCUS_BOX_CLASS)
+        self.why.add_class(WHY_CLASS)
         self.label_row = widgets.HBox(
             list(self.label_buttons.values()), layout=widgets.Layout(flex_flow="row wrap")
         )
@@ -291,6 +296,7 @@ class PanelViews:
         if free_key is not None:
             key_map[free_key] = name
             self.key_catcher.watched_keys = [*self.key_catcher.watched_keys, free_key]
+            self.key_catcher.advancing_keys = [*self.key_catcher.advancing_keys, free_key]
         self.label_buttons[name] = self._class_button(name)
         self.label_row.children = list(self.label_buttons.values())
 
