@@ -15,8 +15,11 @@ from fixtures.requirements import dependency_missing
 # Sessions default to a label file in the working directory, which later tests would resume.
 os.environ.setdefault("ALWIDGET_STORE", ":memory:")
 os.environ.setdefault("ALWIDGET_CACHE", tempfile.mkdtemp(prefix="alwidget-cache-"))
-os.environ.setdefault(
-    "NUMBA_CACHE_DIR", os.path.join(os.path.dirname(__file__), "..", ".venv", "numba-cache")
+# Absolute: kernels and notebooks started by the tests run in other working directories.
+os.environ["NUMBA_CACHE_DIR"] = os.path.abspath(
+    os.environ.get(
+        "NUMBA_CACHE_DIR", os.path.join(os.path.dirname(__file__), "..", ".venv", "numba-cache")
+    )
 )
 torch.set_num_threads(1)
 
