@@ -147,7 +147,8 @@ class Widget(widgets.VBox):
             self, self._book, self._runner, self._lock, self._guard, self._feed.top_up
         )
         cleaning_bar = widgets.HBox([self.unusual.toggle, self.label_check.status])
-        self.children = (*self._views.children, cleaning_bar, self.unusual.pane)
+        self._views.add_to_column(cleaning_bar, self.unusual.pane)
+        self.children = self._views.children
         self.auto_retrain_every = int(auto_retrain_every)
         self._feed.sync_counts()
         self._feed.start()  # in the background: the panel shows at once

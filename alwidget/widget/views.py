@@ -228,7 +228,7 @@ class PanelViews:
             [title, self.key_catcher, self.status_label],
             layout=widgets.Layout(justify_content="space-between", align_items="center"),
         )
-        column = widgets.VBox(
+        self.column = column = widgets.VBox(
             [
                 header,
                 self.strip,
@@ -248,6 +248,12 @@ class PanelViews:
         # dropped every later update ("Error setting state ... reading 'length'").
         self.main_row = widgets.HBox([column], layout=widgets.Layout(align_items="flex-start"))
         return [widgets.HTML(STYLE), self.main_row]
+
+    def add_to_column(self, *children) -> None:
+        """Put more rows (say the cleaning tools) in the panel's column, above the error log."""
+        rows = list(self.column.children)
+        at = rows.index(self.errors)
+        self.column.children = (*rows[:at], *children, *rows[at:])
 
     def _observe(self) -> None:
         observe = self._panel.observe
