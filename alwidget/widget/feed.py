@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from ..errors import PoolExhaustedError
 from . import suspects
+from .jobs import Throttle
 from .queue import QueueBook, insert_prioritized, merge_refill, refreshed_queue
 from .render import RenderedItem, render_pool_item
 
@@ -105,15 +106,12 @@ class ScoringStatus:
 
     def __init__(self, panel, interval: float = 0.3, *, after_training: bool = False):
         self._panel = panel
-        self._interval = interval
+        self._throttle = Throttle(interval)
         self._after_training = after_training
-        self._last = 0.0
 
     def __call__(self, progress) -> None:
-        now = time.monotonic()
-        if progress.done < progress.total and now - self._last < self._interval:
+        if not self._throttle.lets_through(last=progress.done >= progress.total):
             return
-        self._last = now
         if self._after_training:  # the training progress bar goes on with the rescoring
             self._panel.training_progress = {
                 "phase": "scoring",
@@ -137,8 +135,7 @@ class ThrottledProgress:
 
     def __init__(self, sink: Callable[[dict], None], interval: float = PROGRESS_INTERVAL_S):
         self._sink = sink
-        self._interval = interval
-        self._last = 0.0
+        self._throttle = Throttle(interval)
 
     def __call__(self, info: dict) -> None:
         members = max(1, int(info.get("members", 1)))
@@ -146,10 +143,8 @@ class ThrottledProgress:
         total = max(1, int(info.get("total_steps", 1)))
         step = int(info.get("step", 0))
         fraction = min(1.0, (member + step / total) / members)
-        now = time.monotonic()
-        if fraction < 1.0 and now - self._last < self._interval:
+        if not self._throttle.lets_through(last=fraction >= 1.0):
             return
-        self._last = now
         self._sink(
             {
                 "step": step,

@@ -8,11 +8,12 @@ and a slow lane (training) never delays another (fetching the next batch).
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
-__all__ = ["JobRunner"]
+__all__ = ["JobRunner", "Throttle"]
 
 
 class JobRunner:
@@ -133,3 +134,19 @@ class JobRunner:
         self._closing.set()
         for executor in self._executors.values():
             executor.shutdown(wait=False, cancel_futures=True)
+
+
+class Throttle:
+    """Lets a report through at most every ``interval`` seconds, and always the last one:
+    each report is a comm message, and a flood of them only slows the browser."""
+
+    def __init__(self, interval: float):
+        self._interval = interval
+        self._last = 0.0
+
+    def lets_through(self, *, last: bool) -> bool:
+        now = time.monotonic()
+        if not last and now - self._last < self._interval:
+            return False
+        self._last = now
+        return True

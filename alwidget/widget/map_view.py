@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import html
 import inspect
-import time
 from collections.abc import Callable
 from concurrent.futures import Future
 
@@ -40,7 +39,7 @@ from ..embedding.figure import (
 )
 from ..embedding.session_map import SessionMap
 from .guard import ErrorGuard
-from .jobs import JobRunner
+from .jobs import JobRunner, Throttle
 from .map_pane import SELECTION_HINT, item_html, selection_html
 from .plotly_widget import FigureWidget
 from .width_probe import WidthProbe
@@ -160,7 +159,7 @@ class MapView(widgets.VBox):
         self._n_placed = 0
         self._overlay_coordinates = None
         self._title = "fitting the map…"
-        self._last_progress = 0.0
+        self._placing_throttle = Throttle(_PROGRESS_EVERY_S)
         self._guard = ErrorGuard(
             self._show_error, log_class="alwidget-map-errors", max_height="140px"
         )
@@ -307,9 +306,7 @@ class MapView(widgets.VBox):
             )
             self._set_status("placing the rest…")
         elif stage == "placing":
-            now = time.monotonic()
-            if now - self._last_progress >= _PROGRESS_EVERY_S or info["done"] == info["total"]:
-                self._last_progress = now
+            if self._placing_throttle.lets_through(last=info["done"] == info["total"]):
                 self._set_status(
                     f"placing the rest: {info['done']:,} of {info['total']:,} items…"
                     if info["done"]
