@@ -193,6 +193,7 @@ def test_smoke_bench_writes_consistent_results(mnist_root, tmp_path):
         (["--relabel-fraction", "-0.1"], "--relabel-fraction must be a share"),
         (["--relabel-fraction", "0.01"], "rounds to no suspect per batch"),
         (["--noise-kind", "pairs"], "invalid choice: 'pairs'"),
+        (["--encoder-epochs", "0"], "--encoder-epochs must be a number > 0"),
     ],
 )
 def test_bad_flags_exit_2_with_the_reason(args, message, mnist_root, capsys):
@@ -265,3 +266,19 @@ def test_noisy_smoke_bench_records_the_noise_and_scores_the_suspects(mnist_root,
     recorded.pop("label_noise")
     plain = BenchSettings(**{**report["settings"], "label_noise": 0.0, "relabel_fraction": 0.0})
     assert same_settings(recorded, plain)
+
+
+def test_an_epoch_budget_trains_the_self_supervised_encoder_for_that_many_epochs(mnist_root):
+    from alwidget.cli import build_parser
+    from alwidget.experiments.bench import bench_encoder
+    from alwidget.experiments.bench_cli import encoder_training, settings_from_args
+
+    parser = build_parser()
+    args = parser.parse_args(
+        ["bench", "--data-root", str(mnist_root), "--encoder", "self-supervised",
+         "--encoder-epochs", "0.25", "--limit", "512"]
+    )  # fmt: skip
+    settings = settings_from_args(args, parser)[0]
+    assert settings.encoder_epochs == 0.25 and encoder_training(settings) == "0.25 epochs"
+    encoder = bench_encoder(settings)
+    assert encoder.report.epochs == pytest.approx(0.25, abs=0.1)  # passes, not seconds

@@ -87,6 +87,9 @@ class BenchSettings:
         features, instead of ``model`` trained on the images.
     encoder_budget : float
         Seconds of self-supervised training (seed 0, the same encoder for every run).
+    encoder_epochs : float or None
+        Passes over the pool for the self-supervised encoder instead of a time budget, so its
+        quality does not depend on the machine's load (``encoder_budget`` is then ignored).
     pseudo_labels : bool
         Train each run with pseudo-labels too (``TrainConfig.pseudo_labels``).
     semi_supervised : str or None
@@ -122,6 +125,7 @@ class BenchSettings:
     model: str = "gal_cnn"
     encoder: str | None = None
     encoder_budget: float = 300.0
+    encoder_epochs: float | None = None
     pseudo_labels: bool = False
     semi_supervised: str | None = None
     weight_averaging: float | None = None
@@ -231,6 +235,11 @@ def bench_encoder(settings: BenchSettings, progress=False):
     if settings.encoder == "svd":
         return encoders.svd(pool)
     if settings.encoder == "self-supervised":
+        if settings.encoder_epochs is not None:
+            return encoders.self_supervised(
+                pool, time_budget=None, max_epochs=settings.encoder_epochs, seed=0,
+                progress=progress,
+            )  # fmt: skip
         return encoders.self_supervised(
             pool, time_budget=settings.encoder_budget, seed=0, progress=progress
         )

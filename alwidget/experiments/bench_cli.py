@@ -32,6 +32,13 @@ SMOKE = {
 }
 
 
+def encoder_training(settings) -> str:
+    """How long the bench's self-supervised encoder trains, in words."""
+    if settings.encoder_epochs is not None:
+        return f"{settings.encoder_epochs:g} epochs"
+    return f"{settings.encoder_budget:g} s"
+
+
 def add_bench_arguments(parser) -> None:
     """Flags of ``python -m alwidget bench``."""
     parser.add_argument("--dataset", choices=["mnist", "repeated-mnist"], default="mnist")
@@ -119,6 +126,13 @@ def add_bench_arguments(parser) -> None:
         type=float,
         default=BenchSettings.encoder_budget,
         help="seconds of self-supervised encoder training (once, cached)",
+    )
+    parser.add_argument(
+        "--encoder-epochs",
+        type=float,
+        default=None,
+        help="passes over the pool for the self-supervised encoder instead of "
+        "--encoder-budget (its quality then does not depend on the machine's load)",
     )
     parser.add_argument(
         "--pseudo-labels",
@@ -221,6 +235,7 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
         "augment": args.augment,
         "encoder": args.encoder,
         "encoder_budget": args.encoder_budget,
+        "encoder_epochs": args.encoder_epochs,
         "pseudo_labels": args.pseudo_labels,
         "semi_supervised": args.semi_supervised,
         "weight_averaging": args.weight_averaging,
@@ -255,6 +270,8 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
         parser.error(f"--budget {values['budget']} is below --initial {values['initial']}")
     if values["mc_samples"] < 2:
         parser.error("--mc-samples must be ≥ 2: BALD and BatchBALD need several MC samples")
+    if values["encoder_epochs"] is not None and not 0 < values["encoder_epochs"] < float("inf"):
+        parser.error(f"--encoder-epochs must be a number > 0, got {args.encoder_epochs}")
     if not (0 < values["encoder_budget"] < float("inf")):
         parser.error(f"--encoder-budget must be a number of seconds > 0, got {args.encoder_budget}")
     if not 0 <= values["label_noise"] < 1:
@@ -345,7 +362,7 @@ def main_bench(args, parser) -> int:
     model_note = (
         settings.model
         if settings.encoder is None
-        else f"{settings.encoder} encoder ({settings.encoder_budget:g} s, once) + MC-dropout head"
+        else f"{settings.encoder} encoder ({encoder_training(settings)}, once) + MC-dropout head"
     )
     print(
         f"bench {settings.dataset}: {len(strategies)} strategies x seeds {seeds}, "
