@@ -376,3 +376,27 @@ def test_simulate_runs_with_an_encoder_from_the_command_line(tmp_path):
     assert result["encoder"] == "svd" and result["model"] == "head"
     assert len(result["rounds"]) == 2 and result["final_accuracy"] > 0.5
     assert any(path.name.startswith("features-") for path in tmp_path.iterdir())
+
+
+def test_the_svd_projection_is_saved_reused_and_refitted_when_damaged(tmp_path):
+    """Fitting it was 15 of the 18 s a session on 60 000 MNIST images took to start."""
+    rows = np.random.default_rng(0).normal(size=(300, 12)).astype(np.float32)
+    pool = al.Pool(rows, classes=["a", "b"])
+    first = al.encoders.svd(pool, dim=4, cache_dir=tmp_path)
+    saved = sorted(tmp_path.glob("svd-*.pt"))
+    assert len(saved) == 1
+    again = al.encoders.svd(pool, dim=4, cache_dir=tmp_path)
+    assert torch.equal(first[1].weight, again[1].weight) and torch.equal(
+        first[1].bias, again[1].bias
+    )
+    al.encoders.svd(pool, dim=3, cache_dir=tmp_path)  # other settings, another file
+    other = al.Pool(rows[::-1].copy(), classes=["a", "b"])
+    al.encoders.svd(other, dim=4, cache_dir=tmp_path)  # another pool too
+    assert len(list(tmp_path.glob("svd-*.pt"))) == 3
+
+    saved[0].write_bytes(b"not a torch file")
+    with pytest.warns(UserWarning, match="cached svd encoder .* is damaged"):
+        refitted = al.encoders.svd(pool, dim=4, cache_dir=tmp_path)
+    assert torch.allclose(refitted[1].weight, first[1].weight)
+    reloaded = al.encoders.svd(pool, dim=4, cache_dir=tmp_path)  # the refit was saved
+    assert torch.equal(reloaded[1].weight, refitted[1].weight)

@@ -45,10 +45,10 @@ class EncoderSetup:
 
 def _resolve(encoder, pool, seed: int, cache_dir, progress):
     if isinstance(encoder, str):
+        weights_dir = None if cache_dir is None else Path(cache_dir) / "encoders"
         if encoder == "svd":
-            return encoders.svd(pool, seed=seed)
+            return encoders.svd(pool, seed=seed, cache_dir=weights_dir)
         if encoder == "self-supervised":
-            weights_dir = None if cache_dir is None else Path(cache_dir) / "encoders"
             return encoders.self_supervised(
                 pool, seed=seed, cache_dir=weights_dir, progress=progress
             )
