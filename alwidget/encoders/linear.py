@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.utils.extmath import randomized_svd
 from torch import nn
 
 from ..errors import AlwidgetError
@@ -109,6 +108,8 @@ def _save(path: Path, layer: nn.Linear) -> None:
 
 
 def _fit(pool, dim: int, seed: int) -> nn.Linear:
+    from sklearn.utils.extmath import randomized_svd  # 2 s to import: only when fitting
+
     n_items = len(pool)
     sample = np.unique(np.linspace(0, n_items - 1, min(n_items, _FIT_SAMPLE)).astype(np.int64))
     rows = pool.inputs(sample).reshape(len(sample), -1).numpy().astype(np.float64)
