@@ -129,18 +129,24 @@ class RaceDriver:
         assert "–" not in rows.first.inner_text()  # accuracy and AUC filled in
 
 
-def _real_errors(messages: list[str]) -> list[str]:
-    # The widget manager's version notice for ipyannotations' bundled JS is not ours (FACTS).
-    return [text for text in messages if "Unsatisfied version" not in text]
-
-
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 16, open and flaky: in the real browser the race's plotly points sometimes "
-    "never arrive (0 curve points after two rounds: 3 of 3 runs at load 3-26 on the shared "
-    "machine) and sometimes do (the clean-clone CI run at 10:35 drew them in JupyterLab), "
-    "while Notebook 7 and Voila failed there. Make it strict once the cause is found.",
+# Errors the front ends log with a notebook holding only an ``ipywidgets.IntSlider`` (checked
+# on this machine, 2026-11-30), so not the views':
+_FRONT_END_NOISE = (
+    # ipyannotations' bundled JS against the widget manager's version (FACTS).
+    "Unsatisfied version",
+    # Notebook 7.6.5, at start-up.
+    "pageerror: Cannot read properties of undefined (reading 'schema')",
+    # Voila 0.5.13 fetches Font Awesome from a CDN (no internet here) ...
+    "https://cdn.jsdelivr.net/npm/@fortawesome/",
+    # ... and cannot load Notebook 7's lab extension (installed beside it for the test).
+    '{"shareKey":"@jupyterlab/docregistry"}',
 )
+
+
+def _real_errors(messages: list[str]) -> list[str]:
+    return [text for text in messages if not any(noise in text for noise in _FRONT_END_NOISE)]
+
+
 def test_race_toy_and_compare_in_jupyterlab(jupyterlab_server, lab_page):
     name = _notebook(
         jupyterlab_server.root_dir, "teaching.ipynb", [RACE_CELL, TOY_CELL, COMPARE_CELL]
@@ -231,18 +237,16 @@ def _page(chromium):
     page = context.new_page()
     page.set_default_timeout(30_000)
     errors: list[str] = []
-    page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
+    page.on(
+        "console",
+        lambda msg: (
+            msg.type == "error" and errors.append(f"{msg.text} ({msg.location.get('url')})")
+        ),
+    )
     page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
     return context, page, errors
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 16, open and flaky: in the real browser the race's plotly points sometimes "
-    "never arrive (0 curve points after two rounds: 3 of 3 runs at load 3-26 on the shared "
-    "machine) and sometimes do (the clean-clone CI run at 10:35 drew them in JupyterLab), "
-    "while Notebook 7 and Voila failed there. Make it strict once the cause is found.",
-)
 def test_race_in_notebook_7(chromium, tmp_path):
     require_browser_stack()
     pytest.importorskip("notebook", reason="Notebook 7 is in the test extra")
@@ -278,13 +282,6 @@ def test_race_in_notebook_7(chromium, tmp_path):
         _stop(process)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 16, open and flaky: in the real browser the race's plotly points sometimes "
-    "never arrive (0 curve points after two rounds: 3 of 3 runs at load 3-26 on the shared "
-    "machine) and sometimes do (the clean-clone CI run at 10:35 drew them in JupyterLab), "
-    "while Notebook 7 and Voila failed there. Make it strict once the cause is found.",
-)
 def test_race_in_voila(chromium, tmp_path):
     require_browser_stack()
     pytest.importorskip("voila", reason="Voila is in the test extra")

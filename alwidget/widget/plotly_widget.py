@@ -1,33 +1,128 @@
-"""``FigureWidget``: plotly's ``FigureWidget`` with a lock for edits from other threads and
-one resend of the whole figure when the browser first answers.
+"""``FigureWidget``: plotly's ``FigureWidget`` that draws in the browser however long plotly's
+bundle takes to load, with a lock for edits from other threads and one resend of the whole
+figure when the browser first answers.
 
-Edits sent while the browser is still creating the widget's model (anywidget first imports
-plotly's 5 MB bundle) can be lost on a busy machine: the first message the browser sends
-back (plotly reports its layout after drawing), proof that the model is listening, is
-answered by sending every trace and the layout again, once.
+Why a loader (issue 16, found with the race): anywidget 0.11 gives a widget's JavaScript
+module 2 seconds to load and initialize (``AbortSignal.timeout(2000)`` in its ``Runtime``).
+Past that it marks the model as failed and, from then on, its ``_handle_comm_msg`` drops
+*every* message from the kernel without a console error. plotly 7's module is a 5 MB bundle,
+imported again from a new Blob URL for every figure (anywidget caches nothing), which on a
+busy page often takes 3-14 s. When the timer won that race the view still drew, but from the
+state the comm opened with (no traces, no layout: plotly sets ``_widget_data`` and
+``_widget_layout`` in a second message) and no later edit ever arrived: the race's empty
+curves and maps, the map's "Failed to initialize model" of session 5. Forcing the timer to
+1 ms in the browser reproduces it every time.
 
-Opening the comm with the figure already in the first message was tried in this session and
-reverted: the browser then logged ``[anywidget] Failed to initialize model.`` and drew
-nothing (issue 12's browser benchmark and map test). See ``docs/notes/issue-12-map.md``.
+This class's module is a small loader instead: its ``initialize`` returns at once (so the
+model is never marked failed) after listening to plotly's edit messages and queueing them;
+it loads plotly's bundle (shipped in the ``_plotly_bundle`` trait) once per page, hands
+plotly's own model the queued edits, and renders with plotly's own view.
+
+Edits sent before the browser's view exists are also covered by one resend of the whole
+figure when the browser first answers (plotly reports its traces after drawing).
 """
 
 from __future__ import annotations
 
+import json
 import threading
+from pathlib import Path
 
+import plotly
 import plotly.graph_objects as go
+import traitlets
 
 __all__ = ["FigureWidget"]
 
+_PLOTLY_BUNDLE = (Path(plotly.__file__).parent / "package_data" / "widgetbundle.js").read_text()
+
+# plotly's model reacts to these transient traits (set, then reset to null by Python).
+_EDIT_TRAITS = (
+    "_py2js_addTraces", "_py2js_deleteTraces", "_py2js_moveTraces", "_py2js_restyle",
+    "_py2js_relayout", "_py2js_update", "_py2js_animate", "_py2js_removeLayoutProps",
+    "_py2js_removeTraceProps",
+)  # fmt: skip
+
+_LOADER_ESM = """
+const BUNDLE = Symbol.for("alwidget.plotly-widget-bundle");
+const EDIT_TRAITS = EDIT_TRAITS_JSON;
+
+function plotlyBundle(source) {
+  // One import per page: every figure shares the module.
+  if (!globalThis[BUNDLE]) {
+    const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+    globalThis[BUNDLE] = import(url).finally(() => URL.revokeObjectURL(url));
+  }
+  return globalThis[BUNDLE];
+}
+
+export default () => {
+  let plotlyWidget = null;
+  let loaded = null;
+  return {
+    initialize({ model }) {
+      // Returns at once: anywidget drops every kernel message to a model whose initialize
+      // takes over 2 s. Edits arriving meanwhile are queued and replayed below.
+      const queued = [];
+      const recorders = EDIT_TRAITS.map((name) => {
+        const record = () => {
+          const value = model.get(name);
+          if (value !== null && value !== undefined) queued.push([name, value]);
+        };
+        model.on("change:" + name, record);
+        return [name, record];
+      });
+      loaded = plotlyBundle(model.get("_plotly_bundle")).then((module) => {
+        const replaying = new Map();
+        const handlers = new Map();
+        const proxy = Object.create(model);
+        proxy.get = (name) => (replaying.has(name) ? replaying.get(name) : model.get(name));
+        proxy.on = (event, handler) => {
+          if (!handlers.has(event)) handlers.set(event, []);
+          handlers.get(event).push(handler);
+          return model.on(event, handler);
+        };
+        proxy.off = (...args) => model.off(...args);
+        proxy.set = (...args) => model.set(...args);
+        proxy.save_changes = () => model.save_changes();
+        proxy.send = (...args) => model.send(...args);
+        plotlyWidget = module.default();
+        // In one synchronous turn: plotly's model starts listening, ours stops, the queue
+        // is replayed in order; no message can fall between.
+        plotlyWidget.initialize({ model: proxy });
+        for (const [name, record] of recorders) model.off("change:" + name, record);
+        for (const [name, value] of queued) {
+          replaying.set(name, value);
+          for (const handler of handlers.get("change:" + name) || []) handler();
+          replaying.delete(name);
+        }
+        return plotlyWidget;
+      });
+    },
+    async render({ model, el }) {
+      const widget = await loaded;
+      return widget.render({ model, el });
+    },
+  };
+};
+""".replace("EDIT_TRAITS_JSON", json.dumps(list(_EDIT_TRAITS)))
+
 
 class FigureWidget(go.FigureWidget):
-    """A ``plotly.graph_objects.FigureWidget`` with :attr:`edit_lock` and one resend of the
-    figure when the browser first answers."""
+    """A ``plotly.graph_objects.FigureWidget`` that loads plotly's bundle without tripping
+    anywidget's 2-second limit, with :attr:`edit_lock` and one resend of the figure when
+    the browser first answers."""
+
+    _esm = _LOADER_ESM
+    _plotly_bundle = traitlets.Unicode(_PLOTLY_BUNDLE).tag(sync=True)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Held while the whole figure is resent; an owner that edits the figure from another
-        # thread holds it too, so a resend never overtakes a newer edit with older data.
+        # Held while the whole figure is resent and while a message from the browser is
+        # applied; an owner that edits the figure from another thread holds it too. While
+        # ipywidgets applies a browser message it holds trait notifications and merges the
+        # changes of each trait into one: an edit's "set, then reset to None" sent from
+        # another thread in that window would reach the browser as None only.
         self._edit_lock = threading.RLock()
         self._resends = 0
         self._browser_listening = False
@@ -44,13 +139,14 @@ class FigureWidget(go.FigureWidget):
         return self._resends
 
     def edit(self, change_figure) -> None:
-        """Run ``change_figure()`` (which edits this figure) under :attr:`edit_lock`.
-
-        Queuing edits from a worker thread onto the kernel's event loop was tried and did
-        not make them arrive either; the calling thread sends them, as plotly's own does.
-        """
+        """Run ``change_figure()`` (which edits this figure) under :attr:`edit_lock`."""
         with self.edit_lock:
             change_figure()
+
+    def set_state(self, sync_data):
+        # Browser messages arrive on the kernel's shell or a subshell thread: see edit_lock.
+        with self.edit_lock:
+            super().set_state(sync_data)
 
     def _on_browser_message(self, change) -> None:
         if change["new"] is None or self._browser_listening:
