@@ -305,3 +305,5 @@ def test_map_attached_labels_by_key_and_two_retrains(jupyterlab_server, lab_page
     assert page.locator(".alwidget-map-errors").inner_text().strip() == ""
     ARTIFACTS_DIR.mkdir(exist_ok=True)
     root.screenshot(path=str(ARTIFACTS_DIR / "map-after-two-retrains.png"))
+    # The map below the panel is outside the notebook's window in the shot above.
+    page.locator(".alwidget-map").screenshot(path=str(ARTIFACTS_DIR / "map-itself.png"))
