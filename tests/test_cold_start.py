@@ -253,12 +253,16 @@ def test_strategy_picker_reranks_the_queue_behind_the_item_in_hand():
         widget.close()
 
 
-def test_panel_shows_the_pseudo_labels_the_model_trained_with():
-    config = al.TrainConfig(min_steps=15, max_steps=30, max_epochs=5, pseudo_labels=True)
+def test_the_panel_switches_pseudo_labels_on_and_shows_those_the_model_trained_with():
+    config = al.TrainConfig(min_steps=15, max_steps=30, max_epochs=5)
     session = ranked_tabular_session(300, train_config=config)
     widget = al.Widget(session, batch_size=6).ready(timeout=120)
     try:
         assert widget.pseudo_labels.value == ""  # untrained: none yet
+        assert widget.pseudo_labels_switch.value is False
+        widget.pseudo_labels_switch.value = True  # as a click would
+        assert session.train_config.pseudo_labels is True
+        assert "pseudo-labels on" in widget.status
         ids = list(session.pool.ids[:24])
         session.label(ids, [int(session.pool.targets[session.pool.position(i)]) for i in ids])
         for _ in range(2):  # pseudo-labels come from the previous model's predictions
@@ -269,6 +273,8 @@ def test_panel_shows_the_pseudo_labels_the_model_trained_with():
         assert f"<b>{summary['n']}</b> pseudo-labels" in widget.pseudo_labels.value
         assert "never stored as labels" in widget.pseudo_labels.value
         assert session.n_labels == 24
+        widget.pseudo_labels_switch.value = False
+        assert session.train_config.pseudo_labels is False
     finally:
         widget.close()
 

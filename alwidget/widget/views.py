@@ -80,6 +80,7 @@ class PanelViews:
         "why",
         "counts",
         "pseudo_labels",
+        "pseudo_labels_switch",
         "learning_curve",
         "status_label",
         "strategy_picker",
@@ -155,6 +156,18 @@ class PanelViews:
         self.why = widgets.HTML(layout=widgets.Layout(width="360px"))
         self.counts = widgets.HTML()
         self.pseudo_labels = widgets.HTML()
+        self.pseudo_labels_switch = widgets.Checkbox(
+            value=bool(self._session.train_config.pseudo_labels),
+            description="train with pseudo-labels",
+            indent=False,
+            layout=widgets.Layout(width="auto", margin="0 0 0 16px"),
+            tooltip="unlabeled items the model is sure of join the next retrain with their "
+            "predicted class (weighted below yours; never stored as labels)",
+        )
+        self.pseudo_labels_switch.observe(
+            lambda change: self._guard.run(self._use_pseudo_labels, change["new"]),
+            names=["value"],
+        )
         self.learning_curve = LearningCurve()
         self.status_label = widgets.Label("")
         self.strategy_picker = widgets.Dropdown(
@@ -221,6 +234,7 @@ class PanelViews:
                 widgets.Label("Auto-retrain every"),
                 self.auto_retrain_box,
                 widgets.Label("new labels (0 = off)"),
+                self.pseudo_labels_switch,
             ],
             layout=widgets.Layout(align_items="center"),
         )
@@ -448,6 +462,14 @@ class PanelViews:
                 else ("text", rendered.snippet)
             )
         self.pseudo_labels.value = pseudo_labels_html(summary, pictures)
+
+    def _use_pseudo_labels(self, on: bool) -> None:
+        self._session.train_config.pseudo_labels = bool(on)
+        self._panel.status = (
+            "pseudo-labels on: the next retrain adds the unlabeled items the model is sure of"
+            if on
+            else "pseudo-labels off from the next retrain"
+        )
 
     def _render_scoring_note(self, change) -> None:
         note = change["new"]
