@@ -24,6 +24,7 @@ RECIPES = {
     "b: + pseudo-labels": HERE / "pseudo-labels",
     "c: + pseudo-labels + FixMatch": HERE / "pseudo-labels-fixmatch",
     "s: + weight averaging 0.98": HERE / "weight-averaging",
+    "d: + pseudo-labels + weight averaging 0.98": HERE / "pseudo-labels-averaged",
 }
 THRESHOLDS = (0.95, 0.98, 0.99)
 CHECKPOINTS = (50, 100, 150, 250)
