@@ -49,6 +49,21 @@ COMPARE_CELL = """
 compare = al.ComparePicks(session, ["entropy", "bald", "batchbald"], batch_size=6)
 compare
 """
+# The toy cell's session without the toy view, for the compare view in the other front ends.
+SESSION_CELL = TOY_CELL.split("toy = ")[0]
+
+
+def _check_compare(page, expect) -> None:
+    """Three strategies' picks from the same model: three strips of six, drawn on the map."""
+    compare = page.locator(".alwidget-compare")
+    compare.scroll_into_view_if_needed()
+    expect(compare.locator(".alwidget-compare-strip")).to_have_count(3, timeout=120_000)
+    assert compare.locator(".alwidget-compare-snippet").count() == 18  # 2-D points: snippets
+    page.wait_for_function(
+        "() => document.querySelectorAll("
+        "'.alwidget-compare .js-plotly-plot .scatterlayer .point').length >= 18",
+        timeout=60_000,
+    )
 
 
 def _notebook(root: Path, name: str, sources: list[str]) -> str:
@@ -175,11 +190,8 @@ def test_race_toy_and_compare_in_jupyterlab(jupyterlab_server, lab_page):
     race.expect(toy.locator(".colorbar")).to_contain_text("entropy", timeout=10_000)
     toy.screenshot(path=str(IMAGES / "toy-view.png"))
 
+    _check_compare(page, race.expect)
     compare = page.locator(".alwidget-compare")
-    compare.scroll_into_view_if_needed()
-    race.expect(compare.locator(".alwidget-compare-strip")).to_have_count(3)
-    assert compare.locator(".alwidget-compare-snippet").count() == 18  # 2-D points: snippets
-    assert compare.locator(".js-plotly-plot .scatterlayer .point").count() >= 18
     compare.locator(".widget-button", has_text="Refresh").click()
     race.expect(compare.locator(".alwidget-compare-version")).to_have_attribute(
         "data-version", "2", timeout=60_000
@@ -247,11 +259,11 @@ def _page(chromium):
     return context, page, errors
 
 
-def test_race_in_notebook_7(chromium, tmp_path):
+def test_race_and_compare_in_notebook_7(chromium, tmp_path):
     require_browser_stack()
     pytest.importorskip("notebook", reason="Notebook 7 is in the test extra")
     (tmp_path / "root").mkdir()
-    name = _notebook(tmp_path / "root", "race.ipynb", [RACE_CELL])
+    name = _notebook(tmp_path / "root", "race.ipynb", [RACE_CELL, SESSION_CELL, COMPARE_CELL])
     token, port = secrets.token_hex(16), _free_port()
     command = [
         sys.executable, "-m", "notebook", "--no-browser", "--allow-root", f"--port={port}",
@@ -274,6 +286,7 @@ def test_race_in_notebook_7(chromium, tmp_path):
         race = RaceDriver(page)
         race.expect(race.root).to_be_visible(timeout=400_000)
         race.play_some_rounds_pause_and_step()
+        _check_compare(page, race.expect)
         assert not page.get_by_text("Error displaying widget").count()
         assert not _real_errors(errors), errors
     finally:
@@ -282,11 +295,11 @@ def test_race_in_notebook_7(chromium, tmp_path):
         _stop(process)
 
 
-def test_race_in_voila(chromium, tmp_path):
+def test_race_and_compare_in_voila(chromium, tmp_path):
     require_browser_stack()
     pytest.importorskip("voila", reason="Voila is in the test extra")
     (tmp_path / "root").mkdir()
-    name = _notebook(tmp_path / "root", "race.ipynb", [RACE_CELL])
+    name = _notebook(tmp_path / "root", "race.ipynb", [RACE_CELL, SESSION_CELL, COMPARE_CELL])
     port = _free_port()
     command = [
         sys.executable, "-m", "voila", name, "--no-browser", f"--port={port}",
@@ -300,6 +313,7 @@ def test_race_in_voila(chromium, tmp_path):
         race = RaceDriver(page)
         race.expect(race.root).to_be_visible(timeout=400_000)
         race.play_some_rounds_pause_and_step()
+        _check_compare(page, race.expect)
         assert not page.get_by_text("Error displaying widget").count()
         assert not _real_errors(errors), (errors, log_path.read_text()[-2000:])
     finally:
