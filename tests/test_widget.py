@@ -43,6 +43,18 @@ def test_key_acts_on_the_item_the_browser_showed(widget):
     assert widget.session.labels == {shown.id: "b"}
 
 
+def test_a_key_for_an_item_that_left_the_queue_stores_nothing_and_says_so(widget):
+    """The page moves on before the kernel answers; if a refresh replaced the batch in the
+    meantime, the key must not land on whatever is focused now."""
+    gone = widget.queue[1]
+    widget.queue = [item for item in widget.queue if item.id != gone.id]  # as a refresh does
+    browser_key(widget, "b", focused=str(gone.id))
+    assert widget.session.labels == {}
+    assert "left the queue" in widget.last_error and "nothing was stored" in widget.last_error
+    browser_key(widget, "s", focused=str(gone.id))  # a skip neither
+    assert widget.focused_item is not None and widget.session.labels == {}
+
+
 def test_importing_alwidget_does_not_import_ipywidgets():
     code = "import sys, alwidget; assert 'ipywidgets' not in sys.modules; alwidget.Widget; assert 'ipywidgets' in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -322,29 +334,47 @@ def test_new_classes_are_off_unless_asked(widget):
     assert "allow_new_classes" in widget.last_error
 
 
-def test_the_widget_shows_before_plotly_is_imported_and_builds_its_curve_after():
+def test_in_a_kernel_the_widget_shows_before_plotly_is_imported_and_builds_its_curve_after():
     """Importing plotly's widget cost 6 of the 7 s the constructor took on 60 000 MNIST
-    images; the learning curve waits behind a placeholder until the first batch is shown."""
-    code = (
-        "import sys, numpy as np, alwidget as al\n"
-        "rows = np.random.default_rng(0).normal(size=(60, 3)).astype(np.float32)\n"
-        "pool = al.Pool(rows, targets=(rows[:, 0] > 0).astype(int), classes=['a', 'b'])\n"
-        "session = al.Session(pool, model='mlp', strategy='entropy', seed=0, store=False)\n"
-        "widget = al.Widget(session)\n"
-        "print('plotly' in sys.modules, widget.learning_curve.figure is None)\n"
-        "widget.ready()\n"
-        "import time\n"
-        "for _ in range(300):\n"
-        "    if widget.learning_curve.figure is not None: break\n"
-        "    time.sleep(0.1)\n"
-        "print(widget.learning_curve.box.children == (widget.learning_curve.figure,))\n"
-        "widget.close()\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "True", "True"], result.stdout
+    images; in a kernel the learning curve is built on the kernel's thread after the cell."""
+    from jupyter_client.manager import start_new_kernel
+
+    manager, client = start_new_kernel(kernel_name="python3")
+    try:
+
+        def run(code: str) -> str:
+            chunks = []
+            reply = client.execute_interactive(
+                code,
+                timeout=300,
+                output_hook=lambda msg: (
+                    chunks.append(msg["content"].get("text", ""))
+                    if msg["msg_type"] == "stream"
+                    else chunks.append(str(msg["content"].get("traceback", "")))
+                    if msg["msg_type"] == "error"
+                    else None
+                ),
+            )
+            assert reply["content"]["status"] == "ok", "".join(chunks)
+            return "".join(chunks).split()
+
+        assert run(
+            "import sys, numpy as np, alwidget as al\n"
+            "rows = np.random.default_rng(0).normal(size=(60, 3)).astype(np.float32)\n"
+            "pool = al.Pool(rows, targets=(rows[:, 0] > 0).astype(int), classes=['a', 'b'])\n"
+            "session = al.Session(pool, model='mlp', strategy='entropy', seed=0, store=False)\n"
+            "widget = al.Widget(session)\n"
+            "print('plotly' in sys.modules, widget.learning_curve.figure is None)\n"
+        ) == ["False", "True"]
+        # The next cell runs after the callback the constructor left on the kernel's loop.
+        assert run(
+            "curve = widget.learning_curve\n"
+            "print(curve.figure is not None and curve.box.children == (curve.figure,))\n"
+            "widget.close()\n"
+        ) == ["True"]
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
 
 
 def test_a_key_press_is_acknowledged_after_its_handlers_ran_even_when_they_fail():

@@ -264,6 +264,16 @@ class Widget(widgets.VBox):
         """
         moves = (keymod.NEXT_KEY, keymod.PREVIOUS_KEY, keymod.UNDO_KEY)
         if focused_key is not None and key not in moves:
+            with self._lock:
+                queued = focused_key in {str(item.id) for item in self.queue}
+            if not queued and (key in self.key_map or key == keymod.SKIP_KEY):
+                # A refresh took the item the page showed out of the queue while the key was
+                # on its way: acting on whatever is focused now would move the label.
+                raise AlwidgetError(
+                    f"item {focused_key} left the queue (a refresh replaced the batch) before "
+                    f"key {key!r} arrived; nothing was stored. Look at the item now shown and "
+                    "press the key again"
+                )
             self.focus(self.focused, focused_key)
         if key in self.key_map:
             self.label(self.key_map[key])

@@ -395,7 +395,6 @@ class BatchFeed:
             self._guard.report(error, "fetching the next batch failed: ")
         finally:
             self.first_batch.set()
-        self._panel.learning_curve.prepare()  # on screen now: plotly's import can wait no more
         self.top_up()
 
     def _on_refined(self, future: Future) -> None:

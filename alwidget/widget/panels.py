@@ -210,13 +210,25 @@ def accuracy_name(held_out: bool) -> str:
     return "held-out accuracy" if held_out else "cross-validated accuracy"
 
 
+def _kernel_loop():
+    """The running IPython kernel's main-thread event loop, or None outside a kernel."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    kernel = getattr(get_ipython(), "kernel", None)
+    return getattr(kernel, "io_loop", None)
+
+
 class LearningCurve:
     """A live plotly chart of accuracy (held-out or cross-validated) against the labels' count.
 
-    :attr:`box` holds a placeholder until the chart is needed: importing plotly's widget
+    :attr:`box` holds a placeholder until the chart is built: importing plotly's widget
     (plotly, nbformat, jsonschema) took 6 s of a 7 s widget construction on 60 000 MNIST
-    images, in the cell the user waits on. :meth:`prepare` builds the chart in the
-    background once the first batch is on screen; :meth:`update` builds it if it is not yet.
+    images, in the cell the user waits on. In a kernel the chart is built on the kernel's
+    own thread once the cell is done (:meth:`prepare`), never on a worker thread: importing
+    plotly compiles validators, and CPython 3.11 fails another thread's concurrent compile
+    ("AST constructor recursion depth mismatch"), which would break the user's next cell.
     """
 
     def __init__(self):
@@ -230,14 +242,16 @@ class LearningCurve:
         )
         self.figure = None
         self._points: list[tuple[int, float]] = []
+        self._redraw = None  # the newest update, drawn once the chart exists
         self._building = threading.Lock()
 
     def prepare(self) -> None:
-        """Build the chart in a background thread (the first batch is shown already)."""
-        if self.figure is None:
-            threading.Thread(
-                target=self._built_figure, name="alwidget-learning-curve", daemon=True
-            ).start()
+        """Build the chart after the current cell (in a kernel), or now (elsewhere)."""
+        loop = _kernel_loop()
+        if loop is None:
+            self._built_figure()
+        else:
+            loop.add_callback(self._built_figure)
 
     def _built_figure(self):
         with self._building:
@@ -258,6 +272,8 @@ class LearningCurve:
                     ),
                 )
                 self.box.children = (self.figure,)
+                if self._redraw is not None:
+                    self.figure.edit(self._redraw)
             return self.figure
 
     def update(self, history: list[dict], validation_points=(), *, held_out: bool = True) -> None:
@@ -280,11 +296,9 @@ class LearningCurve:
                 )
 
         self._points = points
-        if not points and self.figure is None:
-            return  # the placeholder says what will come; plotly is not needed yet
-        figure = self._built_figure()
 
         def redraw():
+            figure = self.figure
             with figure.batch_update():
                 figure.data[0].x = [x for x, _ in points]
                 figure.data[0].y = [y for _, y in points]
@@ -294,8 +308,12 @@ class LearningCurve:
                     "Learning curve" if points else "Learning curve (a point per retrain)"
                 )
 
-        # Retrains end in a background thread, which edits under the figure's lock.
-        figure.edit(redraw)
+        with self._building:
+            self._redraw = redraw
+            figure = self.figure
+        if figure is not None:
+            # Retrains end in a background thread, which edits under the figure's lock.
+            figure.edit(redraw)
 
     @property
     def points(self) -> list[tuple[int, float]]:
