@@ -142,11 +142,12 @@ panel.attach_map(map_view)
 panel
 """
 
-# x values of the learning curve as the browser draws it (the panel's plot outside the map).
+# x values of the learning curve as the browser draws it (the panel's SVG chart).
 CURVE_X_JS = """() => {
-    const plots = [...document.querySelectorAll('.alwidget-root .js-plotly-plot')]
-        .filter(plot => !plot.closest('.alwidget-map'));
-    return plots.length === 1 ? Array.from(plots[0].data[0].x || []) : null;
+    const charts = [...document.querySelectorAll('.alwidget-root svg.alwidget-curve')];
+    if (charts.length !== 1) return null;
+    return [...charts[0].querySelectorAll('circle.alwidget-curve-point')]
+        .map(point => Number(point.dataset.labels));
 }"""
 
 # Key press -> the focused card shows another item, timed in the page up to the next frame

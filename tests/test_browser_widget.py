@@ -112,7 +112,7 @@ def test_quickstart_label_by_clicks_and_keys_retrain_and_refresh(jupyterlab_serv
     assert widget.focused_id() == in_hand, "the refresh lost the item in hand"
     assert widget.strip_ids() != before_refresh, "the batch was not refreshed after training"
     assert (
-        widget.root.locator(".js-plotly-plot .scatterlayer .point").count() == 1
+        widget.root.locator("svg.alwidget-curve circle.alwidget-curve-point").count() == 1
     )  # learning-curve point
 
     widget.label_by_key("2")

@@ -210,71 +210,43 @@ def accuracy_name(held_out: bool) -> str:
     return "held-out accuracy" if held_out else "cross-validated accuracy"
 
 
-def _kernel_loop():
-    """The running IPython kernel's main-thread event loop, or None outside a kernel."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return None
-    kernel = getattr(get_ipython(), "kernel", None)
-    return getattr(kernel, "io_loop", None)
+def _nice_step(span: float, max_ticks: int) -> int:
+    """A round tick step (1, 2, 5 × 10^k) giving at most ``max_ticks`` ticks over ``span``."""
+    magnitude = 1
+    while True:
+        for step in (magnitude, 2 * magnitude, 5 * magnitude):
+            if span / step <= max_ticks:
+                return step
+        magnitude *= 10
+
+
+def _short_axis(axis: str) -> str:
+    """The y axis's title without its parenthesis (the full text is its hover title)."""
+    return axis.split(" (")[0]
 
 
 class LearningCurve:
-    """A live plotly chart of accuracy (held-out or cross-validated) against the labels' count.
+    """A small SVG chart of accuracy (held-out or cross-validated) against the labels' count.
 
-    :attr:`box` holds a placeholder until the chart is built: importing plotly's widget
-    (plotly, nbformat, jsonschema) took 6 s of a 7 s widget construction on 60 000 MNIST
-    images, in the cell the user waits on. In a kernel the chart is built on the kernel's
-    own thread once the cell is done (:meth:`prepare`), never on a worker thread: importing
-    plotly compiles validators, and CPython 3.11 fails another thread's concurrent compile
-    ("AST constructor recursion depth mismatch"), which would break the user's next cell.
+    Plain SVG in an ``HTML`` widget, not a plotly figure: importing plotly's widget (plotly,
+    nbformat, jsonschema, lark grammars) took 4 s on a quiet machine and 12 s under load,
+    on the kernel's thread, and the page then parsed plotly's 5 MB bundle, all while the
+    user waited for the first batch. A dozen points need none of that. Each point is a
+    ``circle.alwidget-curve-point`` whose ``data-labels``/``data-accuracy`` attributes carry
+    the values (and a hover title shows them).
     """
 
+    WIDTH, HEIGHT = 360, 220
+    _LEFT, _RIGHT, _TOP, _BOTTOM = 46, 12, 28, 36
+
     def __init__(self):
-        self.box = widgets.Box(
-            [
-                widgets.HTML(
-                    '<div class="alwidget-status">Learning curve: a point per retrain</div>'
-                )
-            ],
-            layout=widgets.Layout(width="360px", min_height="220px"),
+        self.box = widgets.HTML(
+            self._svg([], accuracy_name(True)),
+            layout=widgets.Layout(width=f"{self.WIDTH}px", min_height=f"{self.HEIGHT}px"),
         )
-        self.figure = None
         self._points: list[tuple[int, float]] = []
-        self._redraw = None  # the newest update, drawn once the chart exists
-        self._building = threading.Lock()
-
-    def prepare(self) -> None:
-        """Build the chart after the current cell (in a kernel), or now (elsewhere)."""
-        loop = _kernel_loop()
-        if loop is None:
-            self._built_figure()
-        else:
-            loop.add_callback(self._built_figure)
-
-    def _built_figure(self):
-        with self._building:
-            if self.figure is None:
-                import plotly.graph_objects as go
-
-                from .plotly_widget import FigureWidget
-
-                self.figure = FigureWidget(
-                    data=[go.Scatter(x=[], y=[], mode="lines+markers", name="held-out accuracy")],
-                    layout=go.Layout(
-                        height=220,
-                        width=360,
-                        margin={"l": 40, "r": 10, "t": 30, "b": 35},
-                        title={"text": "Learning curve", "font": {"size": 13}},
-                        xaxis={"title": {"text": "labels"}, "rangemode": "tozero"},
-                        yaxis={"title": {"text": "accuracy"}, "range": [0, 1]},
-                    ),
-                )
-                self.box.children = (self.figure,)
-                if self._redraw is not None:
-                    self.figure.edit(self._redraw)
-            return self.figure
+        self._axis_title = accuracy_name(True)
+        self._drawing = threading.Lock()  # retrains end on worker threads
 
     def update(self, history: list[dict], validation_points=(), *, held_out: bool = True) -> None:
         """Redraw from :attr:`alwidget.Session.history` (``n_labels`` and ``accuracy`` entries).
@@ -285,35 +257,76 @@ class LearningCurve:
         ``validation_points`` as ``(n_labels, accuracy)`` pairs.
         """
         points = [(h["n_labels"], h["accuracy"]) for h in history if h.get("accuracy") is not None]
-        name = accuracy_name(held_out)
-        axis = name
+        axis = accuracy_name(held_out)
         if not points:
             points = [(n, acc) for n, acc in validation_points if acc is not None]
             if points:
-                name, axis = (
-                    "validation accuracy",
-                    "validation accuracy (labels held out of training)",
+                axis = "validation accuracy (labels held out of training)"
+        points = [(int(n), float(acc)) for n, acc in points]
+        with self._drawing:
+            if points == self._points and axis == self._axis_title:
+                return  # the panel redraws on several events: resend nothing unchanged
+            self._points, self._axis_title = points, axis
+            self.box.value = self._svg(points, axis)
+
+    @property
+    def axis_title(self) -> str:
+        """What the y axis measures (held-out, cross-validated or validation accuracy)."""
+        return self._axis_title
+
+    def _svg(self, points: list[tuple[int, float]], axis: str) -> str:
+        left, right, top, bottom = self._LEFT, self._RIGHT, self._TOP, self._BOTTOM
+        width, height = self.WIDTH, self.HEIGHT
+        plot_w, plot_h = width - left - right, height - top - bottom
+        x_max = max([n for n, _ in points], default=0)
+        step = _nice_step(max(x_max, 10), 6)
+        x_max = max(step, math.ceil(x_max / step) * step)
+
+        def sx(n: float) -> float:
+            return left + plot_w * n / x_max
+
+        def sy(acc: float) -> float:
+            return top + plot_h * (1.0 - min(max(acc, 0.0), 1.0))
+
+        parts = [
+            f'<svg class="alwidget-curve" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" role="img" aria-label="learning curve" '
+            'style="font: 10px sans-serif; fill: var(--jp-ui-font-color1, #333);">',
+            f'<text x="{width / 2:.0f}" y="14" text-anchor="middle" font-size="13">'
+            f"{'Learning curve' if points else 'Learning curve (a point per retrain)'}</text>",
+        ]
+        for tick in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0):
+            y = sy(tick)
+            parts.append(
+                f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" '
+                'stroke="#e5e5e5"/>'
+                f'<text x="{left - 4}" y="{y + 3:.1f}" text-anchor="end">{tick:.1f}</text>'
+            )
+        for tick in range(0, x_max + 1, step):
+            parts.append(
+                f'<text x="{sx(tick):.1f}" y="{top + plot_h + 13}" text-anchor="middle">'
+                f"{tick}</text>"
+            )
+        parts.append(
+            f'<text x="{left + plot_w / 2:.0f}" y="{height - 4}" text-anchor="middle">'
+            "labels</text>"
+            f'<text transform="translate(11 {top + plot_h / 2:.0f}) rotate(-90)" '
+            f'text-anchor="middle">{html.escape(_short_axis(axis))}<title>'
+            f"{html.escape(axis)}</title></text>"
+        )
+        if points:
+            path = " ".join(f"{sx(n):.1f},{sy(acc):.1f}" for n, acc in points)
+            parts.append(
+                f'<polyline points="{path}" fill="none" stroke="#1f77b4" stroke-width="2"/>'
+            )
+            for n, acc in points:
+                parts.append(
+                    f'<circle class="alwidget-curve-point" cx="{sx(n):.1f}" cy="{sy(acc):.1f}" '
+                    f'r="3.5" fill="#1f77b4" data-labels="{n}" data-accuracy="{acc:.6f}">'
+                    f"<title>{n} labels: {html.escape(axis)} {acc:.1%}</title></circle>"
                 )
-
-        self._points = points
-
-        def redraw():
-            figure = self.figure
-            with figure.batch_update():
-                figure.data[0].x = [x for x, _ in points]
-                figure.data[0].y = [y for _, y in points]
-                figure.data[0].name = name
-                figure.layout.yaxis.title.text = axis
-                figure.layout.title.text = (
-                    "Learning curve" if points else "Learning curve (a point per retrain)"
-                )
-
-        with self._building:
-            self._redraw = redraw
-            figure = self.figure
-        if figure is not None:
-            # Retrains end in a background thread, which edits under the figure's lock.
-            figure.edit(redraw)
+        parts.append("</svg>")
+        return "".join(parts)
 
     @property
     def points(self) -> list[tuple[int, float]]:

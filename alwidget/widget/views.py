@@ -169,7 +169,6 @@ class PanelViews:
             names=["value"],
         )
         self.learning_curve = LearningCurve()
-        self.learning_curve.prepare()
         self.status_label = widgets.Label("")
         self.strategy_picker = widgets.Dropdown(
             options=strategy_names(self._session.strategy),
