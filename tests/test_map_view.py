@@ -136,7 +136,7 @@ def test_first_fit_draws_every_item(map_view):
     assert map_view.last_error == "" and map_view.last_outcome == "fitted"
     rows = np.concatenate([trace.customdata for trace in map_view.figure.data])
     assert sorted(rows.tolist()) == list(range(240))
-    assert "no labels yet" in map_view.figure.layout.title.text
+    assert "no labels yet" in map_view.title
     assert map_view.map.projector.coordinates_N_2.shape == (240, 2)
 
 
@@ -186,10 +186,7 @@ def test_bulk_label_gives_the_selection_one_class_and_redraws(map_view, blob_ses
         for row in map_view.figure.data[trace_index(map_view, "c")].customdata
     ]
     assert sorted(drawn) == sorted(wanted)
-    assert (
-        map_view.map.coverage["n_labeled"] == 3
-        and "k-center radius" in map_view.figure.layout.title.text
-    )
+    assert map_view.map.coverage["n_labeled"] == 3 and "k-center radius" in map_view.title
     # The selection is cleared with the redraw, so a second click has nothing to label.
     assert map_view.bulk_button.disabled
 
@@ -203,7 +200,7 @@ def test_retrain_refreshes_the_layout_without_refitting_unless_asked(map_view, b
     projector = map_view.map.projector
     assert projector.n_fits == 1 and projector.alignment_r2 is not None
     assert not np.allclose(before, projector.coordinates_N_2)  # points were re-placed
-    assert "model v1" in map_view.figure.layout.title.text
+    assert "model v1" in map_view.title
     map_view.refit_button.click()
     map_view.wait(WAIT_S)
     assert (

@@ -78,6 +78,7 @@ LEGEND_NAME_CHARS = 18
 _LEGEND_FONT_PX = 11
 _LEGEND_ROW_PX = 20
 _TOP_MARGIN_PX = 64
+_MODEBAR_MARGIN_PX = 28
 
 
 def class_colour(index: int) -> str:
@@ -297,7 +298,11 @@ def empty_map_traces(class_names) -> list:
 
 # ---------------------------------------------------------------------------- layout
 def figure_size(
-    width: int | None, n_legend_entries: int, plot_height: int | None = None
+    width: int | None,
+    n_legend_entries: int,
+    plot_height: int | None = None,
+    *,
+    top_margin: int = _TOP_MARGIN_PX,
 ) -> tuple[int, int]:
     """``(height, bottom margin)`` in pixels for a figure ``width`` wide with a legend of
     ``n_legend_entries`` below the plot, so that the legend is never cut off.
@@ -312,7 +317,7 @@ def figure_size(
     per_row = max(1, (width - 20) // _legend_entry_width())
     rows = math.ceil(max(n_legend_entries, 1) / per_row)
     bottom = 30 + rows * _LEGEND_ROW_PX
-    return _TOP_MARGIN_PX + int(plot_height) + bottom, bottom
+    return int(top_margin) + int(plot_height) + bottom, bottom
 
 
 def _legend_entry_width() -> int:
@@ -324,12 +329,17 @@ def map_layout(
     title: str, *, width: int | None, n_legend_entries: int, plot_height: int | None = None
 ) -> dict:
     """The figure layout: title, size, a legend that fits below the plot, lasso by default,
-    zoom kept across updates (``uirevision``)."""
-    height, bottom = figure_size(width, n_legend_entries, plot_height)
+    zoom kept across updates (``uirevision``).
+
+    An empty ``title`` leaves only the mode bar's room above the plot (the widget writes
+    its summary in an HTML line above the figure instead).
+    """
+    top = _TOP_MARGIN_PX if title else _MODEBAR_MARGIN_PX
+    height, bottom = figure_size(width, n_legend_entries, plot_height, top_margin=top)
     layout = {
         "title": {"text": title, "x": 0.01, "y": 0.99, "yanchor": "top", "font": {"size": 13}},
         "height": height,
-        "margin": {"l": 10, "r": 10, "t": _TOP_MARGIN_PX, "b": bottom},
+        "margin": {"l": 10, "r": 10, "t": top, "b": bottom},
         # Below the plot, so it never hides points; fixed-width entries wrap predictably.
         "legend": {
             "itemsizing": "constant",

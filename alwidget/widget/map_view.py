@@ -176,10 +176,15 @@ class MapView(widgets.VBox):
     # ------------------------------------------------------------------------ layout
     def _build(self, color_by: str) -> None:
         classes = list(self.session.classes)
+        # The title (coverage and how many points are drawn) is an HTML line above the
+        # figure, not plotly's title: plotly cut its first line at the top, and changing it
+        # after each label cost a relayout (a full redraw) in the browser.
+        self.summary = widgets.HTML(self._summary_html())
+        self.summary.add_class("alwidget-map-summary")
         self.figure = FigureWidget(
             data=empty_map_traces(classes),
             layout=map_layout(
-                self._title,
+                "",
                 width=None,
                 n_legend_entries=FIRST_CLASS_TRACE + len(classes),
                 plot_height=self.height,
@@ -258,7 +263,7 @@ class MapView(widgets.VBox):
             layout=widgets.Layout(display="block", width="100%"),
         )
         below = widgets.HBox([self.item_pane, actions], layout=widgets.Layout(flex_flow="row wrap"))
-        self.children = [controls, self.status, plot, below, self.errors]
+        self.children = [controls, self.status, self.summary, plot, below, self.errors]
 
     def _listen(self, trace) -> None:
         trace.on_click(self._on_trace_click)
@@ -367,12 +372,11 @@ class MapView(widgets.VBox):
         """Title and size (the legend's room depends on the width); call under the lock."""
         width = width or self.width_probe.width or None
         layout = map_layout(
-            self._title,
+            "",
             width=width,
             n_legend_entries=len(self.figure.data),
             plot_height=self.height,
         )
-        self.figure.layout.title.text = layout["title"]["text"]
         self.figure.layout.height = layout["height"]
         self.figure.layout.margin.b = layout["margin"]["b"]
         if width:
@@ -392,6 +396,7 @@ class MapView(widgets.VBox):
                     self._sent_rows[index] = np.asarray(update["customdata"])
                 self._relayout()
             self.paint_counts["base"] += 1
+        self._show_summary()
 
     def _paint_overlays(self, layers, *, coverage: bool = True) -> None:
         """Resend the overlay traces whose points changed (all of them after the layout
@@ -413,15 +418,14 @@ class MapView(widgets.VBox):
             }
             if coverage and self._drawn_rows.size:
                 self._title = drawn_title(layers.title, self._n_placed, layers.n_items)
-            if not changed and not coverage:
-                return
-            with self.figure.batch_update():
-                for index, update in changed.items():
-                    self.figure.data[index].update(_as_wire(update))
-                    self._sent_rows[index] = np.asarray(update["customdata"])
-                if coverage:
-                    self.figure.layout.title.text = self._title
-            self.paint_counts["overlays"] += 1
+            if changed:
+                with self.figure.batch_update():
+                    for index, update in changed.items():
+                        self.figure.data[index].update(_as_wire(update))
+                        self._sent_rows[index] = np.asarray(update["customdata"])
+                self.paint_counts["overlays"] += 1
+        if coverage:
+            self._show_summary()
 
     def _sent_positions_changed(self, layers) -> bool:
         """Whether the layout moved since the overlays were last sent."""
@@ -573,6 +577,22 @@ class MapView(widgets.VBox):
         super().close()
 
     # ------------------------------------------------------------------------ internals
+    @property
+    def title(self) -> str:
+        """The map's summary (coverage, how many points are drawn) as the line above it shows."""
+        return self._title
+
+    def _summary_html(self) -> str:
+        return (
+            '<div class="alwidget-map-title" style="font-size: 13px; line-height: 1.35">'
+            f"{self._title}</div>"
+        )
+
+    def _show_summary(self) -> None:
+        summary = self._summary_html()
+        if self.summary.value != summary:
+            self.summary.value = summary
+
     def _set_status(self, text: str) -> None:
         self.status.value = text
 
