@@ -400,3 +400,35 @@ def test_the_svd_projection_is_saved_reused_and_refitted_when_damaged(tmp_path):
     assert torch.allclose(refitted[1].weight, first[1].weight)
     reloaded = al.encoders.svd(pool, dim=4, cache_dir=tmp_path)  # the refit was saved
     assert torch.equal(reloaded[1].weight, refitted[1].weight)
+
+
+def test_the_svd_encoder_finds_the_directions_of_largest_variance(tmp_path):
+    """Rows spread along three known orthonormal directions (standard deviations 10, 5, 2)
+    plus faint noise: the fitted encoder's first three rows are those directions, in order."""
+    from alwidget.encoders.linear import top_right_singular_vectors
+
+    rng = np.random.default_rng(0)
+    directions_3_D, _ = np.linalg.qr(rng.normal(size=(40, 3)))
+    directions_3_D = directions_3_D.T
+    spread_N_3 = rng.normal(size=(3_000, 3)) * np.array([10.0, 5.0, 2.0])
+    rows_N_D = spread_N_3 @ directions_3_D + 0.01 * rng.normal(size=(3_000, 40))
+    rows_N_D -= rows_N_D.mean(axis=0)
+    found_3_D = top_right_singular_vectors(torch.from_numpy(rows_N_D.astype(np.float32)), 3)
+    exact_3_D = np.linalg.svd(rows_N_D, full_matrices=False)[2][:3]
+    np.testing.assert_allclose(np.abs(found_3_D.numpy() @ exact_3_D.T), np.eye(3), atol=1e-4)
+    # ... and the sample's directions are the ones the rows were spread along.
+    alignment_3_3 = np.abs(found_3_D.numpy() @ directions_3_D.T)
+    np.testing.assert_allclose(alignment_3_3, np.eye(3), atol=0.02)
+    again = top_right_singular_vectors(torch.from_numpy(rows_N_D.astype(np.float32)), 3)
+    assert torch.equal(found_3_D, again)  # one seed, one encoder
+
+    # Through a pool (which may rescale its inputs): the features are centred and carry the
+    # inputs' three largest variances, in order.
+    pool = al.Pool((rows_N_D + 3.0).astype(np.float32), classes=["a", "b"])
+    encoder = al.encoders.svd(pool, dim=3, cache_dir=tmp_path)
+    inputs_N_D = pool.inputs(np.arange(len(pool))).reshape(len(pool), -1)
+    with torch.no_grad():
+        features_N_3 = encoder(inputs_N_D).double().numpy()
+    np.testing.assert_allclose(features_N_3.mean(axis=0), 0.0, atol=1e-3)
+    top_variances = np.linalg.eigvalsh(np.cov(inputs_N_D.double().numpy().T))[::-1][:3]
+    np.testing.assert_allclose(features_N_3.var(axis=0, ddof=1), top_variances, rtol=1e-3)
