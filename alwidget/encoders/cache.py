@@ -136,6 +136,18 @@ def _read_meta(directory: Path) -> dict | None:
     return meta
 
 
+def atomic_torch_save(path: Path, payload: dict) -> None:
+    """``torch.save(payload, path)`` through a temporary file renamed into place, so a crash
+    mid-write never leaves half a file under ``path`` (the next session would trust it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(payload, temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def _write_meta(directory: Path, meta: dict) -> None:
     temporary = directory / (_META + ".tmp")
     temporary.write_text(json.dumps(meta))

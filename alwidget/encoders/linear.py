@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import AlwidgetError
-from .cache import default_cache_dir
+from .cache import atomic_torch_save, default_cache_dir
 
 __all__ = ["svd"]
 
@@ -101,12 +101,9 @@ def _load(path: Path) -> nn.Linear | None:
 
 
 def _save(path: Path, layer: nn.Linear) -> None:
+    payload = {"format": _FORMAT, "weight": layer.weight.detach(), "bias": layer.bias.detach()}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        payload = {"format": _FORMAT, "weight": layer.weight.detach(), "bias": layer.bias.detach()}
-        torch.save(payload, temporary)
-        os.replace(temporary, path)  # a crash mid-write never leaves half a file under the name
+        atomic_torch_save(path, payload)
     except OSError as error:
         warnings.warn(
             f"the svd encoder could not be saved to {path} ({error}); the next session fits "

@@ -43,7 +43,7 @@ from torch import nn
 from torch.nn import functional
 
 from ..errors import AlwidgetError
-from .cache import default_cache_dir
+from .cache import atomic_torch_save, default_cache_dir
 
 __all__ = ["SelfSupervisedError", "self_supervised"]
 
@@ -698,17 +698,13 @@ def _load(path: Path, pool, recipe: Recipe, feature_dim: int) -> nn.Sequential |
 
 
 def _save(path: Path, encoder: nn.Module, report: TrainingReport, settings: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     payload = {
         "format": _FORMAT,
         "state_dict": encoder.state_dict(),
         "report": {k: v for k, v in asdict(report).items() if k not in ("loaded", "path")},
         "settings": json.dumps(settings, sort_keys=True),
     }
-    torch.save(payload, temporary)
-    # A crash mid-write leaves only the temporary file: the cache never holds half a file.
-    os.replace(temporary, path)
+    atomic_torch_save(path, payload)
 
 
 def self_supervised(

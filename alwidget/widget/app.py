@@ -37,6 +37,8 @@ from .feed import BatchFeed
 from .guard import ErrorGuard
 from .jobs import JobRunner
 from .links import MapLink
+from .parts import PanelParts
+from .preload import BackgroundImports
 from .queue import QueueBook, clamp_focus, focus_after_removal, take_out
 from .unusual import MARK_KEY, UnusualItems
 from .views import PanelViews
@@ -137,22 +139,23 @@ class Widget(widgets.VBox):
             log_class="alwidget-errors",
             max_height="160px",
         )
-        self._runner = JobRunner(("training", "scoring"))
-        self._feed = BatchFeed(self, self._book, self._runner, self._lock, self._guard)
-        self._views = PanelViews(self, self._book, self._lock, self._guard)
+        # The jobs import nothing themselves (see preload.py): they wait for these imports,
+        # done on the kernel's thread after this cell.
+        self._imports = BackgroundImports()
+        self._runner = JobRunner(("training", "scoring"), before_each_job=self._imports.wait)
+        parts = PanelParts(self, self._book, self._runner, self._lock, self._guard)
+        self._feed = BatchFeed(parts)
+        self._views = PanelViews(parts)
         #: Finds label suspects in the background (``session.relabel_fraction``).
-        self.label_check = suspects.LabelCheck(
-            self, self._book, self._runner, self._lock, self._guard
-        )
+        self.label_check = suspects.LabelCheck(parts)
         #: The "Unusual items" filter (mark items "not a class").
-        self.unusual = UnusualItems(
-            self, self._book, self._runner, self._lock, self._guard, self._feed.top_up
-        )
+        self.unusual = UnusualItems(parts, self._feed.top_up)
         cleaning_bar = widgets.HBox([self.unusual.toggle, self.label_check.status])
         self._views.add_to_column(cleaning_bar, self.unusual.pane)
         self.children = self._views.children
         self.auto_retrain_every = int(auto_retrain_every)
         self._feed.sync_counts()
+        self._imports.start()
         self._feed.start()  # in the background: the panel shows at once
 
     def __getattr__(self, name):
@@ -381,12 +384,14 @@ class Widget(widgets.VBox):
         TimeoutError
             If the first batch is not there within ``timeout`` seconds.
         """
+        self._imports.wait()  # in the cell that built the panel: imports here, not after it
         if not self._feed.first_batch.wait(timeout):
             raise TimeoutError(f"no first batch within {timeout} s; the session is still scoring")
         return self
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until background training/refills are done and applied (for scripts and tests)."""
+        self._imports.wait()
         self._runner.wait(timeout)
 
     def close(self) -> None:

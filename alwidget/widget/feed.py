@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from ..errors import PoolExhaustedError
 from . import suspects
 from .jobs import Throttle
-from .queue import QueueBook, insert_prioritized, merge_refill, refreshed_queue
+from .parts import PanelParts
+from .queue import insert_prioritized, merge_refill, refreshed_queue
 from .render import RenderedItem, render_pool_item
 
 PROGRESS_INTERVAL_S = 0.15
@@ -174,15 +175,12 @@ class BatchFeed:
         Shows the errors of background jobs.
     """
 
-    def __init__(self, panel, book: QueueBook, runner, lock, guard):
+    def __init__(self, parts: PanelParts):
         # Set once the first fetch is applied (or failed): what Widget.ready() waits for.
         self.first_batch = threading.Event()
-        self._panel = panel
-        self._session = panel.session
-        self._book = book
-        self._runner = runner
-        self._lock = lock
-        self._guard = guard
+        self._panel, self._session = parts.panel, parts.session
+        self._book, self._runner = parts.book, parts.runner
+        self._lock, self._guard = parts.lock, parts.guard
 
     def sync_counts(self) -> None:
         """Copy the session's label counts and model version into the panel's traits."""

@@ -20,6 +20,7 @@ from concurrent.futures import Future
 import ipywidgets as widgets
 
 from ..errors import NotEnoughClassesError
+from .parts import PanelParts
 from .render import render_pool_item
 
 __all__ = [
@@ -101,13 +102,11 @@ class LabelCheck:
         Shows what the check raised.
     """
 
-    def __init__(self, panel, book, runner, lock, guard):
-        self._panel = panel
-        self._session = panel.session
-        self._book = book
-        self._runner = runner
-        self._lock = lock
-        self._guard = guard
+    def __init__(self, parts: PanelParts):
+        panel = parts.panel
+        self._panel, self._session = panel, parts.session
+        self._book, self._runner = parts.book, parts.runner
+        self._lock, self._guard = parts.lock, parts.guard
         #: One line on the check: running (fold n / N), done, stopped.
         self.status = widgets.HTML("")
         self.status.add_class("alwidget-label-check")

@@ -17,6 +17,7 @@ from concurrent.futures import Future
 
 import ipywidgets as widgets
 
+from .parts import PanelParts
 from .queue import focus_after_removal, take_out
 from .render import render_pool_item
 from .strip import BatchStrip
@@ -84,13 +85,10 @@ class UnusualItems:
         Unusual items listed.
     """
 
-    def __init__(self, panel, book, runner, lock, guard, top_up, *, size: int = 12):
-        self._panel = panel
-        self._session = panel.session
-        self._book = book
-        self._runner = runner
-        self._lock = lock
-        self._guard = guard
+    def __init__(self, parts: PanelParts, top_up, *, size: int = 12):
+        self._panel, self._session = parts.panel, parts.session
+        self._book, self._runner = parts.book, parts.runner
+        self._lock, self._guard = parts.lock, parts.guard
         self._top_up = top_up
         self.size = int(size)
         self.entries: list[dict] = []  # session.out_of_distribution rows shown, in order
@@ -102,19 +100,21 @@ class UnusualItems:
             tooltip="pool items unlike the rest: mark those that belong to no class",
             icon="filter",
         )
-        self.toggle.observe(lambda change: guard.run(self.show, change["new"]), names=["value"])
+        self.toggle.observe(
+            lambda change: self._guard.run(self.show, change["new"]), names=["value"]
+        )
         self.strip = BatchStrip(empty_message="Finding unusual items…")
         self.strip.add_class("alwidget-unusual-strip")
-        self.strip.on_focus(lambda index, _key: guard.run(self.focus, index))
+        self.strip.on_focus(lambda index, _key: self._guard.run(self.focus, index))
         self.why = widgets.HTML("")
         self.mark_button = widgets.Button(
             description=f"Not a class ({MARK_KEY})",
             tooltip="this item belongs to no class: never ask about it, never train on it",
             button_style="warning",
         )
-        self.mark_button.on_click(lambda _button: guard.run(self.mark))
+        self.mark_button.on_click(lambda _button: self._guard.run(self.mark))
         self.undo_button = widgets.Button(description="Undo mark", disabled=True)
-        self.undo_button.on_click(lambda _button: guard.run(self.undo))
+        self.undo_button.on_click(lambda _button: self._guard.run(self.undo))
         self.pane = widgets.VBox(
             [self.strip, self.why, widgets.HBox([self.mark_button, self.undo_button])],
             layout=widgets.Layout(display="none"),

@@ -21,7 +21,8 @@ from .panels import (
     pseudo_labels_html,
     why_html,
 )
-from .queue import QueueBook, clamp_focus
+from .parts import PanelParts
+from .queue import clamp_focus
 from .render import render_pool_item
 from .strip import FOCUS_BOX_CLASS, WHY_CLASS, BatchStrip
 
@@ -91,12 +92,9 @@ class PanelViews:
         "errors",
     )
 
-    def __init__(self, panel, book: QueueBook, lock, guard):
-        self._panel = panel
-        self._session = panel.session
-        self._book = book
-        self._lock = lock
-        self._guard = guard
+    def __init__(self, parts: PanelParts):
+        self._panel, self._session = parts.panel, parts.session
+        self._book, self._lock, self._guard = parts.book, parts.lock, parts.guard
         self._has_held_out = self._session.pool.test is not None
         self._build_controls()
         self.children = self._layout()
