@@ -381,3 +381,66 @@ def test_a_key_press_is_acknowledged_after_its_handlers_ran_even_when_they_fail(
     with pytest.raises(AlwidgetError):
         catcher._receive(catcher, {"event": "key", "key": "1", "focused": "8", "seq": 4}, [])
     assert catcher.acknowledged == 4
+
+
+def test_in_a_kernel_the_panels_worker_threads_import_nothing():
+    """CPython 3.11 can fail two threads building ASTs at once (gh-106905): a map cell failed
+    2 times in 4 while the first batch imported scikit-learn on a worker thread. The imports
+    the jobs need happen on the kernel's thread after the cell; the workers import nothing,
+    through a first batch, labels and a retrain."""
+    from jupyter_client.manager import start_new_kernel
+
+    manager, client = start_new_kernel(kernel_name="python3")
+    try:
+
+        def run(code: str) -> list[str]:
+            chunks = []
+            reply = client.execute_interactive(
+                code,
+                timeout=300,
+                output_hook=lambda msg: (
+                    chunks.append(msg["content"].get("text", ""))
+                    if msg["msg_type"] == "stream"
+                    else chunks.append(str(msg["content"].get("traceback", "")))
+                    if msg["msg_type"] == "error"
+                    else None
+                ),
+            )
+            assert reply["content"]["status"] == "ok", "".join(chunks)
+            return "".join(chunks).split()
+
+        run(
+            "import sys, threading\n"
+            "imported_by = []\n"
+            "class Recorder:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name not in sys.modules:\n"
+            "            imported_by.append((threading.current_thread().name, name))\n"
+            "        return None\n"
+            "sys.meta_path.insert(0, Recorder())\n"
+        )
+        assert run(
+            "import numpy as np, alwidget as al\n"
+            "rows = np.random.default_rng(0).normal(size=(80, 3)).astype(np.float32)\n"
+            "pool = al.Pool(rows, targets=(rows[:, 0] > 0).astype(int), classes=['a', 'b'])\n"
+            "session = al.Session(pool, model='mlp', strategy='entropy', seed=0, store=False,"
+            " cv_folds=3)\n"
+            "widget = al.Widget(session, batch_size=6)\n"
+            "print('sklearn.cluster' in sys.modules, 'torch._dynamo' in sys.modules)\n"
+        ) == ["False", "False"]  # the panel shows before the imports
+        assert run(
+            "print('sklearn.cluster' in sys.modules, 'torch._dynamo' in sys.modules)\n"
+            "widget.ready(timeout=120)\n"
+            "for _ in range(12):\n"
+            "    item = widget.focused_item\n"
+            "    widget.label(session.classes[int(pool.targets[pool.position(item.id)])])\n"
+            "    widget.wait(timeout=60)\n"
+            "widget.retrain().result(timeout=120)\n"
+            "widget.wait(timeout=60)\n"
+            "print(len(session.history))\n"
+            "print(sorted({name for thread, name in imported_by if thread.startswith('alwidget')}))\n"
+            "widget.close()\n"
+        ) == ["True", "True", "1", "[]"]
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)

@@ -7,7 +7,6 @@ run leaves the old model in place.
 
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 import warnings
@@ -66,24 +65,6 @@ class ScoringCache:
         return rows if (rows >= 0).all() else None
 
 
-_optimizer_warm_up: threading.Thread | None = None
-
-
-def warm_up_optimizer() -> None:
-    """Import what torch's optimizers import on first use, in a background thread, once.
-
-    Building the first ``torch.optim.Adam`` of a process imports ``torch._dynamo`` (3-15 s
-    on two cores), which would otherwise land on the user's first retrain.
-    """
-    global _optimizer_warm_up
-    if _optimizer_warm_up is None:
-        _optimizer_warm_up = threading.Thread(
-            target=importlib.import_module, args=("torch._dynamo",), daemon=True,
-            name="alwidget-optimizer-warm-up",
-        )  # fmt: skip
-        _optimizer_warm_up.start()
-
-
 class ModelState:
     """Members (an ensemble of one or more), their version and the caches tied to it.
 
@@ -108,7 +89,6 @@ class ModelState:
         # Guards every field below; taken last (never held while asking the label book).
         self.lock = threading.RLock()
         self.members = [self.fresh_member(i) for i in range(ensemble)]
-        warm_up_optimizer()
         self.version = 0
         self.last_train_report: TrainReport | None = None
         self.labels_at_last_training = 0
