@@ -278,9 +278,9 @@ class LearningCurve:
         left, right, top, bottom = self._LEFT, self._RIGHT, self._TOP, self._BOTTOM
         width, height = self.WIDTH, self.HEIGHT
         plot_w, plot_h = width - left - right, height - top - bottom
-        x_max = max([n for n, _ in points], default=0)
-        step = _nice_step(max(x_max, 10), 6)
-        x_max = max(step, math.ceil(x_max / step) * step)
+        x_top = max([n for n, _ in points] + [10])  # an empty chart still reads 0..10 labels
+        step = _nice_step(x_top, 6)
+        x_max = math.ceil(x_top / step) * step
 
         def sx(n: float) -> float:
             return left + plot_w * n / x_max
