@@ -57,7 +57,8 @@ HOVERED_ROW_JS = """([x, y]) => {
 DRAWN_ROWS_JS = """() => {
     const gd = document.querySelector('.alwidget-map .js-plotly-plot');
     const rows = new Set();
-    for (const trace of gd._fullData) for (const row of trace.customdata) rows.add(Number(row));
+    // An empty trace (the batch before the first one arrives) has no customdata.
+    for (const trace of gd._fullData) for (const row of trace.customdata || []) rows.add(Number(row));
     return rows.size;
 }"""
 

@@ -140,7 +140,7 @@ class Widget(widgets.VBox):
             max_height="160px",
         )
         # The jobs import nothing themselves (see preload.py): they wait for these imports,
-        # done on the kernel's thread after this cell.
+        # done on this thread.
         self._imports = BackgroundImports()
         self._runner = JobRunner(("training", "scoring"), before_each_job=self._imports.wait)
         parts = PanelParts(self, self._book, self._runner, self._lock, self._guard)
@@ -384,14 +384,12 @@ class Widget(widgets.VBox):
         TimeoutError
             If the first batch is not there within ``timeout`` seconds.
         """
-        self._imports.wait()  # in the cell that built the panel: imports here, not after it
         if not self._feed.first_batch.wait(timeout):
             raise TimeoutError(f"no first batch within {timeout} s; the session is still scoring")
         return self
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until background training/refills are done and applied (for scripts and tests)."""
-        self._imports.wait()
         self._runner.wait(timeout)
 
     def close(self) -> None:

@@ -1,5 +1,5 @@
-"""``BackgroundImports``: what the panel's worker threads import, imported first on the
-kernel's own thread.
+"""``BackgroundImports``: what the panel's worker threads would import, imported first on
+the thread that runs the user's cells.
 
 CPython 3.11 (here 3.11.7) can fail when two threads build Python ASTs at once
 (gh-106905, ``SystemError: AST constructor recursion depth mismatch``): IPython parses every
@@ -10,19 +10,23 @@ for *any* error while importing ``FigureWidget``) while, at the same moment, the
 batch's k-means imported scikit-learn on a worker thread and the optimizer warm-up imported
 ``torch._dynamo`` on another.
 
-So the panel's jobs wait until the modules they import are in place, and in a kernel these
-are imported on the kernel's thread right after the cell that built the panel (the panel
-shows first); outside a kernel they are imported at once. Fetching batches needs only the
-light first group, so the first batch is scored while the kernel's thread imports
-``torch._dynamo`` (2 s on a quiet machine), which only training needs.
+So every module the panel's worker threads would import lazily is imported in its
+constructor, on the thread that runs the user's cells, before any job starts (the jobs also
+wait for it). This costs the widget's cell about 3.5 s once per process on a quiet machine
+(scikit-learn 1.4 s, ``torch._dynamo`` 2.2 s). Deferring the imports to the kernel's loop
+after the cell was tried and dropped: the first batch then arrived after the map had drawn,
+and a click on the map's batch right after the cell did not focus the item in the browser
+test. The map's worker still imports umap-learn itself (importing it in ``MapView``'s
+constructor left the lasso's dimming after a redraw in the browser test; not understood yet).
 """
 
 from __future__ import annotations
 
 import importlib
 import threading
+from collections.abc import Callable, Sequence
 
-__all__ = ["BATCH_MODULES", "TRAINING_MODULES", "BackgroundImports", "kernel_loop"]
+__all__ = ["BATCH_MODULES", "TRAINING_MODULES", "BackgroundImports"]
 
 # What fetching a batch imports lazily (cold-start k-means, thumbnails) ...
 BATCH_MODULES = ("PIL.Image", "PIL.PngImagePlugin", "sklearn.cluster", "sklearn.exceptions")
@@ -33,67 +37,40 @@ TRAINING_MODULES = (
     "torch.profiler._cupti_monitor",
     "torch.utils.serialization",
 )
-# Jobs that only fetch batches; every other job waits for both groups.
-BATCH_JOBS = frozenset({"refill", "refine"})
-
-
-def kernel_loop():
-    """The running IPython kernel's main-thread event loop, or None outside a kernel."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return None
-    kernel = getattr(get_ipython(), "kernel", None)
-    return getattr(kernel, "io_loop", None)
 
 
 class BackgroundImports:
-    """Imports :data:`BATCH_MODULES`, then :data:`TRAINING_MODULES`, once, on the thread
-    that may run user code (a module that fails to import is skipped: the job needing it
-    reports the error itself)."""
+    """Imports the modules worker threads would import lazily, once, on the user's thread.
 
-    def __init__(self):
-        self._groups = ((BATCH_MODULES, threading.Event()), (TRAINING_MODULES, threading.Event()))
+    Parameters
+    ----------
+    modules : sequence
+        Module names or callables that import (e.g.
+        :func:`alwidget.embedding.umap_loader.import_umap`). One that fails is skipped: the
+        job that needs it reports the error itself. By default the panel's,
+        :data:`BATCH_MODULES` and :data:`TRAINING_MODULES`.
+    """
+
+    def __init__(
+        self, modules: Sequence[str | Callable[[], object]] = BATCH_MODULES + TRAINING_MODULES
+    ):
+        self.modules = tuple(modules)
+        self.done = threading.Event()
         self._lock = threading.Lock()
-        self._owner = threading.get_ident()
-
-    @property
-    def done(self) -> bool:
-        """Whether every group is imported."""
-        return all(event.is_set() for _, event in self._groups)
 
     def start(self) -> None:
-        """After the current cell in a kernel (the panel shows first), one group per
-        callback so the kernel's loop can serve messages in between; else now."""
-        loop = kernel_loop()
-        if loop is None:
-            self.ensure()
-            return
-        for index in range(len(self._groups)):
-            loop.add_callback(self.ensure, index + 1)
-
-    def ensure(self, groups: int | None = None) -> None:
-        """Import the first ``groups`` groups (all by default) now, on this thread."""
-        for modules, event in self._groups[:groups]:
-            with self._lock:
-                if event.is_set():
+        """Import them now, on this thread (the constructor's: the one running the cell)."""
+        with self._lock:
+            if self.done.is_set():
+                return
+            for entry in self.modules:
+                try:
+                    entry() if callable(entry) else importlib.import_module(entry)
+                except Exception:  # noqa: BLE001, S112 - the job needing it says why
                     continue
-                for name in modules:
-                    try:
-                        importlib.import_module(name)
-                    except Exception:  # noqa: BLE001, S112 - the job needing it says why
-                        continue
-                event.set()
+            self.done.set()
 
-    def wait(self, kind: str = "") -> None:
-        """Block a worker until what a job of ``kind`` imports is in place.
-
-        On the thread that built the panel (a script, or ``ready()`` in the same cell) the
-        kernel's loop cannot run the callbacks, so the imports happen here instead.
-        """
-        groups = 1 if kind in BATCH_JOBS else len(self._groups)
-        if threading.get_ident() == self._owner:
-            self.ensure(groups)
-            return
-        for _, event in self._groups[:groups]:
-            event.wait()
+    def wait(self, _kind: str = "") -> None:
+        """Block a worker until :meth:`start` has finished (``JobRunner``'s
+        ``before_each_job``; a no-op once the constructor has returned)."""
+        self.done.wait()
