@@ -63,12 +63,15 @@ class BackgroundImports:
         with self._lock:
             if self.done.is_set():
                 return
-            for entry in self.modules:
-                try:
-                    entry() if callable(entry) else importlib.import_module(entry)
-                except Exception:  # noqa: BLE001, S112 - the job needing it says why
-                    continue
-            self.done.set()
+            try:
+                for entry in self.modules:
+                    try:
+                        entry() if callable(entry) else importlib.import_module(entry)
+                    except Exception:  # noqa: BLE001, S112 - the job needing it says why
+                        continue
+            finally:
+                # Even when interrupted: a worker waiting here must never wait forever.
+                self.done.set()
 
     def wait(self, _kind: str = "") -> None:
         """Block a worker until :meth:`start` has finished (``JobRunner``'s
