@@ -38,7 +38,7 @@ from .guard import ErrorGuard
 from .jobs import JobRunner
 from .links import MapLink
 from .parts import PanelParts
-from .preload import BackgroundImports
+from .preload import import_worker_modules
 from .queue import QueueBook, clamp_focus, focus_after_removal, take_out
 from .unusual import MARK_KEY, UnusualItems
 from .views import PanelViews
@@ -139,10 +139,9 @@ class Widget(widgets.VBox):
             log_class="alwidget-errors",
             max_height="160px",
         )
-        # The jobs import nothing themselves (see preload.py): they wait for these imports,
-        # done on this thread.
-        self._imports = BackgroundImports()
-        self._runner = JobRunner(("training", "scoring"), before_each_job=self._imports.wait)
+        # The jobs must import nothing themselves (see preload.py): import for them first.
+        import_worker_modules()
+        self._runner = JobRunner(("training", "scoring"))
         parts = PanelParts(self, self._book, self._runner, self._lock, self._guard)
         self._feed = BatchFeed(parts)
         self._views = PanelViews(parts)
@@ -155,7 +154,6 @@ class Widget(widgets.VBox):
         self.children = self._views.children
         self.auto_retrain_every = int(auto_retrain_every)
         self._feed.sync_counts()
-        self._imports.start()
         self._feed.start()  # in the background: the panel shows at once
 
     def __getattr__(self, name):

@@ -35,10 +35,6 @@ class JobRunner:
         raised from the job's future).
     name : str
         Prefix of the worker threads' names.
-    before_each_job : callable, optional
-        ``before_each_job(kind)``, called in the worker thread before every job (e.g. to
-        wait until the modules the job imports are in place, see
-        :mod:`alwidget.widget.preload`).
     """
 
     def __init__(
@@ -47,7 +43,6 @@ class JobRunner:
         *,
         on_error: Callable[[BaseException, str], None] | None = None,
         name: str = "alwidget",
-        before_each_job: Callable[[str], None] | None = None,
     ):
         if not lanes:
             raise ValueError("JobRunner needs at least one lane, e.g. lanes=('jobs',)")
@@ -57,7 +52,6 @@ class JobRunner:
         }
         self._default_lane = lanes[0]
         self._on_error = on_error
-        self._before_each_job = before_each_job
         # A leaf lock: nothing else is locked and no callback runs while it is held.
         self._state = threading.Condition()
         self._unfinished: Counter[str] = Counter()  # kind -> jobs whose on_done has not returned
@@ -95,8 +89,6 @@ class JobRunner:
                 if self._waiting.get(kind) is slot[0]:
                     del self._waiting[kind]
             try:
-                if self._before_each_job is not None:
-                    self._before_each_job(kind)
                 return job()
             except Exception as error:
                 if self._on_error is not None:

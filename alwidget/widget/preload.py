@@ -1,5 +1,5 @@
-"""``BackgroundImports``: what the panel's worker threads would import, imported first on
-the thread that runs the user's cells.
+"""``import_worker_modules``: what the panel's worker threads would import, imported first
+on the thread that runs the user's cells.
 
 CPython 3.11 (here 3.11.7) can fail when two threads build Python ASTs at once
 (gh-106905, ``SystemError: AST constructor recursion depth mismatch``): IPython parses every
@@ -11,10 +11,10 @@ batch's k-means imported scikit-learn on a worker thread and the optimizer warm-
 ``torch._dynamo`` on another.
 
 So every module the panel's worker threads would import lazily is imported in its
-constructor, on the thread that runs the user's cells, before any job starts (the jobs also
-wait for it). This costs the widget's cell about 3.5 s once per process on a quiet machine
-(scikit-learn 1.4 s, ``torch._dynamo`` 2.2 s). Deferring the imports to the kernel's loop
-after the cell was tried and dropped: the first batch then arrived after the map had drawn,
+constructor, on the thread that runs the user's cells, before its job runner exists. This
+costs the widget's cell about 3.5 s once per process on a quiet machine (scikit-learn 1.4 s,
+``torch._dynamo`` 2.2 s). Deferring the imports to the kernel's loop after the cell was
+tried and dropped: the first batch then arrived after the map had drawn,
 and a click on the map's batch right after the cell did not focus the item in the browser
 test. The map's worker still imports umap-learn itself (importing it in ``MapView``'s
 constructor left the lasso's dimming after a redraw in the browser test; not understood yet).
@@ -23,10 +23,9 @@ constructor left the lasso's dimming after a redraw in the browser test; not und
 from __future__ import annotations
 
 import importlib
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-__all__ = ["BATCH_MODULES", "TRAINING_MODULES", "BackgroundImports"]
+__all__ = ["BATCH_MODULES", "TRAINING_MODULES", "import_worker_modules"]
 
 # What fetching a batch imports lazily (cold-start k-means, thumbnails) ...
 BATCH_MODULES = ("PIL.Image", "PIL.PngImagePlugin", "sklearn.cluster", "sklearn.exceptions")
@@ -39,41 +38,13 @@ TRAINING_MODULES = (
 )
 
 
-class BackgroundImports:
-    """Imports the modules worker threads would import lazily, once, on the user's thread.
-
-    Parameters
-    ----------
-    modules : sequence
-        Module names or callables that import (e.g.
-        :func:`alwidget.embedding.umap_loader.import_umap`). One that fails is skipped: the
-        job that needs it reports the error itself. By default the panel's,
-        :data:`BATCH_MODULES` and :data:`TRAINING_MODULES`.
+def import_worker_modules(modules: Sequence[str] = BATCH_MODULES + TRAINING_MODULES) -> None:
+    """Import ``modules`` on this thread (the constructor's: the one running the cell), so
+    the worker threads started afterwards find them imported. One that fails is skipped:
+    the job that needs it reports the error itself. Already imported modules cost nothing.
     """
-
-    def __init__(
-        self, modules: Sequence[str | Callable[[], object]] = BATCH_MODULES + TRAINING_MODULES
-    ):
-        self.modules = tuple(modules)
-        self.done = threading.Event()
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        """Import them now, on this thread (the constructor's: the one running the cell)."""
-        with self._lock:
-            if self.done.is_set():
-                return
-            try:
-                for entry in self.modules:
-                    try:
-                        entry() if callable(entry) else importlib.import_module(entry)
-                    except Exception:  # noqa: BLE001, S112 - the job needing it says why
-                        continue
-            finally:
-                # Even when interrupted: a worker waiting here must never wait forever.
-                self.done.set()
-
-    def wait(self, _kind: str = "") -> None:
-        """Block a worker until :meth:`start` has finished (``JobRunner``'s
-        ``before_each_job``; a no-op once the constructor has returned)."""
-        self.done.wait()
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001, S112 - the job needing it says why
+            continue
