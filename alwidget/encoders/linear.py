@@ -114,7 +114,7 @@ def _save(path: Path, layer: nn.Linear) -> None:
 
 def _fit(pool, dim: int, seed: int) -> nn.Linear:
     n_items = len(pool)
-    width_in = int(pool.inputs(np.zeros(1, dtype=np.int64)).numel())
+    width_in = int(np.prod(pool.input_shape))
     n_rows = min(n_items, _FIT_SAMPLE, max(_MIN_FIT_ROWS, _FIT_VALUES // max(width_in, 1)))
     sample = np.unique(np.linspace(0, n_items - 1, n_rows).astype(np.int64))
     rows = pool.inputs(sample).reshape(len(sample), -1).to(torch.float32)
