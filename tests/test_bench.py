@@ -282,3 +282,61 @@ def test_an_epoch_budget_trains_the_self_supervised_encoder_for_that_many_epochs
     assert settings.encoder_epochs == 0.25 and encoder_training(settings) == "0.25 epochs"
     encoder = bench_encoder(settings)
     assert encoder.report.epochs == pytest.approx(0.25, abs=0.1)  # passes, not seconds
+
+
+def test_fine_tune_trains_the_encoder_weights_and_needs_an_encoder(mnist_root, capsys):
+    import torch
+
+    from alwidget.cli import build_parser
+    from alwidget.experiments.bench import bench_encoder, bench_session
+    from alwidget.experiments.bench_cli import settings_from_args
+    from alwidget.experiments.oracle import run_oracle
+
+    parser = build_parser()
+    sizes = "--limit 300 --test-limit 100 --train-steps 8 --warm-steps 4 --train-batch 16"
+    sizes += " --mc-samples 3 --score-subset 50 --budget 30 --encoder svd"
+
+    def changed_encoder_weights(*flags):
+        """Encoder tensors that differ from the svd projection after two trainings and a
+        query, the session's frozen-features flag and the items that query scored."""
+        args = parser.parse_args(["bench", "--data-root", str(mnist_root), *sizes.split(), *flags])
+        settings = settings_from_args(args, parser)[0]
+        session = bench_session(settings, "bald", seed=0)
+        rounds = run_oracle(
+            session, initial=settings.initial, seed=0, batch_size=settings.batch_size,
+            budget=settings.budget,
+            train_config_for_round=lambda index: settings.train_config(first=index == 0),
+        )  # fmt: skip
+        assert [step.n_labels for step in rounds] == [20, 30]
+        projection = bench_encoder(settings).state_dict()
+        network = session.model.members[0]
+        # Fine-tuned, the network is the encoder's copy followed by the head; frozen, it is
+        # the head alone and the session's encoder must be the untouched projection.
+        trained = network[0] if settings.fine_tune else session.encoding.encoder
+        changed = [
+            name
+            for name, tensor in trained.state_dict().items()
+            if not torch.equal(tensor, projection[name])
+        ]
+        return changed, session.scores_on_features, session.last_query_timings["n_scored"]
+
+    assert changed_encoder_weights() == ([], True, 50)
+    changed, on_features, scored = changed_encoder_weights("--fine-tune")
+    assert sorted(changed) == ["1.bias", "1.weight"] and not on_features  # Flatten → Linear
+    assert scored == 50  # a random subset of the pool, through the whole network
+
+    args = parser.parse_args(["bench", "--data-root", str(mnist_root), "--fine-tune"])
+    with pytest.raises(SystemExit) as exit_info:
+        settings_from_args(args, parser)
+    assert exit_info.value.code == 2
+    assert "--fine-tune trains an encoder's weights, but no --encoder is given" in (
+        capsys.readouterr().err
+    )
+    from alwidget.errors import InvalidArgumentError
+    from alwidget.experiments.bench import BenchSettings
+
+    with pytest.raises(InvalidArgumentError, match="add --encoder self-supervised"):
+        BenchSettings(fine_tune=True)
+    fine = BenchSettings(encoder="svd", fine_tune=True)
+    assert fine.train_config().augment == "affine"  # the network sees images
+    assert BenchSettings(encoder="svd").train_config().augment is None  # the head sees features

@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_STRATEGIES",
     "THRESHOLDS",
     "BenchSettings",
+    "bench_session",
     "labels_to_threshold",
     "run_bench",
     "run_one",
@@ -80,11 +81,17 @@ class BenchSettings:
         Adam settings.
     augment : str
         Mini-batch augmentation (``"affine"`` or ``"none"``, see :mod:`alwidget.augment`);
-        the papers trained without any. Not used with an encoder (the head sees features).
+        the papers trained without any. Not used with a frozen encoder (the head sees
+        features); used with ``fine_tune`` (the network sees the images).
     encoder : str or None
         ``"self-supervised"`` or ``"svd"``: a frozen encoder made from the unlabeled pool
         (once, before the runs, cached on disk) with an MC-dropout head trained on its
         features, instead of ``model`` trained on the images.
+    fine_tune : bool
+        With ``encoder``: train the encoder's weights too (``Session(fine_tune=True)``): each
+        training run starts the encoder from its self-supervised weights (warm-started runs
+        from the previous run's), the model sees the images, and every step scores through
+        the whole network.
     encoder_budget : float
         Seconds of self-supervised training (seed 0, the same encoder for every run).
     encoder_epochs : float or None
@@ -126,6 +133,7 @@ class BenchSettings:
     encoder: str | None = None
     encoder_budget: float = 300.0
     encoder_epochs: float | None = None
+    fine_tune: bool = False
     pseudo_labels: bool = False
     semi_supervised: str | None = None
     weight_averaging: float | None = None
@@ -133,6 +141,18 @@ class BenchSettings:
     noise_kind: str = "symmetric"
     relabel_fraction: float = 0.0
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.fine_tune and self.encoder is None:
+            raise InvalidArgumentError(
+                "bench: fine_tune=True (--fine-tune) trains an encoder's weights, but no "
+                "encoder is set; add --encoder self-supervised (or svd), or drop --fine-tune"
+            )
+
+    @property
+    def features_only(self) -> bool:
+        """Whether the model is a head on frozen encoder features (no augmentation)."""
+        return self.encoder is not None and not self.fine_tune
 
     @property
     def rounds(self) -> int:
@@ -155,7 +175,7 @@ class BenchSettings:
             weight_decay=self.weight_decay,
             validation_fraction=0.0,
             warm_start=warm,
-            augment=None if self.encoder else self.augment,
+            augment=None if self.features_only else self.augment,
             pseudo_labels=self.pseudo_labels,
             semi_supervised=self.semi_supervised,
             consistency_seconds=None,
@@ -249,17 +269,54 @@ def bench_encoder(settings: BenchSettings, progress=False):
 
 
 def prepare_encoder(settings: BenchSettings, log) -> None:
-    """Train the encoder and encode the pool once, so worker processes find both cached."""
+    """Train the encoder and encode the pool once, so worker processes find both cached
+    (fine-tuning runs never read the features, so the pool is not encoded for them)."""
     if settings.encoder is None:
         return
     from ..encoders import encode_pool
 
     started = time.perf_counter()
     encoder = bench_encoder(settings, progress=None)
+    report = getattr(encoder, "report", None)
+    origin = (
+        ""
+        if report is None
+        else " (loaded from the cache)"
+        if report.loaded
+        else f" (trained for {report.epochs:.1f} epochs)"
+    )
+    if settings.fine_tune:
+        log(
+            f"encoder {settings.encoder}: ready in {time.perf_counter() - started:.0f} s"
+            f"{origin}; fine-tuned in every run"
+        )
+        return
     cache = encode_pool(load_bench_pool(settings), encoder, progress=None)
     log(
-        f"encoder {settings.encoder}: ready in {time.perf_counter() - started:.0f} s, "
+        f"encoder {settings.encoder}: ready in {time.perf_counter() - started:.0f} s{origin}, "
         f"{cache.shape[1]} features per item"
+    )
+
+
+def bench_session(settings: BenchSettings, strategy: str, seed: int):
+    """The untrained :class:`alwidget.Session` one benchmark run labels."""
+    from ..session import Session
+
+    encoder = bench_encoder(settings)
+    return Session(
+        load_bench_pool(settings),
+        "head" if encoder is not None else settings.model,
+        encoder=encoder,
+        fine_tune=settings.fine_tune,
+        progress=False,
+        strategy=strategy,
+        mc_samples=settings.mc_samples,
+        seed=seed,
+        batch_size=settings.batch_size,
+        train_config=settings.train_config(),
+        score_subset=settings.score_subset,
+        device="cpu",
+        store=False,
     )
 
 
@@ -281,28 +338,13 @@ def run_one(settings: BenchSettings, strategy: str, seed: int, threads: int = 1,
     """
     import torch
 
-    from ..session import Session
     from .oracle import LabelNoise
     from .simulate import cleaning_scores, pseudo_label_precision
 
     torch.set_num_threads(threads)
     started = time.perf_counter()
     pool = load_bench_pool(settings)
-    encoder = bench_encoder(settings)
-    session = Session(
-        pool,
-        "head" if encoder is not None else settings.model,
-        encoder=encoder,
-        progress=False,
-        strategy=strategy,
-        mc_samples=settings.mc_samples,
-        seed=seed,
-        batch_size=settings.batch_size,
-        train_config=settings.train_config(),
-        score_subset=settings.score_subset,
-        device="cpu",
-        store=False,
-    )
+    session = bench_session(settings, strategy, seed)
     steps = []
     noise = (
         LabelNoise(settings.label_noise, settings.noise_kind, seed)

@@ -135,6 +135,12 @@ def add_bench_arguments(parser) -> None:
         "--encoder-budget (its quality then does not depend on the machine's load)",
     )
     parser.add_argument(
+        "--fine-tune",
+        action="store_true",
+        help="with --encoder: train the encoder's weights too, from its pretrained ones, with the "
+        "head on the images (with --augment); every step scores through the whole network",
+    )
+    parser.add_argument(
         "--pseudo-labels",
         action="store_true",
         help="train with pseudo-labels: confident unlabeled items with their predicted class",
@@ -236,6 +242,7 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
         "encoder": args.encoder,
         "encoder_budget": args.encoder_budget,
         "encoder_epochs": args.encoder_epochs,
+        "fine_tune": args.fine_tune,
         "pseudo_labels": args.pseudo_labels,
         "semi_supervised": args.semi_supervised,
         "weight_averaging": args.weight_averaging,
@@ -270,6 +277,11 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
         parser.error(f"--budget {values['budget']} is below --initial {values['initial']}")
     if values["mc_samples"] < 2:
         parser.error("--mc-samples must be ≥ 2: BALD and BatchBALD need several MC samples")
+    if values["fine_tune"] and values["encoder"] is None:
+        parser.error(
+            "--fine-tune trains an encoder's weights, but no --encoder is given; add "
+            "--encoder self-supervised (or svd), or drop --fine-tune"
+        )
     if values["encoder_epochs"] is not None and not 0 < values["encoder_epochs"] < float("inf"):
         parser.error(f"--encoder-epochs must be a number > 0, got {args.encoder_epochs}")
     if not (0 < values["encoder_budget"] < float("inf")):
@@ -336,9 +348,9 @@ def main_bench(args, parser) -> int:
             else f", later runs warm-started for {settings.warm_steps} steps"
         )
         + (
-            f", augmentation {settings.augment}"
-            if settings.encoder is None
-            else ", no augmentation (the head sees features)"
+            ", no augmentation (the head sees features)"
+            if settings.features_only
+            else f", augmentation {settings.augment}"
         )
         + ", no validation split"
         + (", pseudo-labels" if settings.pseudo_labels else "")
@@ -363,6 +375,7 @@ def main_bench(args, parser) -> int:
         settings.model
         if settings.encoder is None
         else f"{settings.encoder} encoder ({encoder_training(settings)}, once) + MC-dropout head"
+        + (", encoder fine-tuned with the head on the images" if settings.fine_tune else "")
     )
     print(
         f"bench {settings.dataset}: {len(strategies)} strategies x seeds {seeds}, "
@@ -396,6 +409,7 @@ def main_bench(args, parser) -> int:
         "strategies": strategies,
         "seeds": seeds,
         "jobs": args.jobs,
+        "model": model_note,
         "evaluated_on": test_note,
         "scored": pool_note,
         "training": training_note,
@@ -419,7 +433,8 @@ def main_bench(args, parser) -> int:
         ]
     )
     (out / "summary.md").write_text(
-        f"Evaluated on {test_note}; scoring {pool_note}; {training_note}.\n\n{table}\n"
+        f"Model: {model_note}. Evaluated on {test_note}; scoring {pool_note}; "
+        f"{training_note}.\n\n{table}\n"
     )
     print(table)
     timing = "report only" if args.report_only else f"wall time {results['wall_seconds']:.0f} s"
