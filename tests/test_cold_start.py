@@ -12,7 +12,11 @@ import pytest
 from fixtures.widget_sessions import FAST_TRAINING, tabular_pool
 
 import alwidget as al
-from alwidget.strategies.typicality import typical_diverse_selection, typicality_N
+from alwidget.strategies.typicality import (
+    kmeans_plus_plus_seeds,
+    typical_diverse_selection,
+    typicality_N,
+)
 from alwidget.widget.views import MAX_CARDS
 
 
@@ -35,6 +39,21 @@ def test_typicality_is_highest_in_the_dense_middle():
     scores = typicality_N(np.concatenate([core, outlier]))
     assert np.argmin(scores) == 50
     assert np.linalg.norm(core[np.argmax(scores[:50])]) < 0.15
+
+
+def test_kmeans_plus_plus_seeds_one_per_far_apart_blob():
+    points, labels = clusters([40, 5, 20, 3, 60, 7], spread=0.05)
+    for seed in range(5):
+        seeds = kmeans_plus_plus_seeds(points, 6, np.random.default_rng(seed))
+        # Each seed is a row of the points, and each blob (even of 3) holds exactly one.
+        rows = [int(np.flatnonzero((points == seed_row).all(axis=1))[0]) for seed_row in seeds]
+        assert sorted(labels[rows]) == [0, 1, 2, 3, 4, 5]
+
+
+def test_kmeans_plus_plus_seeds_stop_when_every_point_is_a_seed():
+    points = np.repeat(np.eye(3), 4, axis=0)  # 3 distinct rows, 4 copies each
+    seeds = kmeans_plus_plus_seeds(points, 5, np.random.default_rng(0))
+    assert len(seeds) == 3 and len(np.unique(seeds, axis=0)) == 3
 
 
 def test_one_pick_per_cluster_largest_uncovered_first():

@@ -426,10 +426,10 @@ def test_in_a_kernel_the_panels_worker_threads_import_nothing():
             "session = al.Session(pool, model='mlp', strategy='entropy', seed=0, store=False,"
             " cv_folds=3)\n"
             "widget = al.Widget(session, batch_size=6)\n"
-            "print('sklearn.cluster' in sys.modules, 'torch._dynamo' in sys.modules)\n"
+            "print('scipy.cluster.vq' in sys.modules, 'torch._dynamo' in sys.modules)\n"
         ) == ["True", "True"]  # imported in the cell, by the constructor
         assert run(
-            "print('sklearn.cluster' in sys.modules, 'torch._dynamo' in sys.modules)\n"
+            "print('scipy.cluster.vq' in sys.modules, 'torch._dynamo' in sys.modules)\n"
             "widget.ready(timeout=120)\n"
             "for _ in range(12):\n"
             "    item = widget.focused_item\n"

@@ -12,8 +12,9 @@ batch's k-means imported scikit-learn on a worker thread and the optimizer warm-
 
 So every module the panel's worker threads would import lazily is imported in its
 constructor, on the thread that runs the user's cells, before its job runner exists. This
-costs the widget's cell about 3.5 s once per process on a quiet machine (scikit-learn 1.4 s,
-``torch._dynamo`` 2.2 s). Deferring the imports to the kernel's loop after the cell was
+costs the widget's cell about 2.5 s once per process on a quiet machine, nearly all of it
+``torch._dynamo`` (the cold start's k-means is scipy's since session 8: scikit-learn's
+``sklearn.cluster`` cost another 1.4–2 s). Deferring the imports to the kernel's loop after the cell was
 tried and dropped: the first batch then arrived after the map had drawn,
 and a click on the map's batch right after the cell did not focus the item in the browser
 test. The map's worker still imports umap-learn itself (importing it in ``MapView``'s
@@ -27,8 +28,8 @@ from collections.abc import Sequence
 
 __all__ = ["BATCH_MODULES", "TRAINING_MODULES", "import_worker_modules"]
 
-# What fetching a batch imports lazily (cold-start k-means, thumbnails) ...
-BATCH_MODULES = ("PIL.Image", "PIL.PngImagePlugin", "sklearn.cluster", "sklearn.exceptions")
+# What fetching a batch imports lazily (thumbnails, the cold start's k-means) ...
+BATCH_MODULES = ("PIL.Image", "PIL.PngImagePlugin", "scipy.cluster.vq")
 # ... and what training adds: torch's optimizers import torch._dynamo on first use, and the
 # first training step and snapshot import these (found by the kernel test recording imports).
 TRAINING_MODULES = (
