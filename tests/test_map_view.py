@@ -1,6 +1,8 @@
 """Session coverage and the map widget wired to a real session: plotly click and lasso
 messages (as the browser sends them) -> focus, queue, bulk labels; retrain -> refresh, not refit."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -308,6 +310,37 @@ def test_a_label_resends_only_the_overlays_that_changed(blob_session):
         assert view.last_outcome == "refreshed" and view.paint_counts["base"] == painted["base"] + 1
         assert view.figure is figure and view.figure.data[0] is base
         assert [trace.type for trace in view.figure.data].count("scattergl") == 2
+    finally:
+        view.close()
+        panel.close()
+
+
+def test_a_burst_of_labels_is_drawn_at_the_pause_after_it(blob_session):
+    """Each overlay change redraws every WebGL point in the browser (0.3 s at 30 000), which
+    held the next key press: during a burst the map sends nothing, then catches up."""
+    from alwidget.widget.pace import LabelingPace
+
+    panel = al.Widget(blob_session, batch_size=8).ready()
+    view = MapView(blob_session, start=False, pace=LabelingPace(settle_s=0.05, burst_gap_s=0.6))
+    try:
+        panel.attach_map(view)
+        view.update().result(WAIT_S)
+        view.wait(WAIT_S)
+        for _ in range(3):  # the user has been labeling fast already
+            view.pace.note_label()
+            time.sleep(0.1)
+        sent_at = []
+        view.figure.observe(lambda change: sent_at.append(time.monotonic()), "_py2js_update")
+        first_label_at = time.monotonic()
+        for _ in range(5):
+            panel.label(panel.session.classes[0])
+            time.sleep(0.15)
+        last_label_at = time.monotonic()
+        assert not [t for t in sent_at if first_label_at <= t <= last_label_at]
+        view.wait(WAIT_S)
+        assert sent_at and min(sent_at) > last_label_at
+        assert view.map.coverage["n_labeled"] == 5
+        assert len(view.figure.data[trace_index(view, panel.session.classes[0])].customdata) == 5
     finally:
         view.close()
         panel.close()

@@ -63,6 +63,10 @@ class JobRunner:
         """True once :meth:`shutdown` was called (a long job should stop at its next step)."""
         return self._closing.is_set()
 
+    def sleep(self, seconds: float) -> bool:
+        """Sleep in a job for up to ``seconds``; True (at once) when :meth:`shutdown` is called."""
+        return self._closing.wait(max(0.0, seconds))
+
     def is_running(self, kind: str) -> bool:
         """Whether a job of ``kind`` is queued, running or having its result applied."""
         with self._state:

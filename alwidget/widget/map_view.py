@@ -41,6 +41,7 @@ from ..embedding.session_map import SessionMap
 from .guard import ErrorGuard
 from .jobs import JobRunner, Throttle
 from .map_pane import SELECTION_HINT, item_html, selection_html
+from .pace import LabelingPace
 from .plotly_widget import FigureWidget
 from .width_probe import WidthProbe
 
@@ -98,6 +99,9 @@ class MapView(widgets.VBox):
         ``on_queue(ids)`` for "Label these next"; default ``session.prioritize``.
     on_bulk_label : callable, optional
         ``on_bulk_label(ids, class_name)``; default labels each id through ``session.label``.
+    pace : LabelingPace, optional
+        When redraws wait for a pause in labeling (see :mod:`alwidget.widget.pace`): during a
+        burst of labels each redraw would hold the next key press in the browser.
     **map_options
         Passed to :class:`alwidget.embedding.session_map.SessionMap`: ``projector`` (a
         :class:`MapProjector`: fit sample size, UMAP parameters, seed), ``feature_fn``,
@@ -121,6 +125,7 @@ class MapView(widgets.VBox):
         on_focus: Callable | None = None,
         on_queue: Callable | None = None,
         on_bulk_label: Callable | None = None,
+        pace: LabelingPace | None = None,
         **map_options,
     ):
         if color_by not in COLOR_MODES:
@@ -160,6 +165,7 @@ class MapView(widgets.VBox):
         self._overlay_coordinates = None
         self._title = "fitting the map…"
         self._placing_throttle = Throttle(_PROGRESS_EVERY_S)
+        self.pace = pace or LabelingPace()
         self._guard = ErrorGuard(
             self._show_error, log_class="alwidget-map-errors", max_height="140px"
         )
@@ -337,10 +343,28 @@ class MapView(widgets.VBox):
         self._set_status(f"layout {outcome} for model v{self.map.layout_model_version}{hint}")
         return outcome
 
+    def _wait_for_labeling_pause(self) -> None:
+        """Hold a redraw while labels arrive in a burst (see :mod:`alwidget.widget.pace`)."""
+        change_at = self.pace.now()
+        delay = self.pace.delay_s(change_at)
+        if delay <= 0:
+            return
+        before = self.status.value
+        waiting = "labels are coming fast: the map catches up at your next pause…"
+        if self.pace.in_burst():
+            self._set_status(waiting)
+        while delay > 0:
+            if self._jobs.sleep(min(delay, 0.25)):
+                return
+            delay = self.pace.delay_s(change_at)
+        if self.status.value == waiting:
+            self._set_status(before)
+
     def _redraw_job(self) -> None:
         """Send everything: the layout moved or the colour mode changed."""
         if not self.map.projector.is_fitted:
             return
+        self._wait_for_labeling_pause()
         color_by = self.color_by
         layers = self.map.layers(color_by)
         self.figure.edit(
@@ -356,6 +380,7 @@ class MapView(widgets.VBox):
         then coverage (the rings and the title). No point moves."""
         if not self.map.projector.is_fitted:
             return
+        self._wait_for_labeling_pause()
         layers = self.map.layers("label")
         self.figure.edit(lambda: self._paint_overlays(layers, coverage=False))
         self.map.refresh_coverage()
@@ -561,7 +586,12 @@ class MapView(widgets.VBox):
         if "model_version" in traits:
             panel.observe(lambda _change: self.update(), "model_version")
         if "n_labels" in traits:
-            panel.observe(lambda _change: self.refresh_overlays(), "n_labels")
+
+            def labels_changed(_change):
+                self.pace.note_label()
+                self.refresh_overlays()
+
+            panel.observe(labels_changed, "n_labels")
         if "queue" in traits:
             panel.observe(
                 lambda change: self.set_batch([item.id for item in change["new"]]),
