@@ -38,7 +38,12 @@ from .guard import ErrorGuard
 from .jobs import JobRunner
 from .links import MapLink
 from .parts import PanelParts
-from .preload import import_worker_modules
+from .preload import (
+    BATCH_MODULES,
+    TRAINING_MODULES,
+    import_after_this_cell,
+    import_worker_modules,
+)
 from .queue import QueueBook, clamp_focus, focus_after_removal, take_out
 from .unusual import MARK_KEY, UnusualItems
 from .views import PanelViews
@@ -139,8 +144,11 @@ class Widget(widgets.VBox):
             log_class="alwidget-errors",
             max_height="160px",
         )
-        # The jobs must import nothing themselves (see preload.py): import for them first.
-        import_worker_modules()
+        # The jobs must import nothing themselves (see preload.py): import for them first,
+        # training's modules after this cell unless a trained model may train at once.
+        import_worker_modules(BATCH_MODULES)
+        if session.model_version > 0 or not import_after_this_cell(TRAINING_MODULES):
+            import_worker_modules(TRAINING_MODULES)
         self._runner = JobRunner(("training", "scoring"))
         parts = PanelParts(self, self._book, self._runner, self._lock, self._guard)
         self._feed = BatchFeed(parts)
@@ -367,6 +375,7 @@ class Widget(widgets.VBox):
                 )
             self.training = True
         try:
+            import_worker_modules(TRAINING_MODULES)  # on this thread; at once if done already
             return self._feed.train()
         except BaseException:
             self.training = False

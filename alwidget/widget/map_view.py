@@ -43,6 +43,7 @@ from .jobs import JobRunner, Throttle
 from .map_pane import SELECTION_HINT, item_html, selection_html
 from .pace import LabelingPace
 from .plotly_widget import FigureWidget
+from .preload import import_pending_now
 from .width_probe import WidthProbe
 
 __all__ = ["MapView"]
@@ -176,6 +177,9 @@ class MapView(widgets.VBox):
             on_error=lambda error, kind: self._guard.report(error, f"{kind} failed: "),
         )
         self._build(color_by)
+        # A panel built in this cell left training's imports for after it: do them before this
+        # view's worker starts importing umap-learn (see preload.py).
+        import_pending_now()
         if start:
             self.update()
 

@@ -10,14 +10,24 @@ for *any* error while importing ``FigureWidget``) while, at the same moment, the
 batch's k-means imported scikit-learn on a worker thread and the optimizer warm-up imported
 ``torch._dynamo`` on another.
 
-So every module the panel's worker threads would import lazily is imported in its
-constructor, on the thread that runs the user's cells, before its job runner exists. This
-costs the widget's cell about 2.5 s once per process on a quiet machine, nearly all of it
-``torch._dynamo`` (the cold start's k-means is scipy's since session 8: scikit-learn's
-``sklearn.cluster`` cost another 1.4–2 s). Deferring the imports to the kernel's loop after the cell was
-tried and dropped: the first batch then arrived after the map had drawn,
-and a click on the map's batch right after the cell did not focus the item in the browser
-test. The map's worker still imports umap-learn itself (importing it in ``MapView``'s
+So every module the panel's worker threads would import lazily is imported on the thread
+that runs the user's cells, before any job needs it, in two steps:
+
+- What a batch needs (thumbnails, the cold start's k-means: 0.1 s) in the constructor, before
+  its job runner exists.
+- What training needs (``torch._dynamo``, which torch's optimizers import on their first
+  step: 2.3 s quiet, 4–6 s under load) right *after* the widget's cell, from IPython's
+  ``post_run_cell`` event: the widget and its first batch are on the page by then (the
+  batch's worker imports nothing, so it may run meanwhile), and no retrain can start before
+  the kernel takes the next message. :meth:`Widget.retrain` imports them on its caller's
+  thread too, which costs nothing once done and covers scripts (no IPython) and a retrain in
+  the widget's own cell. A session that already has a trained model may train right away
+  (label checks, cross-validation), so its widget imports everything in the constructor.
+
+(Until session 8 the constructor imported both groups, and scikit-learn for the k-means:
+3.5 s quiet, 6–9 s under load, before the widget showed.)
+
+The map's worker still imports umap-learn itself (importing it in ``MapView``'s
 constructor left the lasso's dimming after a redraw in the browser test; not understood yet).
 """
 
@@ -26,7 +36,16 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 
-__all__ = ["BATCH_MODULES", "TRAINING_MODULES", "import_worker_modules"]
+__all__ = [
+    "BATCH_MODULES",
+    "TRAINING_MODULES",
+    "import_after_this_cell",
+    "import_pending_now",
+    "import_worker_modules",
+]
+
+# Modules import_after_this_cell promised to import and has not yet.
+_pending: set[str] = set()
 
 # What fetching a batch imports lazily (thumbnails, the cold start's k-means) ...
 BATCH_MODULES = ("PIL.Image", "PIL.PngImagePlugin", "scipy.cluster.vq")
@@ -49,3 +68,39 @@ def import_worker_modules(modules: Sequence[str] = BATCH_MODULES + TRAINING_MODU
             importlib.import_module(name)
         except Exception:  # noqa: BLE001, S112 - the job needing it says why
             continue
+
+
+def import_after_this_cell(modules: Sequence[str] = TRAINING_MODULES) -> bool:
+    """Import ``modules`` on the kernel's thread once the running IPython cell ends.
+
+    Returns
+    -------
+    bool
+        False outside IPython (nothing is scheduled: import them yourself).
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "events"):
+        return False
+
+    def after_cell(*_args) -> None:
+        shell.events.unregister("post_run_cell", after_cell)
+        import_pending_now()
+
+    _pending.update(modules)
+    shell.events.register("post_run_cell", after_cell)
+    return True
+
+
+def import_pending_now() -> None:
+    """Import what :func:`import_after_this_cell` still owes, on this thread, now.
+
+    Something about to start its own worker threads in the same cell (the map's UMAP fit
+    imports umap-learn on its thread) calls this first, so the two imports do not overlap.
+    """
+    modules = sorted(_pending)
+    _pending.clear()
+    import_worker_modules(modules)
