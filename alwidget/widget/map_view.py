@@ -347,22 +347,25 @@ class MapView(widgets.VBox):
         self._set_status(f"layout {outcome} for model v{self.map.layout_model_version}{hint}")
         return outcome
 
-    def _wait_for_labeling_pause(self) -> None:
-        """Hold a redraw while labels arrive in a burst (see :mod:`alwidget.widget.pace`)."""
+    def _wait_for_labeling_pause(self) -> bool:
+        """Hold a redraw while labels arrive in a burst (see :mod:`alwidget.widget.pace`);
+        True if it waited for the end of a burst."""
         change_at = self.pace.now()
         delay = self.pace.delay_s(change_at)
         if delay <= 0:
-            return
+            return False
+        burst = self.pace.in_burst()
         before = self.status.value
         waiting = "labels are coming fast: the map catches up at your next pause…"
-        if self.pace.in_burst():
+        if burst:
             self._set_status(waiting)
         while delay > 0:
             if self._jobs.sleep(min(delay, 0.25)):
-                return
+                break
             delay = self.pace.delay_s(change_at)
         if self.status.value == waiting:
             self._set_status(before)
+        return burst
 
     def _redraw_job(self) -> None:
         """Send everything: the layout moved or the colour mode changed."""
@@ -384,9 +387,10 @@ class MapView(widgets.VBox):
         then coverage (the rings and the title). No point moves."""
         if not self.map.projector.is_fitted:
             return
-        self._wait_for_labeling_pause()
-        layers = self.map.layers("label")
-        self.figure.edit(lambda: self._paint_overlays(layers, coverage=False))
+        if not self._wait_for_labeling_pause():
+            # Labels first, at once; after a burst they wait for coverage: one redraw, not two.
+            layers = self.map.layers("label")
+            self.figure.edit(lambda: self._paint_overlays(layers, coverage=False))
         self.map.refresh_coverage()
         layers = self.map.layers("label")
         self.figure.edit(lambda: self._paint_overlays(layers))
