@@ -187,6 +187,28 @@ def test_widget_shows_at_once_then_a_quick_batch_refined_by_the_full_ranking():
         widget.close()
 
 
+def test_a_trained_feature_head_on_a_big_pool_also_starts_from_a_quick_pass():
+    """Resuming on 60k MNIST with a trained encoder head: the full first ranking took 10 s in
+    the browser; a sample's ranking comes first, then the full one."""
+    big = separated_pool(n_classes=5, per_class=4_400, n_features=4)  # 22 000 items
+    session = al.Session(
+        big, encoder="svd", seed=0, store=False, cold_start=False, train_config=FAST_TRAINING
+    )
+    first = [int(np.flatnonzero(big.targets == c)[0]) for c in range(5)]
+    first += [int(i) for i in np.flatnonzero(big.targets == 0)[1:16]]  # 20 labels, all classes
+    session.label([big.ids[i] for i in first], [big.classes[int(big.targets[i])] for i in first])
+    session.retrain()
+    assert session.scores_on_features
+    widget = al.Widget(session, batch_size=5)
+    try:
+        assert widget.strip.empty_message.startswith("Scoring a sample of the pool")
+        widget.ready(timeout=120)
+        widget.wait(timeout=120)  # the refinement over every item
+        assert session.last_query_timings["n_scored"] == len(big) - 20
+    finally:
+        widget.close()
+
+
 def test_panel_says_cold_start_flags_missing_classes_and_marks_accuracy_unreliable():
     pool = separated_pool(n_classes=4, per_class=100)
     session = al.Session(pool, seed=0, store=False, train_config=FAST_TRAINING, cv_folds=2)

@@ -28,6 +28,10 @@ MAX_SKIPPED_IN_QUERY = 200
 # many more (a model on raw inputs): on 60k MNIST a few seconds instead of a minute. The full
 # ranking refines the queue when it arrives.
 QUICK_SUBSET = 2000
+# Scoring cached encoder features is cheap per item (60k MNIST: 2 s quiet, but 8-10 s in the
+# browser benchmark while the map's cell ran beside it), so there the quick pass starts at
+# bigger pools.
+QUICK_ABOVE_ON_FEATURES = 20_000
 
 
 @dataclass
@@ -50,11 +54,12 @@ class TrainingResult:
 
 def quick_subset(session) -> int | None:
     """Items a quick first pass scores, or None when the full query is quick already."""
-    if session.team or session.scores_on_features:
+    if session.team:
         return None
     unlabeled = len(session.pool) - session.n_labels
     limit = unlabeled if session.score_subset is None else min(unlabeled, session.score_subset)
-    return QUICK_SUBSET if limit > 2 * QUICK_SUBSET else None
+    above = QUICK_ABOVE_ON_FEATURES if session.scores_on_features else 2 * QUICK_SUBSET
+    return QUICK_SUBSET if limit > above else None
 
 
 def scoring_note(session, timings: dict) -> str:
