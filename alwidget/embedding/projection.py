@@ -112,8 +112,10 @@ class MapProjector:
         Relative ridge penalty of the linear map from new features to fitted ones in
         ``refresh``; keeps it well posed when features outnumber fitted rows.
     n_epochs : int or None
-        Layout optimisation epochs of the fit (umap-learn's default: 500 up to 10 000 fitted
-        rows).
+        Layout optimisation epochs of the fit. 200, umap-learn's own choice for data sets
+        over 10 000 rows: the fitted sample stands for a pool that is usually bigger, and
+        umap-learn's 500 for a 4 000-row sample made the fit twice as long (7.3 s against
+        3.7 s here) before the map's first paint. ``None`` leaves it to umap-learn.
     pca_components : int or None
         Features wider than this are first projected onto the fitted sample's leading
         principal components (the usual step before UMAP); it makes placing 60 000 rows
@@ -150,7 +152,7 @@ class MapProjector:
         seed: int | None = 0,
         transform_chunk_rows: int = 10_000,
         alignment_ridge: float = 1e-3,
-        n_epochs: int | None = None,
+        n_epochs: int | None = 200,
         transform_epochs: int = 20,
         pca_components: int | None = 32,
     ):
