@@ -17,9 +17,9 @@ that runs the user's cells, before any job needs it, in two steps:
   its job runner exists.
 - What training needs (``torch._dynamo``, which torch's optimizers import on their first
   step: 2.3 s quiet, 4–6 s under load) right *after* the widget's cell, from IPython's
-  ``post_run_cell`` event: the widget and its first batch are on the page by then (the
-  batch's worker imports nothing, so it may run meanwhile), and no retrain can start before
-  the kernel takes the next message. :meth:`Widget.retrain` imports them on its caller's
+  ``post_run_cell`` event: the widget is on the page by then and its first batch on its way
+  (the batch's worker imports nothing, so it may run meanwhile), and no retrain can start
+  before the kernel takes the next message. :meth:`Widget.retrain` imports them on its caller's
   thread too, which costs nothing once done and covers scripts (no IPython) and a retrain in
   the widget's own cell. A session that already has a trained model may train right away
   (label checks, cross-validation), so its widget imports everything in the constructor.
