@@ -25,6 +25,7 @@ RECIPES = {
     "c: + pseudo-labels + FixMatch": HERE / "pseudo-labels-fixmatch",
     "s: + weight averaging 0.98": HERE / "weight-averaging",
     "d: + pseudo-labels + weight averaging 0.98": HERE / "pseudo-labels-averaged",
+    "e: + pseudo-labels + FixMatch + weight averaging 0.98": HERE / "pseudo-fixmatch-averaged",
 }
 THRESHOLDS = (0.95, 0.98, 0.99)
 CHECKPOINTS = (50, 100, 150, 250)
