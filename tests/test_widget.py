@@ -386,8 +386,9 @@ def test_a_key_press_is_acknowledged_after_its_handlers_ran_even_when_they_fail(
 def test_in_a_kernel_the_panels_worker_threads_import_nothing():
     """CPython 3.11 can fail two threads building ASTs at once (gh-106905): a map cell failed
     2 times in 4 while the first batch imported scikit-learn on a worker thread. The imports
-    the jobs need happen in the constructors, on the kernel's thread; the workers import nothing,
-    through a first batch, labels and a retrain."""
+    the jobs need happen on the kernel's thread (the batch's in the constructor, training's
+    after the widget's cell); the workers import nothing, through a first batch, labels and a
+    retrain."""
     from jupyter_client.manager import start_new_kernel
 
     manager, client = start_new_kernel(kernel_name="python3")
