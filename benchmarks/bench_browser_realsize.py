@@ -410,7 +410,7 @@ class BrowserRun:
             figures.cell_errors = page.evaluate(CELL_ERRORS_JS)
             figures.map_points = page.evaluate("() => window.__bench.mapPointsMax")
             if self.rerun:
-                self._rerun_warm(page, figures)
+                self._rerun_resumed(page, figures)
                 self._shot(page, scenario, "4-rerun")
             if figures.map_paint_s is None:  # it may have come after its wait timed out
                 figures.map_paint_s = self._since_t0(page, "map_paint")
@@ -457,7 +457,7 @@ class BrowserRun:
         figures.first_batch_s = self._since_t0(page, "first_card")
         figures.widget_s = self._since_t0(page, "widget")
 
-    def _rerun_warm(self, page, figures: Figures) -> None:
+    def _rerun_resumed(self, page, figures: Figures) -> None:
         """Clear the outputs, restart the kernel and run all again: the user reopening the
         notebook another day. The session resumes from its store (the labels and the model
         trained above) and reads the svd encoder and the features from the disk cache."""
