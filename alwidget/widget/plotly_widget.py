@@ -24,7 +24,10 @@ figure when the browser first answers (plotly reports its traces after drawing).
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
+import sys
 import threading
 from pathlib import Path
 
@@ -33,6 +36,57 @@ import plotly.graph_objects as go
 import traitlets
 
 __all__ = ["FigureWidget"]
+
+
+class _ImportedOnUse:
+    """Stands for a module that is imported the first time one of its attributes is read.
+
+    True when the module is installed, as a module would be, so a check such as plotly's
+    ``if not nbformat`` still tells an installed module from a missing one.
+    """
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __bool__(self) -> bool:
+        return importlib.util.find_spec(self._name) is not None
+
+    def __getattr__(self, attribute: str):
+        return getattr(importlib.import_module(self._name), attribute)
+
+
+def _plotly_figure_widget_class() -> type:
+    """plotly's ``FigureWidget`` class, imported without importing ``nbformat`` yet.
+
+    ``FigureWidget`` imports ``plotly.io._renderers``, which imports ``nbformat`` only to
+    check its version when a figure is shown as a mime bundle (``fig.show()``). Importing
+    ``nbformat`` imports ``jsonschema``, whose format checks build ``rfc3987_syntax``'s
+    grammar when that package is installed (it is wherever jupyter-events is): 2-4 s of a
+    kernel's main thread in the map's cell, before the map could start. So the renderers
+    module is imported with ``nbformat`` marked as missing, then given a stand-in that
+    imports it on first use: ``fig.show()`` behaves as before and pays the import then.
+    Anything unexpected (plotly's internals moved, ``nbformat`` already imported) falls back
+    to the plain import.
+    """
+    if "nbformat" in sys.modules or "plotly.io._renderers" in sys.modules:
+        return go.FigureWidget
+    try:
+        from _plotly_utils import optional_imports
+
+        unimportable = optional_imports._not_importable
+        already_marked = "nbformat" in unimportable
+        unimportable.add("nbformat")
+        try:
+            renderers = importlib.import_module("plotly.io._renderers")
+        finally:
+            if not already_marked:
+                unimportable.discard("nbformat")
+        if getattr(renderers, "nbformat", True) is None:
+            renderers.nbformat = _ImportedOnUse("nbformat")
+    except (ImportError, AttributeError, TypeError):
+        pass
+    return go.FigureWidget
+
 
 _PLOTLY_BUNDLE = (Path(plotly.__file__).parent / "package_data" / "widgetbundle.js").read_text()
 
@@ -108,7 +162,7 @@ export default () => {
 """.replace("EDIT_TRAITS_JSON", json.dumps(list(_EDIT_TRAITS)))
 
 
-class FigureWidget(go.FigureWidget):
+class FigureWidget(_plotly_figure_widget_class()):
     """A ``plotly.graph_objects.FigureWidget`` that loads plotly's bundle without tripping
     anywidget's 2-second limit, with :attr:`edit_lock` and one resend of the figure when
     the browser first answers."""
