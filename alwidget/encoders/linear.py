@@ -156,8 +156,13 @@ def top_right_singular_vectors(rows_N_D: torch.Tensor, k: int, *, seed: int = 0)
         # Re-orthonormalized each way: float32 powers lose the small directions otherwise.
         basis_N_S = orthonormal(rows_N_D @ orthonormal(rows_N_D.T @ basis_N_S))
     small_S_D = basis_N_S.T @ rows_N_D
+    # small = R^T Q^T with Q R = small^T, and R = U S V^T gives small = V S (Q U)^T: small's
+    # right singular vectors are Q U, from an SVD of an S x S matrix instead of S x D (1.3 s
+    # of a session's start at D = 27 648, 96 x 96 RGB; a few ms this way).
     with threadpool_limits(1):
-        _, _, vectors_S_D = torch.linalg.svd(small_S_D, full_matrices=False)
+        orthonormal_D_S, triangle_S_S = torch.linalg.qr(small_S_D.T)
+        left_S_S, _, _ = torch.linalg.svd(triangle_S_S)
+    vectors_S_D = (orthonormal_D_S @ left_S_S).T
     vectors_K_D = vectors_S_D[:k]
     largest = vectors_K_D.abs().argmax(dim=1)
     signs = torch.sign(vectors_K_D[torch.arange(len(vectors_K_D)), largest])
