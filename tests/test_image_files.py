@@ -344,3 +344,27 @@ def test_a_big_pool_of_files_fixes_its_input_scale_from_a_sample(tmp_path, monke
     monkeypatch.setattr(image_kind, "load_image_file", read_file)
     standardised = pool.inputs(np.arange(len(pool))).double()  # the whole pool, so scaled
     assert abs(standardised.mean()) < 0.01 and abs(standardised.std() - 1) < 0.01
+
+
+def test_file_facts_resolve_links_like_path_resolve(tmp_path):
+    """The digests' paths are each file's real path: through a linked folder, a linked file
+    and a missing file, as ``Path.resolve`` gives them, with sizes and no size when missing."""
+    from alwidget.kinds.items import FileItems
+
+    real = tmp_path / "real"
+    real.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (4, 4)).save(real / name)
+    (tmp_path / "linked-folder").symlink_to(real, target_is_directory=True)
+    (tmp_path / "linked-file.png").symlink_to(real / "b.png")
+    paths = [
+        real / "a.png",
+        tmp_path / "linked-folder" / "a.png",
+        tmp_path / "linked-file.png",
+        tmp_path / "missing.png",
+    ]
+    facts = FileItems(paths, load=lambda path: path)._file_facts()
+    assert [path for path, _, _ in facts] == [path.resolve() for path in paths]
+    sizes = [size for _, size, _ in facts]
+    assert sizes[:3] == [(real / "a.png").stat().st_size] * 2 + [(real / "b.png").stat().st_size]
+    assert sizes[3] is None
