@@ -9,6 +9,7 @@ on demand.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import warnings
 from collections.abc import Callable, Sequence
@@ -393,6 +394,13 @@ class Pool:
         raw = self._raw_numeric(pool, np.asarray(positions, dtype=np.int64))
         scaled = (raw - self._input_mean) / self._input_scale
         return torch.from_numpy(scaled.astype(np.float32, copy=False))
+
+    def keeping_file_reads(self):
+        """A context manager in which files read once are not read again (see
+        :meth:`FileItems.keeping_reads`); nothing changes for a pool of other items."""
+        if isinstance(self._items, FileItems):
+            return self._items.keeping_reads()
+        return contextlib.nullcontext()
 
     def inputs(self, positions) -> torch.Tensor:
         """Model inputs (float32 tensor, first axis = items) for pool positions."""

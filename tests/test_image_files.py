@@ -368,3 +368,53 @@ def test_file_facts_resolve_links_like_path_resolve(tmp_path):
     sizes = [size for _, size, _ in facts]
     assert sizes[:3] == [(real / "a.png").stat().st_size] * 2 + [(real / "b.png").stat().st_size]
     assert sizes[3] is None
+
+
+def test_reads_kept_in_a_block_are_not_read_again_and_forgotten_after(tmp_path):
+    from alwidget.kinds.items import FileItems
+
+    loads = []
+
+    def load(path):
+        loads.append(path.name)
+        return np.full(100, len(loads), dtype=np.uint8)  # 100 bytes per item
+
+    items = FileItems([tmp_path / f"{n}.bin" for n in range(6)], load=load)
+    with items.keeping_reads(max_bytes=300):
+        first = items.batch(np.arange(6))  # the first 300 bytes (3 items) are kept
+        again = items.batch(np.arange(6))
+        assert all(a is b for a, b in zip(first[:3], again[:3]))
+        assert not first[0].flags.writeable  # handed out twice: read-only
+        assert loads == [f"{n}.bin" for n in range(6)] + ["3.bin", "4.bin", "5.bin"]
+    loads.clear()
+    items.get(0)
+    assert loads == ["0.bin"]  # forgotten after the block
+    assert items._kept is None
+
+
+def test_a_session_start_reads_each_file_once(tmp_path):
+    """Fitting the input scale and the svd encoder reads a sample that encoding the pool
+    reads again: inside the session's start each file is decoded once."""
+    import alwidget.kinds.image as image_kind
+
+    folder = tmp_path / "pngs"
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (folder / cls).mkdir(parents=True)
+        for n in range(40):
+            pixels = rng.integers(0, 255, size=(8, 8, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / cls / f"{n:03}.png")
+    pool = al.Pool(folder, classes=["a", "b"])
+    decoded = []
+    original = image_kind.load_image_file
+
+    def counting(path, colour=None):
+        decoded.append(str(path))
+        return original(path, colour)
+
+    image_kind.load_image_file = counting
+    try:
+        al.Session(pool, encoder="svd", store=False, cache_dir=tmp_path / "cache")
+    finally:
+        image_kind.load_image_file = original
+    assert len(decoded) == len(set(decoded)) == 80

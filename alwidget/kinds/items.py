@@ -9,7 +9,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -146,6 +149,10 @@ class FileItems:
         self.default_ids = None if ids is None else list(ids)
         self.file_info: list | None = None  # one entry per file once checked, None if bad
         self._facts: list | None = None  # see _file_facts
+        self._kept: dict | None = None  # see keeping_reads
+        self._kept_bytes = 0
+        self._kept_limit = 0
+        self._kept_lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -159,7 +166,41 @@ class FileItems:
     def path(self, position: int) -> Path:
         return self.paths[position]
 
+    @contextmanager
+    def keeping_reads(self, max_bytes: int = 256 * 2**20) -> Iterator[None]:
+        """Keep what is read in this block (the first ``max_bytes`` of it) for later reads in
+        the block, then forget it.
+
+        A session's start reads a sample of the files to fit the input scale and the svd
+        encoder, then every file to encode the pool: on 5 000 RGB 96×96 PNGs, 2 500 of its
+        7 500 file reads read a file a second time.
+        """
+        with self._kept_lock:
+            self._kept, self._kept_bytes, self._kept_limit = {}, 0, int(max_bytes)
+        try:
+            yield
+        finally:
+            with self._kept_lock:
+                self._kept, self._kept_bytes = None, 0
+
     def _read(self, position: int):
+        kept = self._kept
+        if kept is not None and position in kept:
+            return kept[position]
+        item = self._read_file(position)
+        if kept is not None:
+            size = item.nbytes if isinstance(item, np.ndarray) else sys.getsizeof(item)
+            with self._kept_lock:
+                # The first reads are kept, not the latest: a whole-pool pass after the sample
+                # would otherwise push out the sample it is about to read again.
+                if self._kept is kept and self._kept_bytes + size <= self._kept_limit:
+                    if isinstance(item, np.ndarray):
+                        item.flags.writeable = False  # handed out again: nobody may change it
+                    kept[position] = item
+                    self._kept_bytes += size
+        return item
+
+    def _read_file(self, position: int):
         try:
             return self._load(self.paths[position])
         except UnreadableFileError as error:
@@ -194,6 +235,7 @@ class FileItems:
         kept = copy.copy(self)
         kept.paths = [self.paths[position] for position in positions]
         kept._facts = None
+        kept._kept, kept._kept_bytes, kept._kept_lock = None, 0, threading.Lock()
         if self.file_info is not None:
             kept.file_info = [self.file_info[position] for position in positions]
         if self.default_ids is not None:

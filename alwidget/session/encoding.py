@@ -78,6 +78,13 @@ def set_up_encoder(pool, model, encoder, *, fine_tune: bool, seed: int, device, 
                 "fine_tune=True needs an encoder=: it says the encoder's weights train too"
             )
         return EncoderSetup(pool, model)
+    # Fitting an encoder reads a sample of the items that encoding the pool reads again.
+    with pool.keeping_file_reads():
+        return _set_up(pool, model, encoder, fine_tune, seed, device, cache_dir, progress,
+                       n_classes)  # fmt: skip
+
+
+def _set_up(pool, model, encoder, fine_tune, seed, device, cache_dir, progress, n_classes):
     encoder = _resolve(encoder, pool, seed, cache_dir, progress)
     head = "head" if model is None else model
     if fine_tune:
