@@ -3,6 +3,8 @@ alignment figures with known answers."""
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.datasets import make_blobs
 
 from alwidget.embedding import (
@@ -14,7 +16,7 @@ from alwidget.embedding import (
     procrustes_disparity,
 )
 from alwidget.embedding.landmarks import exact_neighbours, place_on_map
-from alwidget.embedding.umap_loader import import_umap, patched_kernels
+from alwidget.embedding.umap_loader import exact_knn_indices, import_umap, patched_kernels
 
 
 @pytest.fixture(scope="module")
@@ -259,3 +261,28 @@ def test_staged_fit_computes_the_sample_first_and_draws_it_before_the_rest(blobs
     np.testing.assert_allclose(coords[projector.fit_rows], fitted[1][projector.fit_rows])
     with pytest.raises(ValueError, match="returned 3 rows for 150 items"):
         MapProjector(fit_sample_size=150).fit(StagedFeatures(lambda rows: features[:3], n_rows=400))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 30),
+    st.integers(1, 40),
+    st.integers(1, 45),
+    st.integers(0, 2**32 - 1),
+)
+def test_exact_knn_indices_equal_a_stable_sort_of_each_row(n_rows, n_columns, k, seed):
+    """Selected, not sorted, yet the same columns in the same order as a stable sort: few
+    distinct values make ties at the k-th distance common, and a row may hold NaNs."""
+    rng = np.random.default_rng(seed)
+    distances = rng.integers(0, 4, size=(n_rows, n_columns)).astype(np.float64)
+    if n_rows > 1:
+        distances[0, rng.integers(0, n_columns)] = np.nan
+    expected = np.argsort(distances, axis=1, kind="stable")[:, :k]
+    found = exact_knn_indices(distances, k)
+    assert found.dtype == np.int32
+    np.testing.assert_array_equal(found, expected)
+
+
+def test_umap_finds_exact_neighbours_by_selection():
+    umap = import_umap()
+    assert umap.umap_.fast_knn_indices is exact_knn_indices

@@ -17,21 +17,26 @@ Second, below 4 096 rows umap-learn computes exact distances with scikit-learn's
 only call once per pair from Python: 45 s for 2 000 x 2 000 rows on 2 cores, hours for a
 60 000-row transform. We pass scikit-learn the name ``"euclidean"`` instead, which it computes
 with BLAS (same distances, in float64 for float32 input) in milliseconds.
+
+Third, umap-learn then finds each row's nearest neighbours in that distance matrix by sorting
+the whole row (``fast_knn_indices``): 1.6 s of a 4 000-row fit on 2 cores, a third of it.
+:func:`exact_knn_indices` selects the nearest with ``np.argpartition`` and sorts only those,
+with the same order for equal distances (lower index first, as the stable sort): 0.3 s.
 """
 
 from __future__ import annotations
 
 import threading
 
-__all__ = ["CACHED_KERNELS", "import_umap"]
+import numpy as np
+
+__all__ = ["CACHED_KERNELS", "exact_knn_indices", "import_umap"]
 
 # (module, attribute) of each kernel to make cacheable; one entry per name umap calls it by.
 CACHED_KERNELS = (
     ("umap.umap_", "smooth_knn_dist"),
     ("umap.umap_", "compute_membership_strengths"),
-    ("umap.umap_", "fast_knn_indices"),
     ("umap.umap_", "submatrix"),
-    ("umap.utils", "fast_knn_indices"),
     ("umap.utils", "submatrix"),
     ("umap.layouts", "_nb_optimize_layout_euclidean_single_epoch"),
     ("umap.layouts", "_nb_optimize_layout_euclidean_single_epoch_parallel"),
@@ -82,6 +87,7 @@ def import_umap():
             setattr(module, attribute, replacements[id(original)])
             patched.append(f"{module_name}.{attribute}")
         _use_named_euclidean(umap.umap_)
+        umap.umap_.fast_knn_indices = exact_knn_indices
         _state["module"] = umap
         _state["patched"] = patched
         return umap
@@ -106,3 +112,34 @@ def _use_named_euclidean(umap_module) -> None:
 
     pairwise_distances._alwidget_named_euclidean = True
     umap_module.pairwise_distances = pairwise_distances
+
+
+def exact_knn_indices(distances_N_M, n_neighbors: int) -> np.ndarray:
+    """The ``n_neighbors`` columns of smallest distance in each row, nearest first.
+
+    Equal distances are ordered by column (as a stable sort of the whole row orders them),
+    so the result is ``np.argsort(row, kind="stable")[:n_neighbors]`` for every row, found
+    by selecting instead of sorting. Rows with NaN distances are sorted whole.
+
+    Returns
+    -------
+    np.ndarray of int32, shape (N, n_neighbors)
+    """
+    distances_N_M = np.asarray(distances_N_M)
+    n_rows, n_columns = distances_N_M.shape
+    k = int(n_neighbors)
+    if k <= 0 or n_columns == 0:
+        return np.empty((n_rows, max(k, 0)), dtype=np.int32)
+    if k >= n_columns:
+        return np.argsort(distances_N_M, axis=1, kind="stable")[:, :k].astype(np.int32)
+    kth_N = np.partition(distances_N_M, k - 1, axis=1)[:, k - 1]
+    nearest_N_k = np.empty((n_rows, k), dtype=np.int32)
+    for row, (distances_M, kth) in enumerate(zip(distances_N_M, kth_N)):
+        # Every column at most as far as the k-th distance: the k nearest and their ties.
+        candidates = np.flatnonzero(distances_M <= kth)
+        if candidates.size < k:  # NaN distances compare false: sort the whole row
+            nearest_N_k[row] = np.argsort(distances_M, kind="stable")[:k]
+            continue
+        order = np.lexsort((candidates, distances_M[candidates]))
+        nearest_N_k[row] = candidates[order[:k]]
+    return nearest_N_k
