@@ -51,6 +51,18 @@ SHAPE_CLASSES = ("circle", "square", "stripes", "triangle")
 TRUNCATED_FILE = "circle/zz-truncated.png"
 # MapView(max_points=) by default: the most points the map draws of a big pool.
 FULL_MAP_POINTS = 30_000
+
+# The notebook's scroll offset (JupyterLab scrolls the notebook panel, not the window).
+SCROLL_POSITION_JS = """() => {
+  const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer')
+    || document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook');
+  return panel ? panel.scrollTop : null;
+}"""
+RESTORE_SCROLL_JS = """(top) => {
+  const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer')
+    || document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook');
+  if (panel && top !== null) panel.scrollTop = top;
+}"""
 GOALS = {"first_batch_s": 5.0, "key_p95_ms": 50.0, "retrain_head_s": 5.0, "map_paint_s": 20.0}
 
 
@@ -404,6 +416,7 @@ class BrowserRun:
             self._wait_map(page, figures)
             self._wait_full_map(page, figures, min(scenario.n_items, FULL_MAP_POINTS))
             self._shot(page, scenario, "2-map")
+            self._shot(page, scenario, "2b-map-itself", scroll_to=".alwidget-map .js-plotly-plot")
             self._label(page, scenario, figures, n_labels, pause_s)
             self._retrain(page, figures)
             self._shot(page, scenario, "3-after-retrain")
@@ -571,12 +584,20 @@ class BrowserRun:
         if watch["seen"] is None:
             figures.notes.append("the Retrain button never showed training")
 
-    def _shot(self, page, scenario: Scenario, step: str) -> None:
+    def _shot(self, page, scenario: Scenario, step: str, scroll_to: str | None = None) -> None:
+        """Save a screenshot; with ``scroll_to`` (a CSS selector) of that element scrolled
+        into view, then the notebook scrolled back (so later steps see the page as before)."""
         if self.screenshots is None:
             return
         try:
             self.screenshots.mkdir(parents=True, exist_ok=True)
+            before = None
+            if scroll_to is not None:
+                before = page.evaluate(SCROLL_POSITION_JS)
+                page.locator(scroll_to).first.scroll_into_view_if_needed(timeout=5_000)
             save_small_png(page.screenshot(), self.screenshots / f"{scenario.name}-{step}.png")
+            if before is not None:
+                page.evaluate(RESTORE_SCROLL_JS, before)
         except Exception as error:  # a screenshot must not end the run
             print(f"screenshot {step} failed: {error}", file=sys.stderr)
 
