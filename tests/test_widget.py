@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 
@@ -383,12 +384,26 @@ def test_a_key_press_is_acknowledged_after_its_handlers_ran_even_when_they_fail(
     assert catcher.acknowledged == 4
 
 
-def test_in_a_kernel_the_panels_worker_threads_import_nothing():
-    """CPython 3.11 can fail two threads building ASTs at once (gh-106905): a map cell failed
-    2 times in 4 while the first batch imported scikit-learn on a worker thread. The imports
-    the jobs need happen on the kernel's thread (the batch's in the constructor, training's
-    after the widget's cell); the workers import nothing, through a first batch, labels and a
-    retrain."""
+# Run in a kernel first: records which thread imports each module imported from then on.
+IMPORT_RECORDER = (
+    "import sys, threading\n"
+    "imported_by = []\n"
+    "class Recorder:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name not in sys.modules:\n"
+    "            imported_by.append((threading.current_thread().name, name))\n"
+    "        return None\n"
+    "sys.meta_path.insert(0, Recorder())\n"
+)
+WORKER_IMPORTS = (
+    "by_workers = {name for thread, name in imported_by if thread.startswith('alwidget')}\n"
+    "print(','.join(sorted(by_workers)) or 'nothing')\n"
+)
+
+
+@contextlib.contextmanager
+def kernel_cells():
+    """A fresh IPython kernel; yields ``run(code) -> printed words`` (fails on an error)."""
     from jupyter_client.manager import start_new_kernel
 
     manager, client = start_new_kernel(kernel_name="python3")
@@ -410,16 +425,20 @@ def test_in_a_kernel_the_panels_worker_threads_import_nothing():
             assert reply["content"]["status"] == "ok", "".join(chunks)
             return "".join(chunks).split()
 
-        run(
-            "import sys, threading\n"
-            "imported_by = []\n"
-            "class Recorder:\n"
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name not in sys.modules:\n"
-            "            imported_by.append((threading.current_thread().name, name))\n"
-            "        return None\n"
-            "sys.meta_path.insert(0, Recorder())\n"
-        )
+        yield run
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def test_in_a_kernel_the_panels_worker_threads_import_nothing():
+    """CPython 3.11 can fail two threads building ASTs at once (gh-106905): a map cell failed
+    2 times in 4 while the first batch imported scikit-learn on a worker thread. The imports
+    the jobs need happen on the kernel's thread (the batch's in the constructor, training's
+    after the widget's cell); the workers import nothing, through a first batch, labels and a
+    retrain."""
+    with kernel_cells() as run:
+        run(IMPORT_RECORDER)
         assert run(
             "import numpy as np, alwidget as al\n"
             "rows = np.random.default_rng(0).normal(size=(80, 3)).astype(np.float32)\n"
@@ -438,11 +457,57 @@ def test_in_a_kernel_the_panels_worker_threads_import_nothing():
             "    widget.wait(timeout=60)\n"
             "widget.retrain().result(timeout=120)\n"
             "widget.wait(timeout=60)\n"
-            "print(len(session.history))\n"
-            "by_workers = {name for thread, name in imported_by if thread.startswith('alwidget')}\n"
-            "print(','.join(sorted(by_workers)) or 'nothing')\n"
-            "widget.close()\n"
+            "print(len(session.history))\n" + WORKER_IMPORTS + "widget.close()\n"
         ) == ["True", "True", "1", "nothing"]
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
+
+
+RESUMABLE_SESSION = (
+    "import numpy as np, torch, alwidget as al\n"
+    "torch.set_num_threads(1)\n"
+    "rows = np.random.default_rng(0).normal(size=(80, 3)).astype(np.float32)\n"
+    "pool = al.Pool(rows, targets=(rows[:, 0] > 0).astype(int), classes=['a', 'b'])\n"
+    "session = al.Session(pool, model='mlp', strategy='entropy', seed=0, store=STORE,"
+    " cv_folds=3, train_config=al.TrainConfig(min_steps=15, max_steps=30, max_epochs=5))\n"
+)
+
+
+def test_a_resumed_trained_session_shows_its_batch_before_trainings_imports(tmp_path):
+    """A session resumed with a trained model starts a label check (training) with its first
+    batch. The widget still leaves training's imports for after its cell: the check waits
+    for them on its worker, which imports nothing, and ``Widget.wait`` in the widget's own
+    cell imports them itself instead of waiting for a cell end that cannot come."""
+    store = repr(str(tmp_path / "labels.db"))
+    trained = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            RESUMABLE_SESSION.replace("STORE", store)
+            + "ids = list(pool.ids[:20])\n"
+            + "session.label(ids, [session.classes[int(t)] for t in pool.targets[:20]])\n"
+            + "session.retrain()\nprint(session.model_version)\n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert trained.stdout.split()[-1:] == ["1"], trained.stderr
+    with kernel_cells() as run:
+        run(IMPORT_RECORDER)
+        assert run(
+            RESUMABLE_SESSION.replace("STORE", store)
+            + "session.relabel_fraction = 0.5\n"
+            + "widget = al.Widget(session, batch_size=6)\n"
+            + "print(session.model_version, 'torch._dynamo' in sys.modules)\n"
+        ) == ["1", "False"]
+        assert run(
+            "widget.ready(timeout=120)\nwidget.wait(timeout=120)\n"
+            "print('torch._dynamo' in sys.modules, session.cleaning.suspects_ready())\n"
+            + WORKER_IMPORTS
+        ) == ["True", "True", "nothing"]
+        # In one cell: the widget, then waiting for its jobs (the label check among them).
+        assert run(
+            "widget.close()\n"
+            "widget = al.Widget(session, batch_size=6)\n"
+            "widget.ready(timeout=120)\nwidget.wait(timeout=120)\nprint('waited')\n"
+            "widget.close()\n"
+        ) == ["waited"]

@@ -42,7 +42,9 @@ from .preload import (
     BATCH_MODULES,
     TRAINING_MODULES,
     import_after_this_cell,
+    import_pending_on_main_thread,
     import_worker_modules,
+    wait_for_training_modules,
 )
 from .queue import QueueBook, clamp_focus, focus_after_removal, take_out
 from .unusual import MARK_KEY, UnusualItems
@@ -145,11 +147,14 @@ class Widget(widgets.VBox):
             max_height="160px",
         )
         # The jobs must import nothing themselves (see preload.py): import for them first,
-        # training's modules after this cell unless a trained model may train at once.
+        # training's modules after this cell; a training job started before then (a trained
+        # model's label check) waits for them.
         import_worker_modules(BATCH_MODULES)
-        if session.model_version > 0 or not import_after_this_cell(TRAINING_MODULES):
+        if not import_after_this_cell(TRAINING_MODULES):
             import_worker_modules(TRAINING_MODULES)
-        self._runner = JobRunner(("training", "scoring"))
+        self._runner = JobRunner(
+            ("training", "scoring"), gates={"training": wait_for_training_modules}
+        )
         parts = PanelParts(self, self._book, self._runner, self._lock, self._guard)
         self._feed = BatchFeed(parts)
         self._views = PanelViews(parts)
@@ -397,6 +402,7 @@ class Widget(widgets.VBox):
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until background training/refills are done and applied (for scripts and tests)."""
+        import_pending_on_main_thread()  # a training job may wait for them: not in this cell
         self._runner.wait(timeout)
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 __all__ = ["JobRunner", "Throttle"]
@@ -35,6 +35,9 @@ class JobRunner:
         raised from the job's future).
     name : str
         Prefix of the worker threads' names.
+    gates : mapping of str to callable, optional
+        ``{lane: gate}``: ``gate()`` runs on the lane's worker thread before each of its jobs
+        (e.g. waits until what the jobs need is ready).
     """
 
     def __init__(
@@ -43,9 +46,14 @@ class JobRunner:
         *,
         on_error: Callable[[BaseException, str], None] | None = None,
         name: str = "alwidget",
+        gates: Mapping[str, Callable[[], object]] | None = None,
     ):
         if not lanes:
             raise ValueError("JobRunner needs at least one lane, e.g. lanes=('jobs',)")
+        unknown = set(gates or ()) - set(lanes)
+        if unknown:
+            raise ValueError(f"gates for lanes that do not exist: {sorted(unknown)}")
+        self._gates = dict(gates or {})
         self._executors = {
             lane: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-{lane}")
             for lane in lanes
@@ -85,7 +93,9 @@ class JobRunner:
 
         Returns the job's future, or the waiting job's when ``coalesce`` joins one.
         """
-        executor = self._executors[lane or self._default_lane]
+        lane = lane or self._default_lane
+        executor = self._executors[lane]
+        gate = self._gates.get(lane)
         slot: list[Future] = []
 
         def run():
@@ -93,6 +103,8 @@ class JobRunner:
                 if self._waiting.get(kind) is slot[0]:
                     del self._waiting[kind]
             try:
+                if gate is not None:
+                    gate()
                 return job()
             except Exception as error:
                 if self._on_error is not None:

@@ -21,8 +21,11 @@ that runs the user's cells, before any job needs it, in two steps:
   (the batch's worker imports nothing, so it may run meanwhile), and no retrain can start
   before the kernel takes the next message. :meth:`Widget.retrain` imports them on its caller's
   thread too, which costs nothing once done and covers scripts (no IPython) and a retrain in
-  the widget's own cell. A session that already has a trained model may train right away
-  (label checks, cross-validation), so its widget imports everything in the constructor.
+  the widget's own cell. A session that already has a trained model starts a label check
+  with its first batch: the training lane's jobs wait for these imports
+  (:func:`wait_for_training_modules`), and :meth:`Widget.wait` imports them first, as it
+  blocks the cell the import would follow. (Until session 9 such a widget imported them in
+  its constructor: a resumed session's first batch came 2.3 s later.)
 
 (Until session 8 the constructor imported both groups, and scikit-learn for the k-means:
 3.5 s quiet, 6–9 s under load, before the widget showed.)
@@ -34,6 +37,8 @@ constructor left the lasso's dimming after a redraw in the browser test; not und
 from __future__ import annotations
 
 import importlib
+import sys
+import threading
 from collections.abc import Sequence
 
 __all__ = [
@@ -41,11 +46,17 @@ __all__ = [
     "TRAINING_MODULES",
     "import_after_this_cell",
     "import_pending_now",
+    "import_pending_on_main_thread",
     "import_worker_modules",
+    "wait_for_training_modules",
 ]
 
 # Modules import_after_this_cell promised to import and has not yet.
 _pending: set[str] = set()
+# Modules import_worker_modules has tried (imported, or failed: the job says why).
+_attempted: set[str] = set()
+_attempted_lock = threading.Lock()
+_training_modules_tried = threading.Event()
 
 # What fetching a batch imports lazily (thumbnails, the cold start's k-means) ...
 BATCH_MODULES = ("PIL.Image", "PIL.PngImagePlugin", "scipy.cluster.vq")
@@ -68,6 +79,32 @@ def import_worker_modules(modules: Sequence[str] = BATCH_MODULES + TRAINING_MODU
             importlib.import_module(name)
         except Exception:  # noqa: BLE001, S112 - the job needing it says why
             continue
+        finally:
+            with _attempted_lock:
+                _attempted.add(name)
+    with _attempted_lock:
+        if _attempted.issuperset(TRAINING_MODULES):
+            _training_modules_tried.set()
+
+
+def wait_for_training_modules(timeout: float = 120.0) -> bool:
+    """On a worker thread about to train: wait until training's modules were imported on
+    the kernel's thread (:func:`import_after_this_cell` runs once the widget's cell ends).
+
+    A widget on a session with a trained model starts a label check at once; this lets its
+    first batch show before the 2-5 s import instead of after it. Returns False if
+    ``timeout`` passed first (the job then goes on: better a late import than a hang).
+    """
+    if _training_modules_tried.is_set() or all(name in sys.modules for name in TRAINING_MODULES):
+        return True
+    return _training_modules_tried.wait(timeout)
+
+
+def import_pending_on_main_thread() -> None:
+    """:func:`import_pending_now` when called on the main thread (code about to block on
+    the jobs, which may wait for those imports); nothing on any other thread."""
+    if threading.current_thread() is threading.main_thread():
+        import_pending_now()
 
 
 def import_after_this_cell(modules: Sequence[str] = TRAINING_MODULES) -> bool:
