@@ -94,7 +94,7 @@ def main() -> None:
     )
     print("|" + "---|" * 13)
     for name, folder in RECIPES.items():
-        for strategy in ("bald", "random"):
+        for strategy in ("bald", "entropy", "random"):
             runs = load(folder, strategy, args.budget)
             if runs:
                 print(row(name, strategy, runs, args.budget))
