@@ -329,7 +329,7 @@ def test_fine_tune_trains_the_encoder_weights_and_needs_an_encoder(mnist_root, c
     with pytest.raises(SystemExit) as exit_info:
         settings_from_args(args, parser)
     assert exit_info.value.code == 2
-    assert "--fine-tune trains an encoder's weights, but no --encoder is given" in (
+    assert "(--fine-tune) trains an encoder's weights, but no encoder is set" in (
         capsys.readouterr().err
     )
     from alwidget.errors import InvalidArgumentError

@@ -277,11 +277,10 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
         parser.error(f"--budget {values['budget']} is below --initial {values['initial']}")
     if values["mc_samples"] < 2:
         parser.error("--mc-samples must be ≥ 2: BALD and BatchBALD need several MC samples")
-    if values["fine_tune"] and values["encoder"] is None:
-        parser.error(
-            "--fine-tune trains an encoder's weights, but no --encoder is given; add "
-            "--encoder self-supervised (or svd), or drop --fine-tune"
-        )
+    try:  # the settings' own checks of flags that only make sense together (--fine-tune)
+        settings = BenchSettings(**values)
+    except AlwidgetError as error:
+        parser.error(str(error))
     if values["encoder_epochs"] is not None and not 0 < values["encoder_epochs"] < float("inf"):
         parser.error(f"--encoder-epochs must be a number > 0, got {args.encoder_epochs}")
     if not (0 < values["encoder_budget"] < float("inf")):
@@ -315,7 +314,6 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
         else Path("benchmarks/results") / ("smoke" if args.smoke else args.dataset)
     )
     _check_out_folder(out, parser)
-    settings = BenchSettings(**values)
     try:  # --lr, --weight-decay, ... as the training will see them
         settings.train_config(first=True)
         settings.train_config(first=False)
