@@ -357,17 +357,24 @@ def test_file_facts_resolve_links_like_path_resolve(tmp_path):
         Image.new("RGB", (4, 4)).save(real / name)
     (tmp_path / "linked-folder").symlink_to(real, target_is_directory=True)
     (tmp_path / "linked-file.png").symlink_to(real / "b.png")
+    deep = tmp_path / "deep" / "inner"
+    deep.mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(deep / "a.png")
+    (tmp_path / "deep-link").symlink_to(deep / "real-too", target_is_directory=True)
+    (deep / "real-too").mkdir()
     paths = [
         real / "a.png",
         tmp_path / "linked-folder" / "a.png",
         tmp_path / "linked-file.png",
+        tmp_path / "deep-link" / ".." / "a.png",  # resolved: deep/inner/a.png, not tmp/a.png
         tmp_path / "missing.png",
     ]
     facts = FileItems(paths, load=lambda path: path)._file_facts()
     assert [path for path, _, _ in facts] == [path.resolve() for path in paths]
+    assert facts[3][0] == deep / "a.png"
     sizes = [size for _, size, _ in facts]
     assert sizes[:3] == [(real / "a.png").stat().st_size] * 2 + [(real / "b.png").stat().st_size]
-    assert sizes[3] is None
+    assert sizes[4] is None
 
 
 def test_reads_kept_in_a_block_are_not_read_again_and_forgotten_after(tmp_path):

@@ -271,17 +271,18 @@ class FileItems:
         found once for both digests.
 
         Each folder is resolved once and a file is resolved on its own only if it is a
-        symbolic link: ``Path.resolve`` on every file took 1 s of a session's start on 5 000
-        PNGs (one ``lstat`` per path component), twice.
+        symbolic link or its path has ``..`` (which ``Path.resolve`` applies after following
+        links): ``Path.resolve`` on every file took 1 s of a session's start on 5 000 PNGs
+        (one ``lstat`` per path component), twice.
         """
         if self._facts is None:
             folders: dict[str, Path] = {}
             facts = []
             for path in self.paths:
-                text = os.path.abspath(path)
+                text = os.path.abspath(path)  # drops ".." without following links: see below
                 folder, name = os.path.split(text)
-                if os.path.islink(text):
-                    real = Path(text).resolve()
+                if ".." in Path(path).parts or os.path.islink(text):
+                    real = Path(path).resolve()
                 else:
                     if folder not in folders:
                         folders[folder] = Path(folder).resolve()
