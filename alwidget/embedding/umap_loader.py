@@ -20,8 +20,9 @@ with BLAS (same distances, in float64 for float32 input) in milliseconds.
 
 Third, umap-learn then finds each row's nearest neighbours in that distance matrix by sorting
 the whole row (``fast_knn_indices``): 1.6 s of a 4 000-row fit on 2 cores, a third of it.
-:func:`exact_knn_indices` selects the nearest with ``np.argpartition`` and sorts only those,
-with the same order for equal distances (lower index first, as the stable sort): 0.3 s.
+:func:`exact_knn_indices` finds each row's k-th distance with ``np.partition`` and sorts only
+the columns at most that far, with the same order for equal distances (lower index first, as
+the stable sort): 0.3 s.
 """
 
 from __future__ import annotations

@@ -153,7 +153,8 @@ class Widget(widgets.VBox):
         if not import_after_this_cell(TRAINING_MODULES):
             import_worker_modules(TRAINING_MODULES)
         self._runner = JobRunner(
-            ("training", "scoring"), gates={"training": wait_for_training_modules}
+            ("training", "scoring"),
+            gates={"training": lambda: wait_for_training_modules(give_up=self._runner_closing)},
         )
         parts = PanelParts(self, self._book, self._runner, self._lock, self._guard)
         self._feed = BatchFeed(parts)
@@ -399,6 +400,9 @@ class Widget(widgets.VBox):
         if not self._feed.first_batch.wait(timeout):
             raise TimeoutError(f"no first batch within {timeout} s; the session is still scoring")
         return self
+
+    def _runner_closing(self) -> bool:
+        return self._runner.closing
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until background training/refills are done and applied (for scripts and tests)."""

@@ -39,6 +39,7 @@ from __future__ import annotations
 import importlib
 import sys
 import threading
+import time
 from collections.abc import Sequence
 
 __all__ = [
@@ -87,17 +88,22 @@ def import_worker_modules(modules: Sequence[str] = BATCH_MODULES + TRAINING_MODU
             _training_modules_tried.set()
 
 
-def wait_for_training_modules(timeout: float = 120.0) -> bool:
+def wait_for_training_modules(timeout: float = 120.0, give_up=None) -> bool:
     """On a worker thread about to train: wait until training's modules were imported on
     the kernel's thread (:func:`import_after_this_cell` runs once the widget's cell ends).
 
     A widget on a session with a trained model starts a label check at once; this lets its
     first batch show before the 2-5 s import instead of after it. Returns False if
-    ``timeout`` passed first (the job then goes on: better a late import than a hang).
+    ``timeout`` passed first (the job then goes on: better a late import than a hang) or
+    ``give_up()`` became true (the widget is closing).
     """
-    if _training_modules_tried.is_set() or all(name in sys.modules for name in TRAINING_MODULES):
+    if all(name in sys.modules for name in TRAINING_MODULES):
         return True
-    return _training_modules_tried.wait(timeout)
+    deadline = time.monotonic() + timeout
+    while not _training_modules_tried.wait(min(0.25, max(0.0, deadline - time.monotonic()))):
+        if time.monotonic() >= deadline or (give_up is not None and give_up()):
+            return False
+    return True
 
 
 def import_pending_on_main_thread() -> None:
