@@ -80,12 +80,12 @@ def set_up_encoder(pool, model, encoder, *, fine_tune: bool, seed: int, device, 
         return EncoderSetup(pool, model)
     # Fitting an encoder reads a sample of the items that encoding the pool reads again.
     with pool.keeping_file_reads():
-        return _set_up(pool, model, encoder, fine_tune, seed, device, cache_dir, progress,
-                       n_classes)  # fmt: skip
-
-
-def _set_up(pool, model, encoder, fine_tune, seed, device, cache_dir, progress, n_classes):
-    encoder = _resolve(encoder, pool, seed, cache_dir, progress)
+        encoder = _resolve(encoder, pool, seed, cache_dir, progress)
+        cache = None
+        if not fine_tune:
+            cache = encoders.encode_pool(
+                pool, encoder, cache_dir=cache_dir, device=pick_device(device), progress=progress
+            )
     head = "head" if model is None else model
     if fine_tune:
         if not isinstance(encoder, nn.Module):
@@ -107,8 +107,5 @@ def _set_up(pool, model, encoder, fine_tune, seed, device, cache_dir, progress, 
         layers = list(head) if isinstance(head, nn.Sequential) else [head]
         combined = nn.Sequential(copy.deepcopy(encoder), nn.Flatten(), *layers)
         return EncoderSetup(pool, combined, encoder)
-    cache = encoders.encode_pool(
-        pool, encoder, cache_dir=cache_dir, device=pick_device(device), progress=progress
-    )
     view = encoders.FeaturePool(pool, cache, encoder, pick_device(device))
     return EncoderSetup(view, head, encoder, cache)

@@ -54,9 +54,8 @@ __all__ = [
 
 # Modules import_after_this_cell promised to import and has not yet.
 _pending: set[str] = set()
-# Modules import_worker_modules has tried (imported, or failed: the job says why).
-_attempted: set[str] = set()
-_attempted_lock = threading.Lock()
+# Set once import_worker_modules has tried all of TRAINING_MODULES (a failed one is the
+# job's to report).
 _training_modules_tried = threading.Event()
 
 # What fetching a batch imports lazily (thumbnails, the cold start's k-means) ...
@@ -80,12 +79,8 @@ def import_worker_modules(modules: Sequence[str] = BATCH_MODULES + TRAINING_MODU
             importlib.import_module(name)
         except Exception:  # noqa: BLE001, S112 - the job needing it says why
             continue
-        finally:
-            with _attempted_lock:
-                _attempted.add(name)
-    with _attempted_lock:
-        if _attempted.issuperset(TRAINING_MODULES):
-            _training_modules_tried.set()
+    if set(TRAINING_MODULES).issubset(modules):  # every caller passes them all at once
+        _training_modules_tried.set()
 
 
 def wait_for_training_modules(timeout: float = 120.0, give_up=None) -> bool:
