@@ -425,3 +425,27 @@ def test_a_session_start_reads_each_file_once(tmp_path):
     finally:
         image_kind.load_image_file = original
     assert len(decoded) == len(set(decoded)) == 80
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.float32])
+@pytest.mark.parametrize("shape", [(5, 6), (5, 6, 3)])
+def test_converting_a_batch_at_once_gives_each_images_own_scaling(dtype, shape):
+    """The one-stack path for equal images must match scaling image by image, bit for bit,
+    and leave the arrays it was given unchanged."""
+    from alwidget.kinds.image import file_images_to_model_input
+
+    rng = np.random.default_rng(0)
+    images = [(rng.random(shape) * 200).astype(dtype) for _ in range(4)]
+    originals = [image.copy() for image in images]
+    range_of = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}.get(np.dtype(dtype))
+    expected = np.stack(
+        [
+            np.moveaxis(np.atleast_3d(image.astype(np.float32)), -1, 0)
+            / (np.float32(range_of) if range_of else np.float32(1))
+            for image in images
+        ]
+    )
+    converted = file_images_to_model_input(images)
+    assert converted.dtype == np.float32 and converted.flags["C_CONTIGUOUS"]
+    assert np.array_equal(converted, expected)
+    assert all(np.array_equal(a, b) for a, b in zip(images, originals))
