@@ -97,6 +97,11 @@ class BenchSettings:
     encoder_epochs : float or None
         Passes over the pool for the self-supervised encoder instead of a time budget, so its
         quality does not depend on the machine's load (``encoder_budget`` is then ignored).
+    encoder_architecture : str or None
+        With ``encoder="self-supervised"``: the network it trains
+        (``self_supervised(architecture=...)``). ``None``: the small strided CNN;
+        ``"gal_cnn"``: the body of ``model``'s Gal CNN (every layer before its output layer),
+        so that ``fine_tune`` trains the network that learns best from labels.
     pseudo_labels : bool
         Train each run with pseudo-labels too (``TrainConfig.pseudo_labels``).
     semi_supervised : str or None
@@ -133,6 +138,7 @@ class BenchSettings:
     encoder: str | None = None
     encoder_budget: float = 300.0
     encoder_epochs: float | None = None
+    encoder_architecture: str | None = None
     fine_tune: bool = False
     pseudo_labels: bool = False
     semi_supervised: str | None = None
@@ -147,6 +153,13 @@ class BenchSettings:
             raise InvalidArgumentError(
                 "bench: fine_tune=True (--fine-tune) trains an encoder's weights, but no "
                 "encoder is set; add --encoder self-supervised (or svd), or drop --fine-tune"
+            )
+        if self.encoder_architecture is not None and self.encoder != "self-supervised":
+            raise InvalidArgumentError(
+                f"bench: encoder_architecture={self.encoder_architecture!r} "
+                "(--encoder-architecture) chooses the network of the self-supervised encoder, "
+                f"but the encoder is {self.encoder!r}; add --encoder self-supervised, or drop "
+                "--encoder-architecture"
             )
 
     @property
@@ -258,11 +271,12 @@ def bench_encoder(settings: BenchSettings, progress=False):
         if settings.encoder_epochs is not None:
             return encoders.self_supervised(
                 pool, time_budget=None, max_epochs=settings.encoder_epochs, seed=0,
-                progress=progress,
+                progress=progress, architecture=settings.encoder_architecture,
             )  # fmt: skip
         return encoders.self_supervised(
-            pool, time_budget=settings.encoder_budget, seed=0, progress=progress
-        )
+            pool, time_budget=settings.encoder_budget, seed=0, progress=progress,
+            architecture=settings.encoder_architecture,
+        )  # fmt: skip
     raise InvalidArgumentError(
         f"unknown benchmark encoder {settings.encoder!r}; use self-supervised or svd"
     )

@@ -34,9 +34,12 @@ SMOKE = {
 
 def encoder_training(settings) -> str:
     """How long the bench's self-supervised encoder trains, in words."""
+    network = (
+        "" if settings.encoder_architecture is None else f"{settings.encoder_architecture} body, "
+    )
     if settings.encoder_epochs is not None:
-        return f"{settings.encoder_epochs:g} epochs"
-    return f"{settings.encoder_budget:g} s"
+        return f"{network}{settings.encoder_epochs:g} epochs"
+    return f"{network}{settings.encoder_budget:g} s"
 
 
 def add_bench_arguments(parser) -> None:
@@ -133,6 +136,14 @@ def add_bench_arguments(parser) -> None:
         default=None,
         help="passes over the pool for the self-supervised encoder instead of "
         "--encoder-budget (its quality then does not depend on the machine's load)",
+    )
+    parser.add_argument(
+        "--encoder-architecture",
+        choices=["gal_cnn"],
+        default=None,
+        help="with --encoder self-supervised: pretrain the Gal CNN's body (every layer before "
+        "its output layer) instead of the small strided CNN; with --fine-tune the whole Gal "
+        "CNN then trains from those weights",
     )
     parser.add_argument(
         "--fine-tune",
@@ -242,6 +253,7 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
         "encoder": args.encoder,
         "encoder_budget": args.encoder_budget,
         "encoder_epochs": args.encoder_epochs,
+        "encoder_architecture": args.encoder_architecture,
         "fine_tune": args.fine_tune,
         "pseudo_labels": args.pseudo_labels,
         "semi_supervised": args.semi_supervised,
