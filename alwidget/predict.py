@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.nn.modules.dropout import _DropoutNd
 
+from .cpu_threads import on_free_cores
+
 __all__ = ["Prediction", "predict", "split_at_first_dropout", "consistent_dropout", "pick_device"]
 
 _CHANNEL_DROPOUT = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
@@ -124,6 +126,7 @@ def _last_linear(model: nn.Module) -> nn.Linear | None:
     return linears[-1] if linears else None
 
 
+@on_free_cores
 def predict(
     models: Sequence[nn.Module] | nn.Module,
     inputs: Callable[[np.ndarray], torch.Tensor],

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .augment import AUGMENTATIONS, RandomAffine, resolve_augment
+from .cpu_threads import on_free_cores
 from .errors import InvalidArgumentError, InvalidArgumentTypeError, TrainingDivergedError
 
 __all__ = [
@@ -538,6 +539,7 @@ def _extra_loss(model, extra: _Unlabeled, config, augment, device, consistency_o
     return loss
 
 
+@on_free_cores
 def train_model(
     model: nn.Module,
     inputs: torch.Tensor,
