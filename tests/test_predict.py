@@ -132,3 +132,35 @@ def test_mc_sampling_without_dropout_is_refused():
 def test_bad_model_output_is_named():
     with pytest.raises(ValueError, match="logits of shape"):
         predict(nn.Flatten(0), from_tensor(ROWS), np.arange(5))
+
+
+def test_a_fine_tuned_encoder_inside_the_model_is_opened_for_the_split():
+    """``Sequential(encoder, Flatten, *head)`` as a fine-tuning session builds it: the
+    encoder's layers before its dropout form the trunk, and the samples equal the full
+    passes."""
+    encoder = nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Sequential(nn.MaxPool2d(2), nn.Dropout(0.3))
+    )
+    model = nn.Sequential(
+        encoder, nn.Flatten(), nn.Linear(100, 8), nn.Dropout(0.5), nn.Linear(8, 3)
+    )
+    names_before = list(model.state_dict())
+    trunk, head = split_at_first_dropout(model)
+    assert [type(m) for m in trunk] == [nn.Conv2d, nn.ReLU, nn.MaxPool2d]
+    assert isinstance(list(head)[0], nn.Dropout) and list(head)[1] is model[1]
+    assert list(model.state_dict()) == names_before
+    cached = predict(model, from_tensor(IMAGES), np.arange(37), mc_samples=6, seed=2)
+    full = predict(
+        model, from_tensor(IMAGES), np.arange(37), mc_samples=6, seed=2, cache_trunk=False
+    )
+    np.testing.assert_allclose(cached.log_probs_N_K_C, full.log_probs_N_K_C, atol=1e-5)
+    assert np.abs(np.diff(cached.log_probs_N_K_C, axis=1)).max() > 1e-3
+
+
+def test_a_sequential_subclass_with_its_own_forward_is_not_opened():
+    class Doubled(nn.Sequential):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    model = nn.Sequential(Doubled(nn.Linear(6, 6), nn.Dropout(0.5)), nn.Linear(6, 2))
+    assert split_at_first_dropout(model) is None
