@@ -19,6 +19,8 @@ import time
 
 import torch
 
+from .errors import InvalidArgumentError
+
 __all__ = [
     "THREADS_VARIABLE",
     "busy_cpus_elsewhere",
@@ -41,6 +43,7 @@ _READING_KEPT_S = 1.0
 # alwidget was imported (its default or the user's), not by what another job left behind.
 _THREADS_AT_IMPORT = torch.get_num_threads()
 _last_reading: tuple[float, int | None] | None = None
+_depth = threading.local()  # a job inside a job (scoring within training) keeps the outer count
 
 
 def cpu_count() -> int:
@@ -70,7 +73,13 @@ def busy_cpus_elsewhere() -> int | None:
 def _threads_to_use(ceiling: int) -> int:
     global _last_reading
     fixed = os.environ.get(THREADS_VARIABLE, "").strip()
-    if fixed.isdigit() and int(fixed) > 0:
+    if fixed:
+        if not fixed.isdigit() or int(fixed) < 1:
+            raise InvalidArgumentError(
+                f"{THREADS_VARIABLE}={fixed!r} is not a whole number of at least 1; set it to "
+                "the CPU threads training and scoring may use, or unset it to follow the "
+                "machine's load"
+            )
         return int(fixed)
     now = time.monotonic()
     if _last_reading is None or now - _last_reading[0] > _READING_KEPT_S:
@@ -89,15 +98,20 @@ def threads_for_jobs():
     main thread (the user may have set it), the count at alwidget's import on others. The
     calling thread's count is put back after. ``ALWIDGET_THREADS=N`` fixes the count.
     """
+    if getattr(_depth, "value", 0):
+        yield torch.get_num_threads()
+        return
     on_main_thread = threading.current_thread() is threading.main_thread()
     before = torch.get_num_threads()
     ceiling = before if on_main_thread else _THREADS_AT_IMPORT
     threads = _threads_to_use(ceiling)
     if threads != before:
         torch.set_num_threads(threads)
+    _depth.value = 1
     try:
         yield threads
     finally:
+        _depth.value = 0
         after = before if on_main_thread else _THREADS_AT_IMPORT
         if torch.get_num_threads() != after:
             torch.set_num_threads(after)

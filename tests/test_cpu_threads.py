@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from alwidget import cpu_threads
+from alwidget.errors import InvalidArgumentError
 from alwidget.predict import predict
 from alwidget.training import TrainConfig, train_model
 
@@ -130,3 +131,34 @@ def test_training_and_scoring_run_on_the_free_cores(two_threads_by_default, monk
     predict(model, inputs_at, np.arange(40), mc_samples=3)
     assert seen and set(seen) == {1}
     assert torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5"])
+def test_a_bad_fixed_count_is_refused_naming_the_variable(
+    two_threads_by_default, monkeypatch, value
+):
+    monkeypatch.setenv(cpu_threads.THREADS_VARIABLE, value)
+    with pytest.raises(InvalidArgumentError, match="ALWIDGET_THREADS") as caught:
+        with cpu_threads.threads_for_jobs():
+            pass
+    assert repr(value) in str(caught.value)
+    assert torch.get_num_threads() == 2
+
+
+def test_a_job_inside_a_job_keeps_the_outer_count_on_a_worker_thread(
+    two_threads_by_default, monkeypatch
+):
+    _elsewhere(monkeypatch, 1)
+    counts = []
+
+    def worker():
+        with cpu_threads.threads_for_jobs():
+            with cpu_threads.threads_for_jobs():
+                counts.append(torch.get_num_threads())
+            counts.append(torch.get_num_threads())
+        counts.append(torch.get_num_threads())
+
+    job = threading.Thread(target=worker)
+    job.start()
+    job.join(10)
+    assert counts == [1, 1, 2]
