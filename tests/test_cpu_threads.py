@@ -162,3 +162,19 @@ def test_a_job_inside_a_job_keeps_the_outer_count_on_a_worker_thread(
     job.start()
     job.join(10)
     assert counts == [1, 1, 2]
+
+
+def test_one_lapack_thread_limits_numpy_blas_inside_and_restores_after():
+    from threadpoolctl import threadpool_info
+
+    from alwidget.blas_threads import one_lapack_thread
+
+    def blas_threads():
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    np.linalg.svd(np.ones((4, 4)))  # numpy's BLAS is loaded
+    before = blas_threads()
+    assert before
+    with one_lapack_thread():
+        assert blas_threads() == [1] * len(before)
+    assert blas_threads() == before

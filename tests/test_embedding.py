@@ -210,7 +210,18 @@ def test_fast_placement_agrees_with_umap_transform(blobs, fitted):
     others = np.setdiff1d(np.arange(400), projector.fit_rows)
     ours = place_on_map(model, landmarks, features[others], n_epochs=30, seed=0)
     theirs = model.transform(features[others])  # umap-learn's own, 100 epochs
-    assert mean_displacement(theirs, ours) < 0.03
+    # The layout is stochastic: how far our placement lands from umap-learn's is measured
+    # against how far it lands from itself under another seed (0.034 with umap-learn 0.5.12,
+    # whose sigmas are computed without fastmath; ours vs theirs is 0.023 with 0.5.11, 0.032
+    # with 0.5.12), so the check holds across umap-learn's releases.
+    again = place_on_map(model, landmarks, features[others], n_epochs=30, seed=1)
+    assert mean_displacement(theirs, ours) < 1.25 * mean_displacement(again, ours)
+    assert mean_displacement(theirs, ours) < 0.04
+    # Every point lands in its own blob: nearest to the centre of its blob on umap's placement.
+    blob = blobs[1][others]
+    centres = np.array([theirs[blob == b].mean(axis=0) for b in np.unique(blob)])
+    nearest = ((ours[:, None] - centres[None]) ** 2).sum(axis=-1).argmin(axis=1)
+    np.testing.assert_array_equal(nearest, blob)
     # With no epochs a landmark lands exactly on its own position.
     np.testing.assert_array_equal(
         place_on_map(model, landmarks, landmarks[:20], n_epochs=0),

@@ -20,6 +20,7 @@ import warnings
 
 import numpy as np
 
+from ..blas_threads import one_lapack_thread
 from .alignment import SimilarityTransform, fit_linear_alignment, fit_similarity
 from .landmarks import place_on_map
 from .umap_loader import import_umap
@@ -81,7 +82,8 @@ def _principal_plane(features: np.ndarray) -> np.ndarray:
     centred = features.astype(np.float64) - features.mean(axis=0)
     if centred.shape[0] == 1:
         return np.zeros((1, 2), dtype=np.float32)
-    u, s, _ = np.linalg.svd(centred, full_matrices=False)
+    with one_lapack_thread():
+        u, s, _ = np.linalg.svd(centred, full_matrices=False)
     coords = u[:, :2] * s[:2]
     # SVD signs are arbitrary; fix them so the same input always gives the same picture.
     signs = np.sign(coords[np.abs(coords).argmax(axis=0), np.arange(coords.shape[1])])
@@ -374,7 +376,8 @@ class MapProjector:
             return lambda rows: rows
         sample = sample.astype(np.float64)
         mean = sample.mean(axis=0)
-        _, _, vt = np.linalg.svd(sample - mean, full_matrices=False)
+        with one_lapack_thread():
+            _, _, vt = np.linalg.svd(sample - mean, full_matrices=False)
         basis = vt[:n_components].T
         return lambda rows: ((rows - mean) @ basis).astype(np.float32)
 

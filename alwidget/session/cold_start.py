@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..blas_threads import one_lapack_thread
 from ..strategies.typicality import typical_diverse_selection
 
 __all__ = ["ColdStart"]
@@ -105,7 +106,8 @@ class ColdStart:
                 centred = raw - mean
                 k = int(min(COMPONENTS, centred.shape[0], centred.shape[1]))
                 # Right singular vectors = principal axes; the sample is small, so exact SVD.
-                _, _, vt = np.linalg.svd(centred, full_matrices=False)
+                with one_lapack_thread():
+                    _, _, vt = np.linalg.svd(centred, full_matrices=False)
                 self._basis = (mean, vt[:k])
             return self._basis
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..blas_threads import one_lapack_thread
 from ..data import Pool
 from ..errors import InvalidArgumentError
 
@@ -29,7 +30,8 @@ def _pool_inputs(pool: Pool) -> np.ndarray:
 def _pca_2d(features_N_D: np.ndarray) -> np.ndarray:
     centred = features_N_D - features_N_D.mean(axis=0)
     # the leading right singular vectors of the centred rows are the principal axes
-    _, _, axes = np.linalg.svd(centred[:: max(1, len(centred) // 5000)], full_matrices=False)
+    with one_lapack_thread():
+        _, _, axes = np.linalg.svd(centred[:: max(1, len(centred) // 5000)], full_matrices=False)
     return (centred @ axes[:2].T).astype(np.float32)
 
 
