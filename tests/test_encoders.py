@@ -434,7 +434,8 @@ def test_the_svd_encoder_finds_the_directions_of_largest_variance(tmp_path):
     np.testing.assert_allclose(features_N_3.var(axis=0, ddof=1), top_variances, rtol=1e-3)
 
 
-def test_the_svd_directions_of_a_wide_sample_match_numpys():
+@pytest.mark.parametrize("power_iterations", [1, 3])  # 1 is what inputs over 4 096 wide get
+def test_the_svd_directions_of_a_wide_sample_match_numpys(power_iterations):
     """Fewer rows than input values (a sample of large RGB images): the top directions are
     numpy's, in order, and orthonormal."""
     from alwidget.encoders.linear import top_right_singular_vectors
@@ -443,7 +444,9 @@ def test_the_svd_directions_of_a_wide_sample_match_numpys():
     spread_N_6 = rng.normal(size=(300, 6)) * np.array([9.0, 7.0, 5.0, 3.0, 2.0, 1.0])
     rows_N_D = spread_N_6 @ rng.normal(size=(6, 2_000)) + 0.01 * rng.normal(size=(300, 2_000))
     rows_N_D -= rows_N_D.mean(axis=0)
-    found_6_D = top_right_singular_vectors(torch.from_numpy(rows_N_D.astype(np.float32)), 6)
+    found_6_D = top_right_singular_vectors(
+        torch.from_numpy(rows_N_D.astype(np.float32)), 6, power_iterations=power_iterations
+    )
     exact_6_D = np.linalg.svd(rows_N_D, full_matrices=False)[2][:6]
     np.testing.assert_allclose(np.abs(found_6_D.numpy() @ exact_6_D.T), np.eye(6), atol=1e-3)
     np.testing.assert_allclose(found_6_D.numpy() @ found_6_D.numpy().T, np.eye(6), atol=1e-5)

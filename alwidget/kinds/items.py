@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -116,6 +117,23 @@ class UnreadableFileError(AlwidgetError, ValueError):
         self.files = list(files)
 
 
+# Decoding an image file releases the GIL (Pillow's decoders, zlib), so batches are read on
+# two threads: 3 000 RGB 96×96 PNGs took 1.18 s on one and 0.88 s on two with the machine
+# already busy, a part of every session's start on a folder of images.
+_READ_IN_PARALLEL_FROM = 16
+_READ_THREADS = 2
+_readers: ThreadPoolExecutor | None = None
+_readers_lock = threading.Lock()
+
+
+def _file_readers() -> ThreadPoolExecutor:
+    global _readers
+    with _readers_lock:
+        if _readers is None:
+            _readers = ThreadPoolExecutor(_READ_THREADS, thread_name_prefix="alwidget-read")
+        return _readers
+
+
 class FileItems:
     """Items read from files on demand (never held in memory).
 
@@ -161,7 +179,13 @@ class FileItems:
         return self._read(int(position))
 
     def batch(self, positions: np.ndarray) -> list:
-        return [self._read(int(position)) for position in positions]
+        positions = [int(position) for position in positions]
+        if len(positions) < _READ_IN_PARALLEL_FROM or threading.current_thread().name.startswith(
+            "alwidget-read"
+        ):  # a loader that reads a batch itself must not wait for the threads it runs on
+            return [self._read(position) for position in positions]
+        # In file order: the first unreadable file raises, as a plain loop would.
+        return list(_file_readers().map(self._read, positions))
 
     def path(self, position: int) -> Path:
         return self.paths[position]
