@@ -578,16 +578,9 @@ def train_encoder(
     images = len(input_shape) == 3
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        if images:
-            if architecture == "gal_cnn":
-                encoder = gal_cnn_body(input_shape, feature_dim, dropout=False)
-            else:
-                encoder = image_encoder(input_shape, feature_dim, recipe.widths)
-            views = ImageViews(recipe)
-        else:
-            width = int(np.prod(input_shape))
-            encoder = row_encoder(width, feature_dim, recipe.widths)
-            views = RowViews(recipe)
+        # Contrasting with dropout on would add noise to both views of every pair.
+        encoder = _build(input_shape, recipe, feature_dim, architecture, dropout=False)
+        views = ImageViews(recipe) if images else RowViews(recipe)
         head = _projection_head(feature_dim, recipe.projection_dim)
     encoder.to(device).train()
     head.to(device).train()
@@ -691,9 +684,9 @@ def train_encoder(
     finally:
         meter.close()
     encoder = encoder.to("cpu", memory_format=torch.contiguous_format).eval()
-    if architecture == "gal_cnn":
+    if architecture == "gal_cnn":  # the dropout layers come back for MC dropout once fine-tuned
         trained = encoder
-        encoder = gal_cnn_body(input_shape, feature_dim, dropout=True)
+        encoder = _build(input_shape, recipe, feature_dim, architecture, dropout=True)
         encoder.load_state_dict(trained.state_dict(), strict=True)
         encoder.eval()
     return encoder, TrainingReport(
@@ -705,10 +698,18 @@ def train_encoder(
     )
 
 
-def _build(pool, recipe: Recipe, feature_dim: int, architecture: str | None) -> nn.Sequential:
-    input_shape = tuple(pool.input_shape)
+def _build(
+    input_shape: tuple[int, ...],
+    recipe: Recipe,
+    feature_dim: int,
+    architecture: str | None,
+    *,
+    dropout: bool = True,
+) -> nn.Sequential:
+    """The untrained encoder for ``input_shape``; ``dropout`` matters to the Gal body only
+    (identity layers stand in its dropout layers' places, so the same weights load)."""
     if architecture == "gal_cnn":
-        return gal_cnn_body(input_shape, feature_dim)
+        return gal_cnn_body(input_shape, feature_dim, dropout=dropout)
     if len(input_shape) == 3:
         return image_encoder(input_shape, feature_dim, recipe.widths)
     return row_encoder(int(np.prod(input_shape)), feature_dim, recipe.widths)
@@ -725,7 +726,7 @@ def _load(
         state = payload["state_dict"]
         if not all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point()):
             raise ValueError("it holds NaN/inf weights")
-        encoder = _build(pool, recipe, feature_dim, architecture)
+        encoder = _build(tuple(pool.input_shape), recipe, feature_dim, architecture)
         encoder.load_state_dict(state, strict=True)
         report = TrainingReport(**payload["report"])
     except Exception as error:  # noqa: BLE001 - any unreadable file is retrained, never used
