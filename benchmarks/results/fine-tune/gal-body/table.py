@@ -1,7 +1,7 @@
 """Per-seed table of the Gal-body fine-tune runs beside recipe (e) from scratch (issue 11).
 
     python3 benchmarks/results/fine-tune/gal-body/table.py [--folder DIR] [--budget 150]
-        [--checkpoints 20,50,100,120,150] [--thresholds 0.95,0.98] [--no-scratch]
+        [--checkpoints 20,50,100,120,150] [--thresholds 0.95,0.98] [--no-scratch] [--name NAME]
 
 Reads ``DIR/runs/mnist-bald-seed*.json`` (default: this folder) and, unless --no-scratch,
 ``benchmarks/results/semi-supervised/pseudo-fixmatch-averaged/runs/mnist-bald-seed*.json``
@@ -124,11 +124,12 @@ def main():
     parser.add_argument("--checkpoints", default="20,50,100,120,150")
     parser.add_argument("--thresholds", default="0.95,0.98")
     parser.add_argument("--no-scratch", action="store_true")
+    parser.add_argument("--name", default="fine-tuned body", help="row label of --folder's runs")
     args = parser.parse_args()
     checkpoints = [int(c) for c in args.checkpoints.split(",")]
     thresholds = [float(t) for t in args.thresholds.split(",")]
     body = load(args.folder, args.budget)
-    print(table("fine-tuned body", body, checkpoints, thresholds, args.budget))
+    print(table(args.name, body, checkpoints, thresholds, args.budget))
     if not args.no_scratch:
         scratch = load(SCRATCH, args.budget)
         print()
