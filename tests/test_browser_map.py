@@ -303,7 +303,11 @@ def test_map_attached_labels_by_key_and_two_retrains(jupyterlab_server, lab_page
     # (Chromium's software GL also notes "GPU stall due to ReadPixels" when plotly picks the
     # point under the mouse; a performance note of the driver, not a lost context.)
     webgl = [text for text in warnings if "WebGL contexts" in text or "CONTEXT_LOST" in text]
-    assert not lab_page.console_errors and not webgl, (lab_page.console_errors, webgl)
+    assert not lab_page.console_errors and not webgl, (
+        lab_page.console_errors,
+        webgl,
+        lab_page.failures(),
+    )
     assert page.locator(".alwidget-map-errors").inner_text().strip() == ""
     ARTIFACTS_DIR.mkdir(exist_ok=True)
     root.screenshot(path=str(ARTIFACTS_DIR / "map-after-two-retrains.png"))

@@ -133,7 +133,7 @@ def test_png_pool_with_a_bad_file_labels_by_key_retrains_with_the_map(
 
     assert page.locator(".alwidget-root .alwidget-error-text").count() == 0
     assert root.locator(".alwidget-errors").first.inner_text().strip() == ""
-    assert _console_errors(console) == [], console
+    assert _console_errors(console) == [], (console, lab_page.failures())
     ARTIFACTS_DIR.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS_DIR / "realsize-small.png"))
 
@@ -171,4 +171,4 @@ def test_readme_map_snippet_runs_as_written(jupyterlab_server, lab_page):
     assert any("k_center_radius" in text for text in outputs), outputs  # session.coverage()
     _wait(page, "() => window.__bench.mapPointsMax > 0", "the map's first paint")
     assert page.locator(".alwidget-map-errors").first.inner_text().strip() == ""
-    assert _console_errors(console) == [], console
+    assert _console_errors(console) == [], (console, lab_page.failures())

@@ -196,7 +196,7 @@ def test_race_toy_and_compare_in_jupyterlab(jupyterlab_server, lab_page):
     race.expect(compare.locator(".alwidget-compare-version")).to_have_attribute(
         "data-version", "2", timeout=60_000
     )
-    assert not _real_errors(lab_page.console_errors), lab_page.console_errors
+    assert not _real_errors(lab_page.console_errors), (lab_page.console_errors, lab_page.failures())
 
 
 # --------------------------------------------------------------------- other front ends

@@ -78,7 +78,10 @@ class Zygote:
             else:
                 lines.append(line)
         time.sleep(kill_after)
-        os.kill(pid, signal.SIGKILL)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # it ended first (its lines say why); the caller's checks of them fail
         while True:
             line = self._line()
             if line.startswith(f"exit {trial} "):
