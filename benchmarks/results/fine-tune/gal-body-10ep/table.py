@@ -1,12 +1,12 @@
 """Per-seed table of the Gal-body fine-tune runs beside recipe (e) from scratch (issue 11).
 
 Adapted from ../gal-body/table.py (session 11 sweep): --strategy chooses the runs' strategy, and
---compare FOLDER=NAME (repeatable) adds the same strategy's runs of another folder as a further
-table and its paired difference.
+--compare FOLDER=NAME[@STRATEGY] (repeatable) adds another folder's runs (of --strategy, or of
+STRATEGY) as a further table and its paired difference.
 
     python3 benchmarks/results/fine-tune/gal-body-10ep/table.py [--folder DIR] [--budget 150]
         [--checkpoints 20,50,100,120,150] [--thresholds 0.95,0.98] [--no-scratch] [--name NAME]
-        [--strategy bald] [--compare DIR=NAME ...]
+        [--strategy bald] [--compare DIR=NAME[@STRATEGY] ...]
 
 Reads ``DIR/runs/mnist-STRATEGY-seed*.json`` (default: this folder) and, unless --no-scratch,
 ``benchmarks/results/semi-supervised/pseudo-fixmatch-averaged/runs/mnist-STRATEGY-seed*.json``
@@ -131,7 +131,7 @@ def main():
     parser.add_argument("--no-scratch", action="store_true")
     parser.add_argument("--name", default="fine-tuned body", help="row label of --folder's runs")
     parser.add_argument("--strategy", default="bald")
-    parser.add_argument("--compare", action="append", default=[], metavar="DIR=NAME")
+    parser.add_argument("--compare", action="append", default=[], metavar="DIR=NAME[@STRATEGY]")
     args = parser.parse_args()
     checkpoints = [int(c) for c in args.checkpoints.split(",")]
     thresholds = [float(t) for t in args.thresholds.split(",")]
@@ -139,7 +139,8 @@ def main():
     print(table(args.name, body, checkpoints, thresholds, args.budget))
     for spec in args.compare:
         folder, name = spec.split("=", 1)
-        other = load(Path(folder), args.budget, args.strategy)
+        name, _, strategy = name.partition("@")
+        other = load(Path(folder), args.budget, strategy or args.strategy)
         print()
         print(table(name, other, checkpoints, thresholds, args.budget))
         print()
