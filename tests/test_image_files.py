@@ -449,3 +449,49 @@ def test_converting_a_batch_at_once_gives_each_images_own_scaling(dtype, shape):
     assert converted.dtype == np.float32 and converted.flags["C_CONTIGUOUS"]
     assert np.array_equal(converted, expected)
     assert all(np.array_equal(a, b) for a, b in zip(images, originals))
+
+
+def test_a_large_batch_is_read_in_order_and_its_first_bad_file_is_named(tmp_path):
+    from alwidget.kinds.image import load_image_file
+    from alwidget.kinds.items import _READ_IN_PARALLEL_FROM, FileItems
+
+    paths = grey_files(tmp_path, 3 * _READ_IN_PARALLEL_FROM)
+    items = FileItems(paths, load=load_image_file)
+    batch = items.batch(np.arange(len(paths))[::-1])  # on the reader threads
+    for path, image in zip(paths[::-1], batch):
+        np.testing.assert_array_equal(image, load_image_file(path))
+    truncate(paths[20])
+    truncate(paths[30])
+    with pytest.raises(UnreadableFileError, match=paths[20].name):
+        items.batch(np.arange(len(paths)))
+
+
+def test_a_forked_child_reads_a_large_batch_without_the_parents_threads(tmp_path):
+    import os
+    import signal
+    import time
+
+    from alwidget.kinds.image import load_image_file
+    from alwidget.kinds.items import _READ_IN_PARALLEL_FROM, FileItems
+
+    paths = grey_files(tmp_path, 2 * _READ_IN_PARALLEL_FROM)
+    items = FileItems(paths, load=load_image_file)
+    expected = items.batch(np.arange(len(paths)))  # the parent's reader threads now exist
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if the batch is read and right
+        try:
+            again = items.batch(np.arange(len(paths)))
+            same = all(np.array_equal(a, b) for a, b in zip(again, expected))
+            os._exit(0 if same else 1)
+        finally:
+            os._exit(2)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child hung reading a batch of files")

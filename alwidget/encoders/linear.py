@@ -34,7 +34,7 @@ _POWER_ITERATIONS = 3
 _WIDE_INPUT = 4096
 _WIDE_POWER_ITERATIONS = 1
 _OVERSAMPLING = 10
-_FORMAT = "alwidget-svd-encoder/2"
+_FORMAT = "alwidget-svd-encoder/3"
 
 
 def svd(
@@ -67,10 +67,10 @@ def svd(
     """
     if isinstance(dim, bool) or int(dim) != dim or dim < 1:
         raise AlwidgetError(f"svd: dim must be a positive integer, got {dim!r}")
-    settings = (
-        _FORMAT, pool.content_digest, int(dim), int(seed), _FIT_SAMPLE, _FIT_VALUES,
-        _power_iterations(int(np.prod(pool.input_shape))),
-    )  # fmt: skip
+    # The format names the fitting procedure (/3: one power iteration for wide inputs), so a
+    # projection fitted otherwise is never found; the pool's input width is not asked here,
+    # since for image files that reads files a resumed session does not need.
+    settings = (_FORMAT, pool.content_digest, int(dim), int(seed), _FIT_SAMPLE, _FIT_VALUES)
     key = hashlib.sha256("\n".join(map(str, settings)).encode()).hexdigest()
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "encoders"
     path = directory / f"svd-{key[:32]}.pt"

@@ -134,6 +134,17 @@ def _file_readers() -> ThreadPoolExecutor:
         return _readers
 
 
+def _forget_readers_in_child() -> None:
+    # A forked child (a DataLoader worker, say) has none of the parent's threads: work sent to
+    # the parent's executor would wait for ever, and the lock may have been held at the fork.
+    global _readers, _readers_lock
+    _readers, _readers_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_readers_in_child)
+
+
 class FileItems:
     """Items read from files on demand (never held in memory).
 
