@@ -97,7 +97,11 @@ def set_up_encoder(pool, model, encoder, *, fine_tune: bool, seed: int, device, 
         if isinstance(head, str):
             if head not in MODELS:
                 raise AlwidgetError(f"model={head!r} is not a built-in head ({sorted(MODELS)})")
-            head = MODELS[head]((width,), n_classes)
+            # Seeded: the fine-tuned model starts from these weights, and torch's own seed
+            # differs per process (the same bench run scored 0.864-0.901 at 20 labels).
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                head = MODELS[head]((width,), n_classes)
         if not isinstance(head, nn.Module):
             raise AlwidgetError(
                 "with fine_tune=True, model= must be a built-in head name or an nn.Module "
