@@ -152,7 +152,8 @@ def main():
         print()
         print(table("from scratch", scratch, checkpoints, thresholds, args.budget))
         print()
-        print(f"{args.name} − from scratch, same seed (same 20 initial labels), accuracy points:")
+        heading = args.name[:1].upper() + args.name[1:]  # starts a sentence
+        print(f"{heading} − from scratch, same seed (same 20 initial labels), accuracy points:")
         print()
         print(paired(body, scratch, checkpoints))
 
