@@ -13,7 +13,9 @@ import importlib.util
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-spec = importlib.util.spec_from_file_location("galtable", HERE.parent / "gal-body-10ep" / "table.py")
+spec = importlib.util.spec_from_file_location(
+    "galtable", HERE.parent / "gal-body-10ep" / "table.py"
+)
 galtable = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(galtable)
 
@@ -30,7 +32,9 @@ def main():
     bald = {s: bald[s] for s in seeds}
     print(galtable.table("random", rand, CHECKPOINTS, THRESHOLDS, BUDGET))
     print()
-    print(galtable.table("BALD (../gal-body-10ep-steps1000)", bald, CHECKPOINTS, THRESHOLDS, BUDGET))
+    print(
+        galtable.table("BALD (../gal-body-10ep-steps1000)", bald, CHECKPOINTS, THRESHOLDS, BUDGET)
+    )
     print()
     print("BALD − random, same seed (same 20 initial labels), accuracy points:")
     print()
