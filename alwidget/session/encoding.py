@@ -12,7 +12,7 @@ from torch import nn
 
 from .. import encoders
 from ..errors import AlwidgetError
-from ..models import MODELS
+from ..models import MODELS, ModelFactory
 from ..predict import pick_device
 
 __all__ = ["EncoderSetup", "set_up_encoder"]
@@ -97,11 +97,10 @@ def set_up_encoder(pool, model, encoder, *, fine_tune: bool, seed: int, device, 
         if isinstance(head, str):
             if head not in MODELS:
                 raise AlwidgetError(f"model={head!r} is not a built-in head ({sorted(MODELS)})")
-            # Seeded: the fine-tuned model starts from these weights, and torch's own seed
-            # differs per process (the same bench run scored 0.864-0.901 at 20 labels).
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                head = MODELS[head]((width,), n_classes)
+            # Built as the session builds its models, under the seed: the fine-tuned model
+            # starts from these weights, and torch's own seed differs per process (the same
+            # bench run scored 0.864-0.901 at 20 labels).
+            head = ModelFactory(head, (width,), n_classes).build(seed)
         if not isinstance(head, nn.Module):
             raise AlwidgetError(
                 "with fine_tune=True, model= must be a built-in head name or an nn.Module "
