@@ -119,11 +119,27 @@ class MLP(_Stack):
         super().__init__(*layers)
 
 
+#: ``small_cnn`` average-pools larger images down to this side first. On 96×96 PNGs the Gal
+#: CNN's first dense layer alone had 8 M weights: 300 training steps took 276 s and scoring
+#: 4 900 items 65 s; pooled to 32×32, 15 s and 4 s, and it was more accurate on 200 labels
+#: (0.40 against 0.30), because 8 M weights overfit a few hundred labels.
+SMALL_CNN_MAX_SIDE = 32
+
+
 def _small_cnn(input_shape, num_classes):
     channels, height, width = _image_geometry(input_shape)
-    if min(height, width) < 20:
-        return GalCNN(channels, (height, width), num_classes, kernel_size=3, padding=1)
-    return GalCNN(channels, (height, width), num_classes)
+    scale = max(height, width) / SMALL_CNN_MAX_SIDE
+    pooled = (height, width)
+    if scale > 1:
+        pooled = (max(1, round(height / scale)), max(1, round(width / scale)))
+    if min(pooled) < 20:
+        body = GalCNN(channels, pooled, num_classes, kernel_size=3, padding=1)
+    else:
+        body = GalCNN(channels, pooled, num_classes)
+    if pooled == (height, width):
+        return body
+    # One stack, so the predictor still splits it at its first dropout and caches the trunk.
+    return _Stack(nn.AdaptiveAvgPool2d(pooled), *body)
 
 
 def _gal_cnn(input_shape, num_classes):

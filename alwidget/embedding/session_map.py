@@ -111,22 +111,31 @@ class SessionMap:
             return np.asarray(self.feature_fn(self.session))
         return self.session.embeddings()
 
-    def _features_of(self, rows) -> np.ndarray:
-        """Features of some pool positions (``None``: all). The model's features of the fit
-        sample alone take one forward pass over those rows, so the sample can be drawn
-        before the pass over the whole pool; encoder features are cached and just sliced."""
-        if rows is None or self.feature_fn is not None:
-            features = self._features()
-            return features if rows is None else features[rows]
-        from ..encoders import FeaturePool
+    def _pinned_features_of(self) -> Callable:
+        """``features_of(rows)`` (``rows=None``: all) from one model version throughout.
 
+        A fit reads the sample's features first and the whole pool's after; a retrain that
+        ended between the two reads would put the sample in one feature space (say the
+        untrained model's input features) and the rest in another. The model's features of
+        the sample alone take one forward pass over those rows, so the sample can be drawn
+        before the pass over the whole pool; encoder and input features are cached.
+        """
         model_state = getattr(self.session, "model", None)
-        if not hasattr(model_state, "predict") or isinstance(
-            getattr(model_state, "pool", None), FeaturePool
-        ):
-            return self.session.embeddings()[rows]
-        prediction = model_state.predict(np.asarray(rows), mc_samples=1, embeddings=True)
-        return prediction.embeddings_N_D
+        if self.feature_fn is not None or not hasattr(model_state, "embedding_rows"):
+
+            def features_of(rows):
+                features = self._features()
+                return features if rows is None else features[rows]
+
+            return features_of
+        snapshot = model_state.snapshot()
+
+        def features_of(rows):
+            if rows is None:
+                return model_state.embeddings_of_snapshot(snapshot)
+            return model_state.embedding_rows(np.asarray(rows), snapshot)
+
+        return features_of
 
     def update(self, *, refit: bool = False, on_stage: Callable | None = None) -> str:
         """Bring layout and coverage up to date with the session.
@@ -169,7 +178,7 @@ class SessionMap:
         features = None
         if outcome == "fitted":
             # The sample's features first; the whole pool's once the sample is drawn.
-            features = StagedFeatures(self._features_of, n_rows=self.n_items)
+            features = StagedFeatures(self._pinned_features_of(), n_rows=self.n_items)
         elif outcome != "unchanged" or self.feature_fn is not None:
             report("features", {"n_items": self.n_items})
             features = self._features()

@@ -58,7 +58,9 @@ class Session:
         starts from a copy of its weights, see ``reset_weights``), or a factory returning a
         module (given ``num_classes=`` when it accepts it). Defaults to what the pool's item
         kind suggests (``"small_cnn"`` for images, ``"mlp"`` otherwise; ``"head"`` with an
-        ``encoder``).
+        ``encoder``). ``"small_cnn"`` is the Gal et al. MNIST CNN, after an average pool
+        that brings images larger than 32 px a side down to 32 (``"gal_cnn"`` keeps the
+        full size).
     strategy : str
         A name from :func:`alwidget.strategies.available` (or one added with
         :func:`alwidget.strategies.register_strategy`).

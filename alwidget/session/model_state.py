@@ -24,6 +24,7 @@ from ..predict import Prediction, predict
 from ..strategies import StrategySpec
 from ..strategies.kcenter import coverage_report
 from ..training import TrainConfig, TrainReport, combine_reports, train_model
+from .input_features import InputFeatures
 
 __all__ = ["ModelState", "ScoringCache", "MAX_FIT_DROP", "SCORING_CHUNK_ROWS"]
 
@@ -78,8 +79,13 @@ class ModelState:
         As given to :class:`alwidget.Session`.
     """
 
-    def __init__(self, factory: ModelFactory, pool, *, ensemble, seed, device, chunk_size):
+    def __init__(
+        self, factory: ModelFactory, pool, *, ensemble, seed, device, chunk_size,
+        input_features: InputFeatures | None = None,
+    ):  # fmt: skip
         self.factory = factory
+        # What the map, coverage and outlier scores see while the model is untrained and random.
+        self.input_features = input_features or InputFeatures(pool, seed)
         self.pool = pool
         self.ensemble = ensemble
         self.seed = seed
@@ -103,6 +109,19 @@ class ModelState:
     def fresh_member(self, member: int) -> torch.nn.Module:
         """A newly initialised member, as a retrain without warm start begins."""
         return self.factory.build(self.member_seed(member), member)
+
+    @property
+    def untrained_is_random(self) -> bool:
+        """Whether a member before any training run has random weights: built from scratch,
+        not the user's module with its own (pretrained) weights."""
+        return not self.factory.keeps_weights
+
+    def uses_input_features(self, version: int | None = None) -> bool:
+        """Whether embeddings come from :attr:`input_features` (at ``version``, default the
+        current one): an untrained, random model without an encoder, whose own features are
+        a random projection that costs a full forward pass."""
+        version = self.version if version is None else version
+        return version == 0 and self.untrained_is_random and not isinstance(self.pool, FeaturePool)
 
     @property
     def has_dropout(self) -> bool:
@@ -310,13 +329,16 @@ class ModelState:
         """Features of the whole pool for the map and coverage.
 
         With an encoder these are its cached features, the same for every model version (so
-        the map keeps its layout across retrains); otherwise the first member's
+        the map keeps its layout across retrains). Before the first training run of a model
+        built from scratch, the :class:`InputFeatures`. Otherwise the first member's
         penultimate-layer features (dropout off).
         """
         if isinstance(self.pool, FeaturePool):
             return self.pool.cache.standardised(np.arange(len(self.pool)))
         with self.lock:
             cached, version = self._embeddings, self.version
+        if self.uses_input_features(version):
+            return self.input_features.all()
         if cached is not None and cached[0] == version:
             return cached[1]
         everything = np.arange(len(self.pool))
@@ -325,6 +347,33 @@ class ModelState:
             if self.version == version:
                 self._embeddings = (version, features)
         return features
+
+    def embedding_rows(self, positions: np.ndarray, snapshot=None) -> np.ndarray:
+        """:meth:`embeddings` of some positions only, without a pass over the whole pool.
+
+        ``snapshot`` (from :meth:`snapshot`) pins the model version, so the rows come from
+        the same feature space as a later :meth:`embeddings_of_snapshot` call.
+        """
+        positions = np.asarray(positions, dtype=np.int64)
+        if isinstance(self.pool, FeaturePool):
+            return self.pool.cache.standardised(positions)
+        snapshot = snapshot if snapshot is not None else self.snapshot()
+        if self.uses_input_features(snapshot[1]):
+            return self.input_features.rows(positions)
+        return self.predict(
+            positions, mc_samples=1, embeddings=True, snapshot=snapshot
+        ).embeddings_N_D
+
+    def embeddings_of_snapshot(self, snapshot) -> np.ndarray:
+        """:meth:`embeddings` of the whole pool by the pinned ``snapshot``'s model."""
+        with self.lock:
+            current = self.version
+        if isinstance(self.pool, FeaturePool) or snapshot[1] == current:
+            features = self.embeddings()
+            with self.lock:
+                if self.version == snapshot[1] or isinstance(self.pool, FeaturePool):
+                    return features
+        return self.embedding_rows(np.arange(len(self.pool)), snapshot)
 
     def evaluate(self) -> dict | None:
         """Held-out accuracy, else the last cross-validation (or None before one)."""

@@ -15,6 +15,7 @@ from ..models import ModelFactory
 from .acquire import AcquisitionSettings
 from .checks import check_class_name, check_device, check_model, check_strategy, mc_samples_for
 from .cold_start import ColdStart
+from .input_features import InputFeatures
 from .labels import LabelBook, SoloLabelBook
 from .model_state import ModelState
 from .persistence import open_link, restore_session
@@ -99,9 +100,11 @@ def assemble(pool, model, *, reset_weights: bool = False, cold_start: bool = Tru
         )
     if model is None:
         model = pool.item_kind.default_model(pool.input_shape)
+    # One cached feature space for cold start and for the untrained model's map.
+    input_features = InputFeatures(pool, seed)
     state = ModelState(
         ModelFactory(model, pool.input_shape, len(names), reset_weights=reset_weights), pool, ensemble=ensemble, seed=seed,
-        device=check_device(device), chunk_size=chunk_size,
+        device=check_device(device), chunk_size=chunk_size, input_features=input_features,
     )  # fmt: skip
     check_model(state.members[0], pool.inputs(np.array([0])), len(names), state.factory.name)
     settings = AcquisitionSettings(
@@ -115,7 +118,7 @@ def assemble(pool, model, *, reset_weights: bool = False, cold_start: bool = Tru
         if team is None:
             book = SoloLabelBook(pool, names, link, annotator)
             querier = SoloQuery(
-                pool, book, state, settings, names, ColdStart(pool, enabled=cold_start)
+                pool, book, state, settings, names, ColdStart(input_features, enabled=cold_start)
             )
         else:
             if not link.is_shared:

@@ -90,7 +90,7 @@ class SoloQuery:
         strategies.check_batch_size(len(unlabeled), size)
         labeled, _ = self.book.snapshot()
         reason = None if self.cold_start is None else self.cold_start.reason(
-            counts, self.model.version
+            counts, self.model.version, scores_are_noise=self.model.untrained_is_random
         )  # fmt: skip
         if reason is not None:
             return self._cold_start_query(size, unlabeled, labeled, priority, n_labels, reason)
