@@ -194,6 +194,11 @@ def test_smoke_bench_writes_consistent_results(mnist_root, tmp_path):
         (["--relabel-fraction", "0.01"], "rounds to no suspect per batch"),
         (["--noise-kind", "pairs"], "invalid choice: 'pairs'"),
         (["--encoder-epochs", "0"], "--encoder-epochs must be a number > 0"),
+        (["--pseudo-label-per-class", "500"], "pseudo-labels, which are off; add --pseudo-labels"),
+        (
+            ["--pseudo-labels", "--pseudo-label-candidates", "0"],
+            "--pseudo-label-candidates must be ≥ 1, got 0",
+        ),
     ],
 )
 def test_bad_flags_exit_2_with_the_reason(args, message, mnist_root, capsys):
@@ -224,6 +229,12 @@ def test_training_flags_reach_the_train_config(mnist_root):
     )
     assert (later.min_steps, later.max_steps, later.warm_start) == (100, 100, True)
     assert first.validation_fraction == 0.0
+    assert (first.pseudo_labels, first.pseudo_label_per_class) == (False, 100)
+    pseudo = settings(
+        "--pseudo-labels", "--pseudo-label-per-class", "1000", "--pseudo-label-candidates", "20000"
+    ).train_config(first=False)
+    assert (pseudo.pseudo_labels, pseudo.pseudo_label_per_class) == (True, 1000)
+    assert pseudo.pseudo_label_candidates == 20000
     fresh = settings("--warm-steps", "0", "--augment", "none", "--train-steps", "300")
     assert fresh.warm_steps is None
     assert not fresh.train_config(first=False).warm_start

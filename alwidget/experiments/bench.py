@@ -104,6 +104,12 @@ class BenchSettings:
         so that ``fine_tune`` trains the network that learns best from labels.
     pseudo_labels : bool
         Train each run with pseudo-labels too (``TrainConfig.pseudo_labels``).
+    pseudo_label_per_class : int
+        At most this many pseudo-labels per class and run
+        (``TrainConfig.pseudo_label_per_class``).
+    pseudo_label_candidates : int
+        Unlabeled items considered for pseudo-labels per run, a seeded random sample
+        (``TrainConfig.pseudo_label_candidates``).
     semi_supervised : str or None
         ``"fixmatch"``: consistency training on unlabeled items
         (``TrainConfig.semi_supervised``), with no time budget so runs repeat exactly.
@@ -141,6 +147,8 @@ class BenchSettings:
     encoder_architecture: str | None = None
     fine_tune: bool = False
     pseudo_labels: bool = False
+    pseudo_label_per_class: int = 100
+    pseudo_label_candidates: int = 2000
     semi_supervised: str | None = None
     weight_averaging: float | None = None
     label_noise: float = 0.0
@@ -190,6 +198,8 @@ class BenchSettings:
             warm_start=warm,
             augment=None if self.features_only else self.augment,
             pseudo_labels=self.pseudo_labels,
+            pseudo_label_per_class=self.pseudo_label_per_class,
+            pseudo_label_candidates=self.pseudo_label_candidates,
             semi_supervised=self.semi_supervised,
             consistency_seconds=None,
             weight_averaging=self.weight_averaging,

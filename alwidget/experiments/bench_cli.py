@@ -157,6 +157,18 @@ def add_bench_arguments(parser) -> None:
         help="train with pseudo-labels: confident unlabeled items with their predicted class",
     )
     parser.add_argument(
+        "--pseudo-label-per-class",
+        type=int,
+        default=BenchSettings.pseudo_label_per_class,
+        help="with --pseudo-labels: at most this many pseudo-labels per class and run",
+    )
+    parser.add_argument(
+        "--pseudo-label-candidates",
+        type=int,
+        default=BenchSettings.pseudo_label_candidates,
+        help="with --pseudo-labels: unlabeled items considered per run (a seeded sample)",
+    )
+    parser.add_argument(
         "--semi-supervised",
         choices=["fixmatch"],
         default=None,
@@ -256,6 +268,8 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
         "encoder_architecture": args.encoder_architecture,
         "fine_tune": args.fine_tune,
         "pseudo_labels": args.pseudo_labels,
+        "pseudo_label_per_class": args.pseudo_label_per_class,
+        "pseudo_label_candidates": args.pseudo_label_candidates,
         "semi_supervised": args.semi_supervised,
         "weight_averaging": args.weight_averaging,
         "label_noise": args.label_noise,
@@ -308,6 +322,17 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
         parser.error(
             f"--relabel-fraction {args.relabel_fraction} of a batch of {values['batch_size']} "
             "rounds to no suspect per batch; raise it or --batch"
+        )
+    for name in ("pseudo_label_per_class", "pseudo_label_candidates"):
+        if values[name] < 1:
+            parser.error(f"--{name.replace('_', '-')} must be ≥ 1, got {values[name]}")
+    if not values["pseudo_labels"] and (
+        values["pseudo_label_per_class"] != BenchSettings.pseudo_label_per_class
+        or values["pseudo_label_candidates"] != BenchSettings.pseudo_label_candidates
+    ):
+        parser.error(
+            "--pseudo-label-per-class and --pseudo-label-candidates tune pseudo-labels, which "
+            "are off; add --pseudo-labels"
         )
     if args.jobs < 1:
         parser.error(f"--jobs must be ≥ 1, got {args.jobs}")
@@ -363,7 +388,12 @@ def main_bench(args, parser) -> int:
             else f", augmentation {settings.augment}"
         )
         + ", no validation split"
-        + (", pseudo-labels" if settings.pseudo_labels else "")
+        + (
+            f", pseudo-labels (≤ {settings.pseudo_label_per_class} per class of "
+            f"{settings.pseudo_label_candidates} candidates)"
+            if settings.pseudo_labels
+            else ""
+        )
         + (f", {settings.semi_supervised} consistency" if settings.semi_supervised else "")
         + (
             f", weights averaged (decay {settings.weight_averaging:g})"
