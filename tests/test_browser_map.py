@@ -42,6 +42,43 @@ POINT_JS = """([name, point]) => {
             row: Number(trace.customdata[point])};
 }"""
 
+# Screen position and pool row of every drawn point, by trace name.
+ALL_POINTS_JS = """() => {
+    const gd = document.querySelector('.alwidget-map .js-plotly-plot');
+    const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+    const box = gd.getBoundingClientRect();
+    const points = [];
+    for (const trace of gd._fullData) (trace.customdata || []).forEach((row, i) => points.push({
+        name: trace.name, index: i, row: Number(row),
+        x: box.left + xa._offset + xa.l2p(trace.x[i]), y: box.top + ya._offset + ya.l2p(trace.y[i]),
+    }));
+    return points;
+}"""
+
+
+def isolated_batch_point(page, not_row: str | None) -> int:
+    """Index (in the "current batch" trace) of the batch point farthest from any other item's
+    point on screen, so a hover there can only pick that item (two rows of a layout can land
+    on one pixel)."""
+    points = page.evaluate(ALL_POINTS_JS)
+    best, best_gap = None, -1.0
+    for point in points:
+        if point["name"] != "current batch" or f"p{point['row']}" == not_row:
+            continue
+        gap = min(
+            (
+                ((other["x"] - point["x"]) ** 2 + (other["y"] - point["y"]) ** 2) ** 0.5
+                for other in points
+                if other["row"] != point["row"]
+            ),
+            default=float("inf"),
+        )
+        if gap > best_gap:
+            best, best_gap = point["index"], gap
+    assert best is not None and best_gap > 2, f"no batch point stands apart ({best_gap:.1f} px)"
+    return best
+
+
 # Pool row (+1, so 0 means "not yet") of the point plotly hovers within 6 px of (x, y).
 HOVERED_ROW_JS = """([x, y]) => {
     const gd = document.querySelector('.alwidget-map .js-plotly-plot');
@@ -91,7 +128,7 @@ def test_map_renders_the_pool_and_a_click_focuses_the_item_in_the_panel(
 
     focused = page.locator(".alwidget-root .alwidget-card-focused")
     first_focused = focused.get_attribute("data-item-id")
-    target = page.evaluate(POINT_JS, ["current batch", 2])
+    target = page.evaluate(POINT_JS, ["current batch", isolated_batch_point(page, first_focused)])
     expected_id = f"p{target['row']}"
     assert expected_id != first_focused  # the panel starts on the first queued item
     page.mouse.move(target["x"], target["y"])
