@@ -9,6 +9,8 @@ mixes two feature spaces.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 from fixtures.widget_sessions import FAST_TRAINING
@@ -72,8 +74,9 @@ def test_rows_are_read_once_in_bounded_chunks_and_served_from_the_cache():
     first = features.all()
     reads = np.concatenate(pool.calls)
     assert max(len(call) for call in pool.calls) <= CHUNK_ROWS
-    # The axes are fitted on a seeded sample of 2 000 rows; then each row is read once.
-    assert len(reads) == 2000 + len(images)
+    # The axes are fitted on a seeded sample of 2 000 rows, whose features are kept; every
+    # row is read exactly once.
+    np.testing.assert_array_equal(np.sort(reads), np.arange(len(images)))
     pool.calls.clear()
     again = features.rows(np.array([5, 5, 2400, 0]))
     assert pool.calls == []
@@ -81,15 +84,33 @@ def test_rows_are_read_once_in_bounded_chunks_and_served_from_the_cache():
 
 
 def test_a_subset_first_then_the_rest_reads_only_the_rest():
-    images, _ = striped_images(400)
+    images, _ = striped_images(2600, side=8)
     pool = CountingPool(images)
     features = InputFeatures(pool, seed=0)
-    subset = features.rows(np.arange(0, 400, 4))
+    subset = features.rows(np.arange(0, 2600, 4))
+    known = features.known(np.arange(2600))
+    assert known[::4].all() and 2000 <= known.sum() < 2600  # the fit's sample and the subset
     pool.calls.clear()
     everything = features.all()
-    read = np.concatenate(pool.calls)
-    assert len(read) == 300 and not np.isin(np.arange(0, 400, 4), read).any()
+    np.testing.assert_array_equal(np.sort(np.concatenate(pool.calls)), np.flatnonzero(~known))
     np.testing.assert_array_equal(everything[::4], subset)
+
+
+def test_a_query_and_the_map_starting_together_read_every_row_once():
+    images, _ = striped_images(4000, side=8)
+    pool = CountingPool(images)
+    features = InputFeatures(pool, seed=2)
+    results = {}
+    threads = [
+        threading.Thread(target=lambda: results.setdefault("map", features.all())),
+        threading.Thread(target=lambda: results.setdefault("query", features.rows(np.arange(1, 4000, 3)))),
+    ]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    np.testing.assert_array_equal(np.sort(np.concatenate(pool.calls)), np.arange(4000))
+    np.testing.assert_array_equal(results["map"][1::3], results["query"])
 
 
 def test_a_grown_pool_projects_new_rows_on_the_same_axes():

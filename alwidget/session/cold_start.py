@@ -38,14 +38,16 @@ class ColdStart:
         a class the pool may not hold must not keep the strategy off for ever (the widget
         flags it instead).
     sample_size : int
-        Unlabeled items clustered per query (a random sample of them).
+        Unlabeled items clustered per query: a random sample of them, drawn first from the
+        items whose features are cached (at the first query, the random 2 000 the principal
+        axes were fitted on), so the first batch reads no more of the pool than the fit did.
     """
 
     features: InputFeatures
     enabled: bool = True
     min_labels_per_class: int = 2
     max_labels_per_class: int = 10
-    sample_size: int = 3000
+    sample_size: int = 2000
 
     def reason(
         self, counts: dict, model_version: int, *, scores_are_noise: bool = True
@@ -82,7 +84,15 @@ class ColdStart:
         """``size`` unlabeled pool positions, typical and far from the labels, in pick order."""
         sample = unlabeled
         if len(unlabeled) > self.sample_size:
-            sample = np.sort(rng.choice(unlabeled, size=self.sample_size, replace=False))
+            known = self.features.known(unlabeled)
+            cheap, costly = unlabeled[known], unlabeled[~known]
+            take = min(len(cheap), self.sample_size)
+            sample = np.sort(
+                np.concatenate([
+                    rng.choice(cheap, size=take, replace=False),
+                    rng.choice(costly, size=self.sample_size - take, replace=False),
+                ])
+            )  # fmt: skip
         candidates = self.features.rows(sample).astype(np.float64)
         labeled_features = (
             self.features.rows(labeled).astype(np.float64)

@@ -49,7 +49,11 @@ class InputFeatures:
     def __init__(self, pool, seed: int = 0) -> None:
         self.pool = pool
         self.seed = int(seed)
+        # ``_lock`` guards the cache arrays (held briefly); ``_work`` serialises reading the
+        # pool, so a query and the map starting together never read or fit the same rows
+        # twice (each waits at most one chunk for the other).
         self._lock = threading.Lock()
+        self._work = threading.Lock()
         self._basis: tuple[np.ndarray, np.ndarray] | None = None
         self._rows = np.zeros((0, 0), dtype=np.float32)
         self._known = np.zeros(0, dtype=bool)
@@ -63,6 +67,15 @@ class InputFeatures:
         """Features of the whole pool, ``N × width`` float32."""
         return self.rows(np.arange(len(self.pool)))
 
+    def known(self, positions) -> np.ndarray:
+        """Which of ``positions`` are cached already (reading them costs nothing)."""
+        positions = np.asarray(positions, dtype=np.int64).reshape(-1)
+        with self._lock:
+            known = np.zeros(len(positions), dtype=bool)
+            inside = positions < len(self._known)
+            known[inside] = self._known[positions[inside]]
+            return known
+
     def rows(self, positions) -> np.ndarray:
         """Features of pool ``positions`` (any order, repeats allowed), ``M × width``."""
         positions = np.asarray(positions, dtype=np.int64).reshape(-1)
@@ -71,13 +84,24 @@ class InputFeatures:
             self._grow_cache(len(self.pool), components.shape[0])
             missing = np.unique(positions[~self._known[positions]])
         for start in range(0, len(missing), CHUNK_ROWS):
-            chunk = missing[start : start + CHUNK_ROWS]
-            projected = ((self._raw(chunk) - mean) @ components.T).astype(np.float32)
-            with self._lock:
-                self._rows[chunk] = projected
-                self._known[chunk] = True
+            with self._work:
+                chunk = missing[start : start + CHUNK_ROWS]
+                with self._lock:
+                    chunk = chunk[~self._known[chunk]]  # another thread may have read some
+                if len(chunk):
+                    self._store(chunk, self._project(self._raw(chunk), mean, components))
         with self._lock:
             return self._rows[positions].copy()
+
+    @staticmethod
+    def _project(raw: np.ndarray, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
+        return ((raw - mean) @ components.T).astype(np.float32)
+
+    def _store(self, positions: np.ndarray, projected: np.ndarray) -> None:
+        with self._lock:
+            self._grow_cache(len(self.pool), projected.shape[1])
+            self._rows[positions] = projected
+            self._known[positions] = True
 
     def _grow_cache(self, n_items: int, width: int) -> None:
         if len(self._known) >= n_items:
@@ -90,24 +114,27 @@ class InputFeatures:
         self._rows, self._known = rows, known
 
     def _fitted_basis(self) -> tuple[np.ndarray, np.ndarray]:
-        with self._lock:
-            if self._basis is not None:
+        if self._basis is not None:
+            return self._basis
+        with self._work:
+            if self._basis is not None:  # fitted by another thread while this one waited
                 return self._basis
-        n_items = len(self.pool)
-        sample = np.arange(n_items)
-        if n_items > FIT_ROWS:
-            rng = np.random.default_rng(self.seed)
-            sample = np.sort(rng.choice(n_items, size=FIT_ROWS, replace=False))
-        raw = self._raw(sample)
-        mean = raw.mean(axis=0)
-        centred = raw - mean
-        k = int(min(COMPONENTS, centred.shape[0], centred.shape[1]))
-        # Right singular vectors are the principal axes; the sample is small, so exact SVD.
-        with one_lapack_thread():
-            _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        with self._lock:
-            if self._basis is None:  # another thread may have fitted the same axes meanwhile
-                self._basis = (mean, vt[:k])
+            n_items = len(self.pool)
+            sample = np.arange(n_items)
+            if n_items > FIT_ROWS:
+                rng = np.random.default_rng(self.seed)
+                sample = np.sort(rng.choice(n_items, size=FIT_ROWS, replace=False))
+            raw = self._raw(sample)
+            mean = raw.mean(axis=0)
+            centred = raw - mean
+            k = int(min(COMPONENTS, centred.shape[0], centred.shape[1]))
+            # Right singular vectors are the principal axes; the sample is small, so exact SVD.
+            with one_lapack_thread():
+                _, _, vt = np.linalg.svd(centred, full_matrices=False)
+            components = vt[:k]
+            # The sample's rows are read already: keep their features (2 000 reads saved).
+            self._store(sample, self._project(raw, mean, components))
+            self._basis = (mean, components)
             return self._basis
 
     def _raw(self, positions: np.ndarray) -> np.ndarray:
