@@ -10,6 +10,7 @@ mixes two feature spaces.
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ import alwidget as al
 from alwidget.embedding.projection import MapProjector
 from alwidget.embedding.session_map import SessionMap
 from alwidget.models import SMALL_CNN_MAX_SIDE, GalCNN, ModelFactory
-from alwidget.session.input_features import CHUNK_ROWS, COMPONENTS, InputFeatures
+from alwidget.session.input_features import CHUNK_ROWS, COMPONENTS, FIT_ROWS, InputFeatures
 
 
 class CountingPool:
@@ -74,7 +75,7 @@ def test_rows_are_read_once_in_bounded_chunks_and_served_from_the_cache():
     first = features.all()
     reads = np.concatenate(pool.calls)
     assert max(len(call) for call in pool.calls) <= CHUNK_ROWS
-    # The axes are fitted on a seeded sample of 2 000 rows, whose features are kept; every
+    # The axes are fitted on a seeded sample of FIT_ROWS rows, whose features are kept; every
     # row is read exactly once.
     np.testing.assert_array_equal(np.sort(reads), np.arange(len(images)))
     pool.calls.clear()
@@ -89,7 +90,7 @@ def test_a_subset_first_then_the_rest_reads_only_the_rest():
     features = InputFeatures(pool, seed=0)
     subset = features.rows(np.arange(0, 2600, 4))
     known = features.known(np.arange(2600))
-    assert known[::4].all() and 2000 <= known.sum() < 2600  # the fit's sample and the subset
+    assert known[::4].all() and FIT_ROWS <= known.sum() < 2600  # the fit's sample and the subset
     pool.calls.clear()
     everything = features.all()
     np.testing.assert_array_equal(np.sort(np.concatenate(pool.calls)), np.flatnonzero(~known))
@@ -241,3 +242,17 @@ def test_small_cnn_pools_large_images_and_leaves_small_ones_alone():
     mnist = ModelFactory("small_cnn", (1, 28, 28), 10).build(0)
     assert isinstance(mnist, GalCNN)
     assert ModelFactory("gal_cnn", (3, 96, 96), 4).build(0)[0].in_channels == 3
+
+
+def test_a_new_session_fits_the_cold_start_features_before_the_first_query():
+    pool = image_pool()
+    session = al.Session(pool, model="small_cnn", seed=0, store=False, cv_folds=0)
+    features = session.model.input_features
+    deadline = time.monotonic() + 60
+    while not features.known(np.arange(len(pool))).any() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert features.known(np.arange(len(pool))).all()  # 300 items: the fit read them all
+    assert features.width == COMPONENTS
+    quiet = al.Session(pool, model="small_cnn", seed=0, store=False, cold_start=False)
+    time.sleep(0.2)
+    assert not quiet.model.input_features.known(np.arange(len(pool))).any()

@@ -39,7 +39,7 @@ class ColdStart:
         flags it instead).
     sample_size : int
         Unlabeled items clustered per query: a random sample of them, drawn first from the
-        items whose features are cached (at the first query, the random 2 000 the principal
+        items whose features are cached (at the first query, the random 1 000 the principal
         axes were fitted on), so the first batch reads no more of the pool than the fit did.
     """
 
@@ -47,7 +47,7 @@ class ColdStart:
     enabled: bool = True
     min_labels_per_class: int = 2
     max_labels_per_class: int = 10
-    sample_size: int = 2000
+    sample_size: int = 1000
 
     def reason(
         self, counts: dict, model_version: int, *, scores_are_noise: bool = True

@@ -89,6 +89,10 @@ class Session:
         diverse items (clusters of the encoder's features or of the inputs, see
         :mod:`alwidget.session.cold_start`) instead of the strategy's ranking, which is
         noise for an untrained model. :attr:`last_query_timings` says when a batch was one.
+        Once the model is trained, a class the pool may lack ends it at 10 labels per class
+        on average; a model built from scratch keeps it until its first training run, and
+        until then the map and coverage use the same pooled-input features (no forward pass
+        over the pool with random weights).
     chunk_size : int, optional
         Items per forward pass when predicting: 512 by default, 16 384 for a head over
         encoder features (small rows; fewer, larger passes are much faster).

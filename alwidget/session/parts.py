@@ -132,6 +132,8 @@ def assemble(pool, model, *, reset_weights: bool = False, cold_start: bool = Tru
             querier = TeamQueue(pool, book, state, settings, names)
         history: list[dict] = []
         restore_session(link, book, state, history)
+        if team is None and cold_start and state.version == 0:
+            input_features.fit_in_background()  # the first batch's features, while the notebook goes on
     except BaseException:
         link.close()
         raise
