@@ -181,6 +181,19 @@ def test_bad_files_are_all_reported_in_one_error_when_the_pool_is_built(tmp_path
     assert isinstance(raised.value, ValueError) and isinstance(raised.value, al.AlwidgetError)
 
 
+def test_files_checked_on_the_reader_threads_are_reported_in_pool_order(tmp_path):
+    # 8 + 24 files: above the size from which files are checked on the reader threads.
+    (tmp_path / "bad").mkdir()
+    bad = bad_collection(tmp_path / "bad")
+    (tmp_path / "good").mkdir()
+    good = grey_files(tmp_path / "good", 24)
+    paths = good[:10] + bad + good[10:]
+    with pytest.raises(UnreadableFileError) as raised:
+        al.Pool([str(path) for path in paths], classes=["a"])
+    assert str(raised.value).startswith("items: 4 of 32 files cannot be read")
+    assert [bad_file.path for bad_file in raised.value.files] == [bad[i] for i in (2, 4, 5, 7)]
+
+
 def test_a_long_list_of_bad_files_names_ten_and_counts_the_rest(tmp_path):
     paths = grey_files(tmp_path, 30)
     for path in paths[:25]:

@@ -254,16 +254,27 @@ class FileItems:
         Nothing is dropped here: the pool decides whether to refuse or skip (see
         :meth:`subset`).
         """
-        infos: list = []
-        bad: list[tuple[int, str]] = []
-        for position, path in enumerate(self.paths):
-            try:
-                infos.append(None if self._check is None else self._check(path))
-            except UnreadableFileError as error:
-                infos.append(None)
-                bad.append((position, error.files[0].reason if error.files else str(error)))
-        self.file_info = infos
-        return bad
+        if self._check is None:
+            self.file_info = [None] * len(self.paths)
+            return []
+        if len(self.paths) >= _READ_IN_PARALLEL_FROM:
+            # Checking is reading and CRCs, which release the GIL: 5 001 PNGs took 1.4 s.
+            outcomes = list(_file_readers().map(self._check_one, self.paths))
+        else:
+            outcomes = [self._check_one(path) for path in self.paths]
+        self.file_info = [info for info, _ in outcomes]
+        return [
+            (position, reason)
+            for position, (_, reason) in enumerate(outcomes)
+            if reason is not None
+        ]
+
+    def _check_one(self, path) -> tuple[object, str | None]:
+        """``(info, None)`` for a good file, ``(None, reason)`` for a bad one."""
+        try:
+            return self._check(path), None
+        except UnreadableFileError as error:
+            return None, error.files[0].reason if error.files else str(error)
 
     def subset(self, positions: Sequence[int]) -> FileItems:
         """A holder of the files at ``positions`` only (what they were checked to be kept)."""
