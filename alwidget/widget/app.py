@@ -40,6 +40,7 @@ from .links import MapLink
 from .parts import PanelParts
 from .preload import (
     BATCH_MODULES,
+    FIRST_BATCH_GRACE_S,
     TRAINING_MODULES,
     import_after_this_cell,
     import_pending_on_main_thread,
@@ -150,7 +151,11 @@ class Widget(widgets.VBox):
         # training's modules after this cell; a training job started before then (a trained
         # model's label check) waits for them.
         import_worker_modules(BATCH_MODULES)
-        if not import_after_this_cell(TRAINING_MODULES):
+
+        def first_batch_shown() -> None:
+            self._feed.first_batch.wait(FIRST_BATCH_GRACE_S)
+
+        if not import_after_this_cell(TRAINING_MODULES, first=first_batch_shown):
             import_worker_modules(TRAINING_MODULES)
         self._runner = JobRunner(
             ("training", "scoring"),
