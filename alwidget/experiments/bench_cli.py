@@ -278,7 +278,9 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
     }
     if args.smoke:
         values.update(SMOKE)
-    for name in ("initial", "batch_size", "budget", "mc_samples", "train_steps", "train_batch"):
+    at_least_one = ("initial", "batch_size", "budget", "mc_samples", "train_steps", "train_batch",
+                    "pseudo_label_per_class", "pseudo_label_candidates")  # fmt: skip
+    for name in at_least_one:
         if values[name] < 1:
             flag = "batch" if name == "batch_size" else name.replace("_", "-")
             parser.error(f"--{flag} must be ≥ 1, got {values[name]}")
@@ -323,9 +325,6 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
             f"--relabel-fraction {args.relabel_fraction} of a batch of {values['batch_size']} "
             "rounds to no suspect per batch; raise it or --batch"
         )
-    for name in ("pseudo_label_per_class", "pseudo_label_candidates"):
-        if values[name] < 1:
-            parser.error(f"--{name.replace('_', '-')} must be ≥ 1, got {values[name]}")
     if not values["pseudo_labels"] and (
         values["pseudo_label_per_class"] != BenchSettings.pseudo_label_per_class
         or values["pseudo_label_candidates"] != BenchSettings.pseudo_label_candidates

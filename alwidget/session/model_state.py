@@ -366,13 +366,12 @@ class ModelState:
 
     def embeddings_of_snapshot(self, snapshot) -> np.ndarray:
         """:meth:`embeddings` of the whole pool by the pinned ``snapshot``'s model."""
-        with self.lock:
-            current = self.version
-        if isinstance(self.pool, FeaturePool) or snapshot[1] == current:
-            features = self.embeddings()
-            with self.lock:
-                if self.version == snapshot[1] or isinstance(self.pool, FeaturePool):
-                    return features
+        if isinstance(self.pool, FeaturePool):
+            return self.embeddings()  # the encoder's: the same for every version
+        if self.version == snapshot[1]:
+            features = self.embeddings()  # cached per version
+            if self.version == snapshot[1]:  # no retrain ended while it was computed
+                return features
         return self.embedding_rows(np.arange(len(self.pool)), snapshot)
 
     def evaluate(self) -> dict | None:
