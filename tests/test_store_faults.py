@@ -208,3 +208,38 @@ def test_a_tampered_checkpoint_is_not_unpickled(tmp_path):
     with open_store(path) as store:
         with pytest.raises(StoreCorruptedError, match="weights_only"):
             store.load_checkpoint()
+
+
+def test_a_second_handle_in_one_process_keeps_its_labels_when_another_process_closes(tmp_path):
+    """SQLite's locks are POSIX record locks, which the kernel drops for the whole process when
+    any descriptor of the file closes. Opening a second handle must not touch the file outside
+    SQLite: else the next process to close believes it is the last, checkpoints and deletes
+    the write-ahead log, and this process's later commits go to a deleted file that no other
+    process reads (seen as labels missing from a team's store, session 13)."""
+    import subprocess
+    import sys
+
+    def teammate(*code_lines) -> str:
+        code = "\n".join(
+            [
+                "import sys; from alwidget.store import open_store",
+                "with open_store(sys.argv[1], pool_fingerprint=sys.argv[2]) as store:",
+                *(f"    {line}" for line in code_lines),
+            ]
+        )
+        command = [sys.executable, "-c", code, str(path), FINGERPRINT]
+        return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+    path = tmp_path / "labels.db"
+    keeper = open_store(path, pool_fingerprint=FINGERPRINT, classes=CLASSES)
+    keeper.add_label("before", "cat")
+    observer = open_store(path, pool_fingerprint=FINGERPRINT, classes=CLASSES)
+    assert observer.current_labels() == {"before": "cat"}
+    teammate("store.add_label('teammate', 'dog', annotator='bob')")
+    keeper.add_label("after", "dog")  # committed after the teammate's process closed the file
+    seen = teammate("print(sorted(store.current_labels()))")
+    assert seen.strip() == "['after', 'before', 'teammate']"
+    keeper.close()
+    observer.close()
+    with open_store(path, pool_fingerprint=FINGERPRINT) as store:
+        assert store.current_labels() == {"before": "cat", "teammate": "dog", "after": "dog"}

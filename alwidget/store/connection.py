@@ -26,7 +26,6 @@ from .deadline import COMMIT, Expiry, expired_deadline, install_deadlines
 from .errors import StoreCorruptedError, StoreError, StoreTimeoutError, StoreUnavailableError
 
 MEMORY_URL = "sqlite://"
-_SQLITE_HEADER = b"SQLite format 3\x00"
 # Messages (lower case) by which SQLite reports a damaged file rather than a busy one.
 _CORRUPTION_MARKERS = ("file is not a database", "malformed", "file is encrypted")
 _BUSY_MARKERS = ("database is locked", "database table is locked", "busy")
@@ -120,24 +119,18 @@ def sqlite_file(url: URL) -> Path | None:
 
 
 def check_sqlite_file(path: Path) -> None:
-    """Refuse files that are not SQLite databases before SQLite gets to touch them.
+    """Refuse a store path whose folder does not exist, before SQLite creates anything.
 
-    A missing or empty file is fine (a new store is created); a file with another header is
-    reported as corrupted, never overwritten.
+    The file itself is never opened here. SQLite's locks are POSIX record locks, and the
+    kernel drops all of a process's locks on a file when any descriptor of that file closes:
+    reading the header while this process already has the store open would let another
+    process take itself for the last user, checkpoint and delete the write-ahead log, and
+    this process's later commits would go to a deleted file. SQLite refuses a file that is
+    not a database on its own, without writing to it (see :func:`classify_error`).
     """
     if not path.parent.is_dir():
         raise StoreUnavailableError(
             f"cannot create the label store {path}: the folder {path.parent} does not exist"
-        )
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    with open(path, "rb") as handle:
-        header = handle.read(len(_SQLITE_HEADER))
-    if header != _SQLITE_HEADER:
-        raise StoreCorruptedError(
-            f"{path} exists but is not a SQLite database (its first bytes are {header[:16]!r}); "
-            "refusing to open it as a label store. Restore it from a backup or choose "
-            "another path."
         )
 
 
@@ -273,6 +266,12 @@ def classify_error(error: BaseException, store_name: str) -> StoreError | None:
     """
     message = _driver_message(error)
     lowered = message.lower()
+    if "file is not a database" in lowered:
+        return StoreCorruptedError(
+            f"{store_name} exists but is not a SQLite database ({message}); refusing to open it "
+            "as a label store, and nothing was written to it. Restore it from a backup or "
+            "choose another path."
+        )
     if any(marker in lowered for marker in _CORRUPTION_MARKERS):
         return StoreCorruptedError(
             f"the label store {store_name} is damaged ({message}); refusing to use it. "
