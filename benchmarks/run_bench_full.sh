@@ -15,7 +15,7 @@ MNIST="--dataset mnist --budget 250 --score-subset 2000 --out benchmarks/results
 # Repeated MNIST: 1 000 original images x 3 noisy copies = a 3 000-item pool, all of it
 # scored each step (a random 2 000 of 180 000 would rarely hold two copies of one image).
 REPEATED="--dataset repeated-mnist --limit 1000 --budget 300 --score-subset 0 --out benchmarks/results/repeated-mnist"
-REPEATED_STRATEGIES="random,bald,batchbald,coreset,badge,hybrid,entropy"
+REPEATED_STRATEGIES="random,bald,batchbald,coreset,badge,hybrid,entropy,stochastic_bald"
 
 $PY -m alwidget bench --data-root "$DATA" $MNIST $TRAIN --seeds 0
 $PY -m alwidget bench --data-root "$DATA" $REPEATED $TRAIN --seeds 0 --strategies $REPEATED_STRATEGIES

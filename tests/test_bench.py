@@ -7,8 +7,18 @@ import sys
 import pytest
 
 from alwidget.cli import main
-from alwidget.experiments.bench import labels_to_threshold, median_labels
-from alwidget.experiments.report import format_accuracy_at, format_table, repeated_picks, summarize
+from alwidget.experiments.bench import (
+    labels_to_threshold,
+    labels_to_threshold_interpolated,
+    median_labels,
+)
+from alwidget.experiments.report import (
+    format_accuracy_at,
+    format_paired_ratios,
+    format_table,
+    repeated_picks,
+    summarize,
+)
 
 
 def run(*args, timeout=300):
@@ -36,6 +46,43 @@ def test_labels_to_threshold_rejects_malformed_curves():
         labels_to_threshold([20, 30], [0.1, 0.2, 0.3], 0.9)
     with pytest.raises(ValueError, match="must not decrease"):
         labels_to_threshold([20, 40, 30], [0.1, 0.2, 0.3], 0.9)
+
+
+def test_interpolated_labels_fall_between_the_step_below_and_the_step_that_reaches():
+    labels = [20, 30, 40, 50, 60]
+    accuracy = [0.50, 0.91, 0.89, 0.95, 0.97]
+    interpolate = labels_to_threshold_interpolated
+    assert interpolate(labels, accuracy, 0.90) == pytest.approx(20 + 10 * 0.40 / 0.41)
+    assert interpolate(labels, accuracy, 0.95) == 50.0  # from the dip at 40: reached exactly
+    assert interpolate(labels, accuracy, 0.93) == pytest.approx(40 + 10 * 0.04 / 0.06)
+    assert interpolate(labels, accuracy, 0.40) == 20.0  # the initial model: nothing below it
+    assert interpolate(labels, accuracy, 0.98) is None
+    with pytest.raises(ValueError, match="must not decrease"):
+        interpolate([20, 40, 30], [0.1, 0.2, 0.3], 0.9)
+
+
+def test_paired_ratios_divide_the_baseline_labels_seed_by_seed():
+    runs = [
+        _run("bald", 0, [0.5, 0.6, 0.7, 0.8, 0.9, 0.95]),  # 95 % at 70
+        _run("bald", 1, [0.5, 0.6, 0.7, 0.8, 0.9, 0.94]),  # never within 70
+        _run("hybrid", 0, [0.5, 0.8, 0.96, 0.97, 0.97, 0.98]),  # 30 + 10 * 0.15 / 0.16
+        _run("hybrid", 1, [0.5, 0.9, 1.0, 1.0, 1.0, 1.0]),  # 30 + 10 * 0.05 / 0.10 = 35
+        _run("random", 2, [0.5, 0.96, 0.97, 0.97, 0.97, 0.97]),  # no bald run of seed 2
+    ]
+    table = format_paired_ratios(summarize(runs), {"mnist": 70}).splitlines()
+    hybrid_0 = 30 + 10 * 0.15 / 0.16
+    (hybrid,) = [line for line in table if line.startswith("| hybrid ")]
+    assert hybrid.split(" | ")[4] == f"{70 / hybrid_0:.2f}/>{70 / 35:.2f}"
+    assert hybrid.endswith("| - | - |")  # bald's seed 1 is only a bound: no summary
+    (random,) = [line for line in table if line.startswith("| random ")]
+    assert random.split(" | ")[4] == "-"
+    runs[1] = _run("bald", 1, [0.5, 0.6, 0.7, 0.8, 0.95, 0.96])  # 95 % at 60
+    table = format_paired_ratios(summarize(runs), {"mnist": 70}).splitlines()
+    (hybrid,) = [line for line in table if line.startswith("| hybrid ")]
+    ratios = [70 / hybrid_0, 60 / 35]
+    median, geometric = sum(ratios) / 2, (ratios[0] * ratios[1]) ** 0.5
+    assert hybrid.endswith(f"| {median:.2f} | {geometric:.2f} |")
+    assert format_paired_ratios(summarize(runs[2:]), {"mnist": 70}) == ""  # no baseline
 
 
 def test_median_counts_never_as_worse_than_any_budget():

@@ -232,6 +232,32 @@ def labels_to_threshold(n_labels, accuracies, threshold: float) -> int | None:
     return None
 
 
+def labels_to_threshold_interpolated(n_labels, accuracies, threshold: float) -> float | None:
+    """Labels at which the learning curve first reaches ``threshold``, interpolated linearly
+    between the step below it and the step that reaches it; ``None`` when no step does.
+
+    :func:`labels_to_threshold` answers on the grid of steps. With batches of 10, 90 against
+    100 labels is an 11 % difference, so ratios of label counts need the finer answer.
+
+    Parameters
+    ----------
+    n_labels, accuracies : sequence
+        The learning curve, in step order (labels non-decreasing).
+    threshold : float
+        Accuracy in [0, 1].
+    """
+    if labels_to_threshold(n_labels, accuracies, threshold) is None:  # also checks the curve
+        return None
+    n_labels, accuracies = list(n_labels), list(accuracies)
+    first = next(i for i, a in enumerate(accuracies) if a is not None and a >= threshold)
+    if first == 0 or accuracies[first - 1] is None:
+        return float(n_labels[first])
+    (low_labels, low), (high_labels, high) = zip(
+        n_labels[first - 1 : first + 1], accuracies[first - 1 : first + 1], strict=True
+    )
+    return low_labels + (threshold - low) * (high_labels - low_labels) / (high - low)
+
+
 def median_labels(values: list) -> float | None:
     """Median over seeds where ``None`` (never reached) counts as larger than any number;
     ``None`` when the median itself is "never"."""

@@ -360,7 +360,14 @@ def settings_from_args(args, parser) -> tuple[BenchSettings, list, list, Path]:
 
 def main_bench(args, parser) -> int:
     """Run the benchmark the flags describe, write JSON/figure, print the tables."""
-    from .report import format_accuracy_at, format_table, format_timings, summarize, write_figure
+    from .report import (
+        format_accuracy_at,
+        format_paired_ratios,
+        format_table,
+        format_timings,
+        summarize,
+        write_figure,
+    )
 
     settings, strategies, seeds, out = settings_from_args(args, parser)
     test_note = (
@@ -468,6 +475,7 @@ def main_bench(args, parser) -> int:
         [
             format_table(summary, {settings.dataset: settings.budget}),
             format_accuracy_at(summary, checkpoints),
+            format_paired_ratios(summary, {settings.dataset: settings.budget}),
             format_timings(summary),
         ]
     )

@@ -11,11 +11,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench import DEFAULT_STRATEGIES, THRESHOLDS, median_labels
+from .bench import (
+    DEFAULT_STRATEGIES,
+    THRESHOLDS,
+    labels_to_threshold_interpolated,
+    median_labels,
+)
 
 __all__ = [
     "PAPER_FIGURES",
     "format_accuracy_at",
+    "format_paired_ratios",
     "format_table",
     "format_timings",
     "repeated_picks",
@@ -105,10 +111,20 @@ def summarize(runs: list[dict]) -> dict:
                 timings[key] = round(float(np.mean(values)), 3) if values else None
             length = min(len(r["steps"]) for r in seed_runs)
             accuracy = np.array([[s["accuracy"] for s in r["steps"][:length]] for r in seed_runs])
+            interpolated = {
+                str(t): [
+                    labels_to_threshold_interpolated(
+                        [s["n_labels"] for s in r["steps"]], [s["accuracy"] for s in r["steps"]], t
+                    )
+                    for r in seed_runs
+                ]
+                for t in THRESHOLDS
+            }
             summary[dataset][strategy] = {
                 "seeds": [r["seed"] for r in seed_runs],
                 "labels_to": {t: median_labels(values) for t, values in per_seed.items()},
                 "labels_to_per_seed": per_seed,
+                "labels_to_interpolated_per_seed": interpolated,
                 "mean_step_seconds": timings,
                 "mean_run_seconds": round(
                     float(np.mean([r["total_seconds"] for r in seed_runs])), 1
@@ -182,6 +198,64 @@ def format_accuracy_at(summary: dict, checkpoints) -> str:
                 else ""
             )
             lines.append(f"| {strategy} | {cells}{copies} |")
+    return "\n".join(lines)
+
+
+def format_paired_ratios(
+    summary: dict, budgets: dict, baseline: str = "bald", threshold: float = 0.95
+) -> str:
+    """Markdown table: labels to ``threshold`` interpolated between steps, and the baseline's
+    labels divided by each strategy's, seed by seed (a seed gives every strategy the same
+    initial labels, so the pairs share their start).
+
+    A ratio of 2 means the strategy needed half the baseline's labels. When the baseline
+    never reached the threshold within the budget, the ratio is only bounded below
+    (``>budget/labels``); the median and geometric mean are then left out.
+    """
+    lines = []
+    key = str(threshold)
+    for dataset, by_strategy in summary.items():
+        if baseline not in by_strategy:
+            continue
+        budget = budgets.get(dataset, 0)
+        base = by_strategy[baseline]
+        base_by_seed = dict(zip(base["seeds"], base["labels_to_interpolated_per_seed"][key]))
+        lines.append(
+            f"\n{dataset}: labels to {threshold:.0%} interpolated between steps (median over "
+            f"seeds), and {baseline}'s labels over each strategy's, paired by seed"
+        )
+        lines.append(
+            f"| strategy | seeds | labels (median) | per seed | x {baseline} per seed "
+            "| median x | geometric mean x |"
+        )
+        lines.append("|---|---|---|---|---|---|---|")
+        for strategy, entry in by_strategy.items():
+            labels = entry["labels_to_interpolated_per_seed"][key]
+            per_seed = "/".join(_cell(None if v is None else round(v, 1), budget) for v in labels)
+            ratios, cells = [], []
+            for seed, value in zip(entry["seeds"], labels):
+                reference = base_by_seed.get(seed, "missing")
+                if reference == "missing" or value is None:
+                    cells.append("-")
+                    ratios.append(None)
+                elif reference is None:
+                    cells.append(f">{budget / value:.2f}")
+                    ratios.append(None)
+                else:
+                    cells.append(f"{reference / value:.2f}")
+                    ratios.append(reference / value)
+            median = median_labels(labels)
+            complete = bool(ratios) and all(r is not None for r in ratios)
+            summary_cells = (
+                f"{float(np.median(ratios)):.2f} | {math.exp(np.mean(np.log(ratios))):.2f}"
+                if complete
+                else "- | -"
+            )
+            lines.append(
+                f"| {strategy} | {len(labels)} | "
+                f"{_cell(None if median is None else round(median, 1), budget)} | {per_seed} | "
+                f"{'/'.join(cells)} | {summary_cells} |"
+            )
     return "\n".join(lines)
 
 
