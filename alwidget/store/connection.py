@@ -268,9 +268,9 @@ def classify_error(error: BaseException, store_name: str) -> StoreError | None:
     lowered = message.lower()
     if "file is not a database" in lowered:
         return StoreCorruptedError(
-            f"{store_name} exists but is not a SQLite database ({message}); refusing to open it "
-            "as a label store, and nothing was written to it. Restore it from a backup or "
-            "choose another path."
+            f"the file of the label store {store_name} is not a SQLite database ({message}); "
+            "refusing to use it as a label store, and nothing was written to it. Restore it "
+            "from a backup or choose another path."
         )
     if any(marker in lowered for marker in _CORRUPTION_MARKERS):
         return StoreCorruptedError(
