@@ -334,7 +334,7 @@ def check_team_run(url, lines, overlap):
     assert max(pairs.values()) == 1  # no annotator labeled an item twice
     per_item = Counter(key for key, _ in pairs)
     missing = set(team_pool().ids) - set(per_item)
-    if missing:  # seen once in CI (session 13, SQLite, overlap 1): say whether it is only late
+    if missing:  # a lost label (session 13: the WAL deleted under a live process); say more
         time.sleep(1.0)
         with open_store(url) as store:
             later = {key: store.item_votes(key) for key in sorted(missing)}
