@@ -5,6 +5,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alwidget.cli import main
 from alwidget.experiments.bench import (
@@ -59,6 +61,21 @@ def test_interpolated_labels_fall_between_the_step_below_and_the_step_that_reach
     assert interpolate(labels, accuracy, 0.98) is None
     with pytest.raises(ValueError, match="must not decrease"):
         interpolate([20, 40, 30], [0.1, 0.2, 0.3], 0.9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(0.0, 1.0), min_size=1, max_size=12),
+    st.floats(0.0, 1.0),
+)
+def test_interpolated_labels_never_exceed_the_grid_answer_nor_reach_back_a_step(curve, level):
+    labels = [20 + 10 * i for i in range(len(curve))]
+    on_grid = labels_to_threshold(labels, curve, level)
+    between = labels_to_threshold_interpolated(labels, curve, level)
+    if on_grid is None:
+        assert between is None
+    else:
+        assert max(20, on_grid - 10) <= between <= on_grid
 
 
 def test_paired_ratios_divide_the_baseline_labels_seed_by_seed():
