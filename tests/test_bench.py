@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -20,6 +21,7 @@ from alwidget.experiments.report import (
     format_table,
     repeated_picks,
     summarize,
+    write_figure,
 )
 
 
@@ -161,6 +163,16 @@ def test_summary_takes_medians_over_seeds_and_marks_never_reached():
     table = format_table(summarize(runs), {"mnist": 50})
     assert "| bald | 3 | 30 | 50 | >50 |" in table
     assert "Kirsch 120/250" in table
+
+
+def test_figures_share_the_nearest_plotly_js_above_them(tmp_path):
+    summary = summarize([_run("bald", 0, [0.5, 0.9, 0.95])])
+    first = write_figure(summary, tmp_path / "mnist", png=False)
+    assert (tmp_path / "plotly.min.js").is_file()
+    assert 'src="../plotly.min.js"' in Path(first["html"]).read_text()
+    nested = write_figure(summary, tmp_path / "fine-tune" / "run", png=False)
+    assert not (tmp_path / "fine-tune" / "plotly.min.js").exists()  # no second 4.6 MB copy
+    assert 'src="../../plotly.min.js"' in Path(nested["html"]).read_text()
 
 
 def test_smoke_bench_writes_consistent_results(mnist_root, tmp_path):

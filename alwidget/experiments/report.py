@@ -358,14 +358,24 @@ def write_figure(summary: dict, out: Path, *, png: bool = True) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     html = out / "learning_curves.html"
-    # plotly.js (4.6 MB) is written once into the parent folder, shared by the figures of
-    # every dataset (benchmarks/results/<dataset>/), so they open offline.
-    shared_js = out.parent / "plotly.min.js"
-    if not shared_js.is_file():
+    # plotly.js (4.6 MB) is written once, shared by the figures of every dataset, so they
+    # open offline: the copy of the nearest folder above that has one (results nested as
+    # benchmarks/results/<group>/<run>/ share benchmarks/results/plotly.min.js), else a new
+    # one in the parent folder.
+    levels = next(
+        (
+            n
+            for n, folder in enumerate(out.resolve().parents, 1)
+            if n <= 3 and (folder / "plotly.min.js").is_file()
+        ),
+        None,
+    )
+    if levels is None:
         from plotly.offline import get_plotlyjs
 
-        shared_js.write_text(get_plotlyjs(), encoding="utf-8")
-    figure.write_html(html, include_plotlyjs="../plotly.min.js")
+        (out.parent / "plotly.min.js").write_text(get_plotlyjs(), encoding="utf-8")
+        levels = 1
+    figure.write_html(html, include_plotlyjs="../" * levels + "plotly.min.js")
     result = {"html": str(html), "png": None, "png_error": None}
     if png:
         result.update(_write_png(figure, out / "learning_curves.png"))
