@@ -269,7 +269,7 @@ def classify_error(error: BaseException, store_name: str) -> StoreError | None:
     if "file is not a database" in lowered:
         return StoreCorruptedError(
             f"the file of the label store {store_name} is not a SQLite database ({message}); "
-            "refusing to use it as a label store, and nothing was written to it. Restore it "
+            "refusing to use it as a label store; this call wrote nothing to it. Restore it "
             "from a backup or choose another path."
         )
     if any(marker in lowered for marker in _CORRUPTION_MARKERS):
