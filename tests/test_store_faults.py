@@ -7,6 +7,8 @@ import hashlib
 import io
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 
 import pytest
@@ -216,8 +218,6 @@ def test_a_second_handle_in_one_process_keeps_its_labels_when_another_process_cl
     SQLite: else the next process to close believes it is the last, checkpoints and deletes
     the write-ahead log, and this process's later commits go to a deleted file that no other
     process reads (seen as labels missing from a team's store, session 13)."""
-    import subprocess
-    import sys
 
     def teammate(*code_lines) -> str:
         code = "\n".join(

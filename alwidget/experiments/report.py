@@ -234,16 +234,15 @@ def format_paired_ratios(
             per_seed = "/".join(_cell(None if v is None else round(v, 1), budget) for v in labels)
             ratios, cells = [], []
             for seed, value in zip(entry["seeds"], labels):
-                reference = base_by_seed.get(seed, "missing")
-                if reference == "missing" or value is None:
+                if seed not in base_by_seed or value is None:
                     cells.append("-")
                     ratios.append(None)
-                elif reference is None:
+                elif base_by_seed[seed] is None:
                     cells.append(f">{budget / value:.2f}")
                     ratios.append(None)
                 else:
-                    cells.append(f"{reference / value:.2f}")
-                    ratios.append(reference / value)
+                    cells.append(f"{base_by_seed[seed] / value:.2f}")
+                    ratios.append(base_by_seed[seed] / value)
             median = median_labels(labels)
             complete = bool(ratios) and all(r is not None for r in ratios)
             summary_cells = (
