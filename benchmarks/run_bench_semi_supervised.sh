@@ -1,8 +1,9 @@
 #!/bin/sh
 # Issue 14's ablation matrix on MNIST (Gal protocol, budget 250, seeds 0-2, the five strategies):
 # what the unlabeled pool buys, one part at a time, on a frozen self-supervised encoder so the
-# whole matrix fits in well under two hours on 2 cores (a run is 15-90 s; the 99 % recipe, which
-# fine-tunes the encoder, costs about 25 min a run and lives in results/fine-tune/).
+# whole matrix fits in well under two hours (60 runs of 35-135 s: 73 min on one core in session 15;
+# the 99 % recipe, which fine-tunes the encoder, costs 25-50 min a run and lives in
+# results/fine-tune/).
 #
 # Every recipe: the Gal CNN body pretrained by SimCLR on the 60 000 pool images for 10 epochs
 # (cached under ~/.cache/alwidget/encoders after the first run, about 450 s on one core), frozen,
