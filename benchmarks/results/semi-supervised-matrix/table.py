@@ -1,6 +1,6 @@
 """Tables of issue 14's ablation matrix (``benchmarks/run_bench_semi_supervised.sh``).
 
-    python3 benchmarks/results/semi-supervised-matrix/table.py [--folder DIR] [--budget 250]
+    .venv/bin/python benchmarks/results/semi-supervised-matrix/table.py [--folder DIR] [--budget 250]
 
 Reads ``DIR/<recipe>/runs/mnist-<strategy>-seed<k>.json`` for the recipes of the script and
 prints Markdown:
@@ -20,6 +20,8 @@ import argparse
 import json
 import statistics
 from pathlib import Path
+
+from alwidget.experiments.bench import labels_to_threshold, median_labels
 
 HERE = Path(__file__).resolve().parent
 RECIPES = ["a-plain", "a-averaged", "b-pseudo", "c-fixmatch"]
@@ -42,19 +44,15 @@ def accuracy_at(steps: list[dict], n_labels: int) -> float | None:
 
 
 def first_reach(steps: list[dict], threshold: float) -> int | None:
-    return next((s["n_labels"] for s in steps if s["accuracy"] >= threshold), None)
+    return labels_to_threshold(
+        [s["n_labels"] for s in steps], [s["accuracy"] for s in steps], threshold
+    )
 
 
 def median_count(counts: list[int | None]) -> str:
-    """Median label count where a run that never reached the mark counts as the most."""
-    ordered = sorted(counts, key=lambda c: float("inf") if c is None else c)
-    middle = ordered[len(ordered) // 2]
-    if len(ordered) % 2 == 0:
-        low = ordered[len(ordered) // 2 - 1]
-        if low is None or middle is None:
-            return "-"
-        return f"{(low + middle) / 2:g}"
-    return "-" if middle is None else str(middle)
+    """Median label count; a run that never reached the mark counts as the most ("-")."""
+    median = median_labels(counts)
+    return "-" if median is None else f"{median:g}"
 
 
 def largest_drop(steps: list[dict]) -> float:
